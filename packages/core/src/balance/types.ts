@@ -1,0 +1,65 @@
+/**
+ * The contract between the backend registry, the pickers and the forwarder.
+ *
+ * Load signals (in flight, latency estimate) live on the backend's state and
+ * are updated by the forwarder through `BackendPool.start/finish`; pickers only
+ * read them. Health pieces (outlier detector, active checker, Retry-After
+ * cool-down) talk to pickers only through `BackendState.available`.
+ */
+
+export interface BackendConfig {
+  /** Origin (and optional base path) of the model server, e.g. `http://10.0.0.5:8000`. */
+  url: string
+  /** Stable name used in snapshots and logs; defaults to the URL's origin + path. */
+  id?: string
+  /** Relative share for weighted strategies; positive number, default 1. */
+  weight?: number
+  /** Models this backend serves; when absent it serves any model. */
+  models?: string[]
+  zone?: string
+  /** Requests this backend may have at once; more wait in a bounded queue at the gateway. */
+  maxConcurrency?: number
+}
+
+export type BackendStatus = 'healthy' | 'ejected' | 'unhealthy' | 'cooling-down' | 'draining'
+
+/** Read-only snapshot of one backend, as returned by `registry.snapshot()`. */
+export interface BackendSnapshot {
+  id: string
+  url: string
+  weight: number
+  models: string[] | null
+  zone: string | null
+  maxConcurrency: number | null
+  status: BackendStatus
+  inFlight: number
+  queued: number
+  totalRequests: number
+  totalErrors: number
+  consecutiveFailures: number
+  /** Peak-EWMA latency estimate in milliseconds (time to response headers). */
+  latencyMs: number
+  ejectedUntil: number | null
+}
+
+/** How one attempt against a backend ended, reported by the forwarder. */
+export interface AttemptOutcome {
+  /** true when the backend answered with something we pass on as a success (< 500 and not 429). */
+  ok: boolean
+  /** Status from the backend, when it answered at all. */
+  status?: number
+  /** Milliseconds from dispatch to response headers (or to failure). */
+  latencyMs: number
+  /** Backend asked us to wait (Retry-After on 429/503), in milliseconds. */
+  retryAfterMs?: number
+  /** Transport-level failure (connect refused, reset, timeout). */
+  error?: Error
+}
+
+/** What a picker may read about a request. */
+export interface PickContext {
+  /** The `model` field of a JSON body, when model-aware routing is on. */
+  model?: string
+  /** Affinity key for consistent hashing (header, session id, or function result). */
+  hashKey?: string
+}

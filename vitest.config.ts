@@ -1,0 +1,26 @@
+import { fileURLToPath } from 'node:url'
+import { defineConfig } from 'vitest/config'
+
+const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
+
+// Tests run against the TypeScript sources; `npm test` builds first so the
+// published dist is type-checked and importable too (see test/packages.test.ts).
+const alias = {
+  '@tollgate/core': src('core'),
+  '@tollgate/fastify': src('fastify'),
+  '@tollgate/express': src('express'),
+}
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    projects: [
+      { resolve: { alias }, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      { resolve: { alias }, test: { name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
+      { resolve: { alias }, test: { name: 'express', include: ['packages/express/test/**/*.test.ts'] } },
+      { resolve: { alias }, test: { name: 'e2e', include: ['test/**/*.test.ts', 'bench/**/*.test.ts'] } },
+    ],
+  },
+})
