@@ -63,3 +63,31 @@ export interface PickContext {
   /** Affinity key for consistent hashing (header, session id, or function result). */
   hashKey?: string
 }
+
+/** The part of a backend the forwarder needs to dispatch to it. */
+export interface BackendTarget {
+  readonly id: string
+  /** Parsed `BackendConfig.url`; its pathname is a prefix for every forwarded path. */
+  readonly url: URL
+}
+
+/** One attempt's claim on a backend: counted in flight until `finish` is called, exactly once. */
+export interface BackendLease {
+  readonly backend: BackendTarget
+  finish(outcome: AttemptOutcome): void
+}
+
+/**
+ * What the forwarder asks for a backend. Implemented in `balancer.ts` by composing the registry,
+ * a picker, the health pieces and the concurrency queue.
+ */
+export interface Balancer {
+  /**
+   * A lease on one available backend not in `exclude` (ids already tried for this request).
+   * Waits in the bounded queue when every candidate is at `maxConcurrency`. Throws (or rejects
+   * with) a `BalancerError` when no backend can take the request.
+   */
+  acquire(ctx: PickContext, exclude: ReadonlySet<string>, signal?: AbortSignal): BackendLease | Promise<BackendLease>
+  /** Every model some registered backend declares, sorted; empty when none declare models. */
+  models(): string[]
+}
