@@ -1,0 +1,115 @@
+import type { LimitDecision, WindowState } from './decision.js'
+import { describeLimit, policyName, type RateLimitItem } from './notation.js'
+import type { HitResult, LimitStore, WindowSpec } from './store.js'
+
+/** A set of windows that share counters under one scope name. */
+export interface WindowGroup {
+  /** Counter namespace: requests under the same scope and client key share counters. */
+  readonly scope: string
+  readonly items: readonly RateLimitItem[]
+}
+
+interface PreparedWindow {
+  readonly item: RateLimitItem
+  readonly policy: string
+  readonly described: string
+  /** Everything in the store key after the client key. */
+  readonly keySuffix: string
+}
+
+/**
+ * Checks a request against one or more window groups in a single store hit.
+ * Store keys are `<prefix>{<client key>}:<scope>:<policy>`: the braces make every
+ * key of one client land in one Redis Cluster hash slot, so a single script can
+ * check and charge them together.
+ */
+export class RateLimiter {
+  readonly #store: LimitStore
+  readonly #prefix: string
+  readonly #windows: readonly PreparedWindow[]
+  /** The `RateLimit-Policy` header value; it only depends on configuration. */
+  readonly policyHeader: string
+
+  constructor(store: LimitStore, prefix: string, groups: readonly WindowGroup[]) {
+    this.#store = store
+    this.#prefix = prefix
+    const windows: PreparedWindow[] = []
+    for (const group of groups) {
+      for (const item of group.items) {
+        const policy = policyName(item)
+        windows.push({
+          item,
+          policy,
+          described: describeLimit(item),
+          keySuffix: `}:${group.scope}:${policy}`,
+        })
+      }
+    }
+    if (windows.length === 0) throw new TypeError('tollgate: a rate limiter needs at least one limit')
+    this.#windows = windows
+    this.policyHeader = windows
+      .map((w) => `"${w.policy}";q=${w.item.amount};w=${w.item.windowMs / 1000}`)
+      .join(', ')
+  }
+
+  get items(): RateLimitItem[] {
+    return this.#windows.map((w) => w.item)
+  }
+
+  hit(clientKey: string, cost: number): LimitDecision | Promise<LimitDecision> {
+    const windows = this.#windows
+    const head = `${this.#prefix}{${clientKey}`
+    const specs = new Array<WindowSpec>(windows.length)
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!
+      specs[i] = { key: head + w.keySuffix, amount: w.item.amount, windowMs: w.item.windowMs }
+    }
+    const result = this.#store.hit(specs, cost)
+    if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r))
+    return this.#decide(clientKey, cost, result)
+  }
+
+  #decide(key: string, cost: number, result: HitResult): LimitDecision {
+    const windows = this.#windows
+    const states = new Array<WindowState>(windows.length)
+    let binding = 0
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!
+      const used = result.used[i] ?? 0
+      const state: WindowState = {
+        item: w.item,
+        policy: w.policy,
+        used,
+        remaining: Math.max(0, w.item.amount - used),
+        resetMs: Math.max(0, result.resetMs[i] ?? w.item.windowMs),
+      }
+      states[i] = state
+      if (i > 0 && bindsBefore(state, states[binding]!, result.allowed, cost)) binding = i
+    }
+    const bound = states[binding]!
+    return {
+      allowed: result.allowed,
+      key,
+      windows: states,
+      binding: bound,
+      retryAfter: result.allowed ? 0 : Math.max(1, Math.ceil(bound.resetMs / 1000)),
+      limit: windows[binding]!.described,
+    }
+  }
+}
+
+/**
+ * Allowed: the window with the fewest requests left binds (the longer wait on a tie).
+ * Rejected: among windows without room for `cost`, the one that resets last binds,
+ * since the client must wait for it.
+ */
+function bindsBefore(candidate: WindowState, current: WindowState, allowed: boolean, cost: number): boolean {
+  if (allowed) {
+    if (candidate.remaining !== current.remaining) return candidate.remaining < current.remaining
+    return candidate.resetMs > current.resetMs
+  }
+  const candidateFull = candidate.remaining < cost
+  const currentFull = current.remaining < cost
+  if (candidateFull !== currentFull) return candidateFull
+  return candidate.resetMs > current.resetMs
+}

@@ -1,0 +1,61 @@
+import type { LimitDecision } from './decision.js'
+import type { HeaderMode } from './headers.js'
+import type { Logger, StoreErrorMode } from './insured-store.js'
+import type { RedisClientLike } from './redis-client.js'
+import type { LimitStore } from './store.js'
+
+export type KeyGenerator<Req> = (request: Req) => string | Promise<string>
+export type Cost<Req> = number | ((request: Req) => number)
+
+export interface RedisStoreOption {
+  /** A connected `ioredis` (`Redis` or `Cluster`) or `redis` client. tollgate never closes it. */
+  redis: RedisClientLike
+  /** Give up on Redis after this long and fall back (see `onError`), in ms. Default 500. */
+  timeoutMs?: number
+  /** While Redis fails: count in this process (`insurance`, default), `allow` all or `deny` all. */
+  onError?: StoreErrorMode
+}
+
+/** `'memory'` (default), Redis, or any object implementing `LimitStore`. */
+export type StoreOption = 'memory' | RedisStoreOption | LimitStore
+
+/** Options shared by the Fastify plugin and the Express factory. */
+export interface RateLimitOptions<Req> {
+  /** Limits for every route without its own, each route counting on its own: `"200 per day, 50 per hour"`. */
+  defaultLimits?: string
+  /** Limits counted once across every limited route, on top of the route's own. */
+  applicationLimits?: string
+  /** The client key; default: the client IP as the framework reports it (IPv6 grouped by /64). */
+  keyGenerator?: KeyGenerator<Req>
+  /** What one request costs; default 1. */
+  cost?: Cost<Req>
+  store?: StoreOption
+  /** Prepended to every store key. Default `tollgate:`. */
+  keyPrefix?: string
+  /** Default `'ietf'`. */
+  headers?: HeaderMode
+  /** Requests for which this returns true are not counted and get no headers. */
+  skip?: (request: Req) => boolean | Promise<boolean>
+  /** Client keys (or IPs) never limited, or a predicate. */
+  allowList?: readonly string[] | ((request: Req, key: string) => boolean)
+  /** Builds the 429 JSON body; default: an OpenAI-style error naming the limit. */
+  rejectionBody?: (request: Req, decision: LimitDecision) => unknown
+  /** Called for every rejected request, before the 429 is sent. */
+  onExceeded?: (request: Req, decision: LimitDecision) => void
+  /** Where store outages are reported; default the framework's logger (Fastify) or `console`. */
+  logger?: Logger
+}
+
+/** Per-route settings: Fastify `config.rateLimit`, Express `gate.limit(spec, options)`. */
+export interface RouteLimitOptions<Req> {
+  /** Replaces `defaultLimits` for this route; when absent the defaults apply. */
+  limits?: string
+  keyGenerator?: KeyGenerator<Req>
+  cost?: Cost<Req>
+  skip?: (request: Req) => boolean | Promise<boolean>
+  /** Routes with the same scope share counters; default: each route has its own. */
+  scope?: string
+}
+
+/** `false` turns limiting off for a route; a string is shorthand for `{ limits }`. */
+export type RouteLimitSpec<Req> = string | false | RouteLimitOptions<Req>

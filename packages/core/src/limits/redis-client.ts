@@ -1,0 +1,60 @@
+/**
+ * The two Redis clients users bring, seen through the one call the store needs.
+ * Typed structurally so that neither client is a dependency of the core.
+ */
+
+/** An `ioredis` client (`Redis` or `Cluster`). */
+export interface IoRedisLike {
+  status: string
+  evalsha(sha: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
+  eval(script: string, numKeys: number, ...args: (string | number)[]): Promise<unknown>
+}
+
+/** A `redis` (node-redis v4+) client. */
+export interface NodeRedisLike {
+  isReady: boolean
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
+}
+
+export type RedisClientLike = IoRedisLike | NodeRedisLike
+
+export interface ScriptRunner {
+  /** Whether the client believes it is connected; when not, the store does not even try. */
+  ready(): boolean
+  /** EVALSHA, falling back to EVAL when the server does not know the script yet. */
+  run(sha: string, script: string, keys: string[], args: string[]): Promise<unknown>
+}
+
+export function isRedisClient(value: unknown): value is RedisClientLike {
+  if (value === null || typeof value !== 'object') return false
+  const v = value as Record<string, unknown>
+  return typeof v.evalsha === 'function' || typeof v.evalSha === 'function'
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT')
+}
+
+export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
+  if ('evalsha' in client && typeof client.evalsha === 'function') {
+    const io = client as IoRedisLike
+    return {
+      ready: () => io.status === 'ready',
+      run: (sha, script, keys, args) =>
+        io.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+          if (isNoScript(error)) return io.eval(script, keys.length, ...keys, ...args)
+          throw error
+        }),
+    }
+  }
+  const nr = client as NodeRedisLike
+  return {
+    ready: () => nr.isReady,
+    run: (sha, script, keys, args) =>
+      nr.evalSha(sha, { keys, arguments: args }).catch((error: unknown) => {
+        if (isNoScript(error)) return nr.eval(script, { keys, arguments: args })
+        throw error
+      }),
+  }
+}

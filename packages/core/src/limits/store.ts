@@ -1,0 +1,26 @@
+/**
+ * A counter store for fixed windows. One `hit` covers every window a request is
+ * checked against (route and application windows alike) so that the store can
+ * decide all-or-nothing: a request that any window rejects is charged to none.
+ */
+export interface WindowSpec {
+  /** Full store key for this window's counter (already prefixed and scoped). */
+  readonly key: string
+  readonly amount: number
+  readonly windowMs: number
+}
+
+export interface HitResult {
+  readonly allowed: boolean
+  /** Requests counted in each window after this hit (before it, when rejected), in `windows` order. */
+  readonly used: number[]
+  /** Milliseconds until each window resets, in `windows` order. */
+  readonly resetMs: number[]
+}
+
+export interface LimitStore {
+  /** Charge `cost` to every window if all of them have room for it; otherwise charge nothing. */
+  hit(windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
+  /** Release timers and connections the store opened itself (never a client it was given). */
+  close(): Promise<void> | void
+}

@@ -1,0 +1,4 @@
+import type { RateLimitOptions } from '@tollgate/core'
+import type { Request } from 'express'
+
+export type TollgateExpressOptions = RateLimitOptions<Request>
