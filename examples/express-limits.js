@@ -1,6 +1,7 @@
 // An Express app with flask-limiter-style limits. Run: npm run build && node examples/express-limits.js
-import express from 'express'
+
 import { tollgate } from '@tollgate/express'
+import express from 'express'
 
 export function buildLimitsApp(options = {}) {
   const gate = tollgate({ defaultLimits: '200 per day, 50 per hour', store: options.store })

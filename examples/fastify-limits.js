@@ -1,6 +1,7 @@
 // A Fastify app with flask-limiter-style limits. Run: npm run build && node examples/fastify-limits.js
-import Fastify from 'fastify'
+
 import tollgate from '@tollgate/fastify'
+import Fastify from 'fastify'
 
 export async function buildLimitsApp(options = {}) {
   const app = Fastify({ logger: options.logger ?? false })

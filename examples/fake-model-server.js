@@ -1,0 +1,785 @@
+/**
+ * A fake OpenAI-compatible model server for examples, tests and benchmarks.
+ *
+ * It behaves like a GPU inference server where that matters to a gateway: a fixed number of answers
+ * are generated at once (the batch), more wait in a FIFO queue, the first token takes longer than
+ * the next ones, every token gets slower as the batch grows, answer lengths can be heavy-tailed, and
+ * a client that goes away stops its generation at once. Failure modes can be switched at runtime.
+ *
+ * Only Node built-ins, no build step: `node examples/fake-model-server.js --help`.
+ * Types for TypeScript callers live in `fake-model-server.d.ts`.
+ */
+import { realpathSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+
+/**
+ * @typedef {'none' | 'error-503' | 'error-429' | 'error-500' | 'reset' | 'stall' | 'die-mid-stream'} FailureMode
+ * @typedef {{ retryAfterSeconds?: number, dieAfterChunks?: number }} FailureOptions
+ * @typedef {{
+ *   port?: number, host?: string, name?: string, models?: string[], capacity?: number,
+ *   queueLimit?: number, timeToFirstTokenMs?: number, timePerTokenMs?: number, batchSlowdown?: number,
+ *   answerTokens?: number | ((random: () => number, body: Record<string, unknown>) => number),
+ *   seed?: number, failureMode?: FailureMode, retryAfterSeconds?: number, dieAfterChunks?: number,
+ *   maxBodyBytes?: number,
+ * }} FakeModelServerOptions
+ * @typedef {{
+ *   requests: number, inFlight: number, queued: number, completed: number, cancelled: number,
+ *   rejected: number, failed: number, maxConcurrent: number, connections: number, tokens: number,
+ * }} FakeServerStats
+ * @typedef {{
+ *   method: string, url: string, headers: import('node:http').IncomingHttpHeaders,
+ *   rawHeaders: string[], body: Buffer,
+ * }} RecordedRequest
+ */
+
+const FAILURE_MODES = new Set([
+  'none',
+  'error-503',
+  'error-429',
+  'error-500',
+  'reset',
+  'stall',
+  'die-mid-stream',
+])
+
+const WORDS = (
+  'the a model token answer stream batch queue server latency prompt cache gate rate limit backend ' +
+  'request reply fast slow every next first last small large word text chat line point value'
+).split(' ')
+
+/**
+ * Small seedable PRNG (mulberry32): benchmarks need the same answer lengths run after run.
+ * @param {number} seed
+ * @returns {() => number} uniform in [0, 1)
+ */
+export function createRandom(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Pareto-distributed answer lengths, for `answerTokens`: most answers are short, a few are very long,
+ * which is what makes round robin pile requests up behind one long answer.
+ * @param {number} min smallest length (the scale)
+ * @param {number} alpha tail index; smaller is heavier (1.1–2 is realistic)
+ * @param {number} [max] cap, so one answer cannot run for minutes; default 100 × min
+ * @returns {(random: () => number) => number}
+ */
+export function paretoTokens(min, alpha, max = 100 * min) {
+  return (random) => Math.min(max, Math.floor(min / (1 - random()) ** (1 / alpha)))
+}
+
+/**
+ * Starts a fake model server and resolves once it listens.
+ * @param {FakeModelServerOptions} [options]
+ */
+export async function startFakeModelServer(options = {}) {
+  const host = options.host ?? '127.0.0.1'
+  const models = options.models?.length ? [...options.models] : ['fake-model']
+  const capacity = positive(options.capacity, Number.POSITIVE_INFINITY, 'capacity')
+  const queueLimit = nonNegative(options.queueLimit, Number.POSITIVE_INFINITY, 'queueLimit')
+  const ttft = nonNegative(options.timeToFirstTokenMs, 0, 'timeToFirstTokenMs')
+  const perToken = nonNegative(options.timePerTokenMs, 0, 'timePerTokenMs')
+  const batchSlowdown = nonNegative(options.batchSlowdown, 0, 'batchSlowdown')
+  const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024
+  const answerTokens = options.answerTokens ?? 16
+  const random = createRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
+
+  let failureMode = checkMode(options.failureMode ?? 'none')
+  /** @type {Required<FailureOptions>} */
+  const failureDefaults = {
+    retryAfterSeconds: options.retryAfterSeconds ?? 1,
+    dieAfterChunks: options.dieAfterChunks ?? 2,
+  }
+  let failureOptions = { ...failureDefaults }
+
+  /** @type {FakeServerStats} */
+  const stats = {
+    requests: 0,
+    inFlight: 0,
+    queued: 0,
+    completed: 0,
+    cancelled: 0,
+    rejected: 0,
+    failed: 0,
+    maxConcurrent: 0,
+    connections: 0,
+    tokens: 0,
+  }
+  /** @type {RecordedRequest | null} */
+  let lastRequest = null
+  /** @type {Generation[]} */
+  const queue = []
+  /** Queued and generating answers, so `close()` can clear their timers. */
+  const live = new Set()
+  const startedAt = Math.floor(Date.now() / 1000)
+  let counter = 0
+  let closed = false
+  let name = options.name ?? ''
+
+  const server = createServer({ noDelay: true }, (req, res) => {
+    stats.requests++
+    /** @type {Buffer[]} */
+    const chunks = []
+    let size = 0
+    let tooLarge = false
+    req.on('data', (chunk) => {
+      size += chunk.length
+      if (size > maxBodyBytes) tooLarge = true
+      else chunks.push(chunk)
+    })
+    // A client that gives up while sending its body leaves nothing to answer.
+    req.on('error', () => {})
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      lastRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body,
+      }
+      if (closed) return void req.socket.destroy()
+      if (tooLarge) return void sendError(res, 413, 'Request body too large.', 'invalid_request_error')
+      try {
+        route(req, res, body)
+      } catch (err) {
+        // A throwing answerTokens function (or any bug here) must fail one request, not the process.
+        stats.failed++
+        const message = err instanceof Error ? err.message : String(err)
+        sendError(res, 500, message, 'server_error', null, 'internal_error')
+      }
+    })
+  })
+  server.on('connection', () => {
+    stats.connections++
+  })
+
+  /**
+   * @param {import('node:http').IncomingMessage} req
+   * @param {import('node:http').ServerResponse} res
+   * @param {Buffer} body
+   */
+  function route(req, res, body) {
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    const method = req.method ?? 'GET'
+    const mode = failureMode
+
+    if (mode === 'reset') {
+      stats.failed++
+      return void req.socket.destroy()
+    }
+    if (mode === 'stall') {
+      stats.failed++
+      return
+    }
+
+    if (path === '/health') {
+      if (isErrorMode(mode)) return void sendJson(res, 503, { status: 'unavailable', name })
+      return void sendJson(res, 200, { status: 'ok', name })
+    }
+    if (isErrorMode(mode)) return void sendFailure(res, mode)
+
+    if (path === '/v1/models' || path.startsWith('/v1/models/')) {
+      if (method !== 'GET') return void methodNotAllowed(res, 'GET')
+      const list = models.map((id) => ({ id, object: 'model', created: startedAt, owned_by: name }))
+      if (path === '/v1/models') return void sendJson(res, 200, { object: 'list', data: list })
+      const id = safeDecode(path.slice('/v1/models/'.length))
+      const found = list.find((m) => m.id === id)
+      if (found) return void sendJson(res, 200, found)
+      return void modelNotFound(res, id)
+    }
+    if (path === '/v1/chat/completions' || path === '/v1/completions') {
+      if (method !== 'POST') return void methodNotAllowed(res, 'POST')
+      return void acceptCompletion(res, body, path === '/v1/chat/completions' ? 'chat' : 'text', mode)
+    }
+    sendError(res, 404, `Unknown path ${method} ${path}.`, 'invalid_request_error', null, 'not_found')
+  }
+
+  /**
+   * @typedef {{
+   *   res: import('node:http').ServerResponse, kind: 'chat' | 'text', id: string, created: number,
+   *   model: string, stream: boolean, includeUsage: boolean, length: number, finishReason: string,
+   *   promptTokens: number, words: () => number, text: string, dieAfter: number,
+   *   state: 'queued' | 'generating' | 'done',
+   *   timer: NodeJS.Timeout | null,
+   * }} Generation
+   */
+
+  /**
+   * @param {import('node:http').ServerResponse} res
+   * @param {Buffer} raw
+   * @param {'chat' | 'text'} kind
+   * @param {FailureMode} mode
+   */
+  function acceptCompletion(res, raw, kind, mode) {
+    /** @type {any} */
+    let body
+    try {
+      body = JSON.parse(raw.toString('utf8'))
+    } catch (err) {
+      const detail = err instanceof Error ? err.message : String(err)
+      return sendError(res, 400, `Could not parse the JSON body: ${detail}`, 'invalid_request_error')
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return sendError(res, 400, 'The request body must be a JSON object.', 'invalid_request_error')
+    }
+    const model = body.model ?? models[0]
+    if (typeof model !== 'string')
+      return sendError(res, 400, '`model` must be a string.', 'invalid_request_error', 'model')
+    if (!models.includes(model)) return modelNotFound(res, model)
+    if (kind === 'chat' && body.messages !== undefined && !Array.isArray(body.messages)) {
+      return sendError(res, 400, '`messages` must be an array.', 'invalid_request_error', 'messages')
+    }
+    if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
+      return sendError(res, 400, '`stream` must be a boolean.', 'invalid_request_error', 'stream')
+    }
+    const cap = body.max_completion_tokens ?? body.max_tokens
+    if (cap !== undefined && cap !== null && !(Number.isInteger(cap) && cap >= 0)) {
+      return sendError(
+        res,
+        400,
+        '`max_tokens` must be a non-negative integer.',
+        'invalid_request_error',
+        'max_tokens',
+      )
+    }
+
+    if (stats.inFlight >= capacity && queue.length >= queueLimit) {
+      stats.rejected++
+      res.setHeader('retry-after', String(failureOptions.retryAfterSeconds))
+      return sendError(
+        res,
+        503,
+        'The server is at capacity and its queue is full.',
+        'server_error',
+        null,
+        'queue_full',
+      )
+    }
+
+    const wanted = Math.floor(
+      Number(typeof answerTokens === 'function' ? answerTokens(random, body) : answerTokens),
+    )
+    if (!Number.isFinite(wanted)) throw new TypeError(`answerTokens gave ${wanted}, not a finite number`)
+    const natural = Math.max(0, wanted)
+    const length = typeof cap === 'number' ? Math.min(natural, cap) : natural
+
+    counter++
+    /** @type {Generation} */
+    const gen = {
+      res,
+      kind,
+      id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${name}-${counter}`,
+      created: Math.floor(Date.now() / 1000),
+      model,
+      stream: body.stream === true,
+      includeUsage: body.stream_options?.include_usage === true,
+      length,
+      finishReason: length < natural ? 'length' : 'stop',
+      promptTokens: countPromptTokens(kind === 'chat' ? body.messages : body.prompt),
+      // Words come from their own source, drawn at arrival, so a seeded server gives each request the same
+      // text however the answers interleave.
+      words: createRandom(Math.floor(random() * 2 ** 32)),
+      text: '',
+      dieAfter: mode === 'die-mid-stream' ? failureOptions.dieAfterChunks : Number.POSITIVE_INFINITY,
+      state: 'queued',
+      timer: null,
+    }
+
+    res.on('close', () => {
+      if (gen.state === 'done') return
+      // The client went away before the answer ended: stop generating, like vLLM aborting the request.
+      const wasGenerating = gen.state === 'generating'
+      finish(gen)
+      stats.cancelled++
+      if (!wasGenerating) {
+        const at = queue.indexOf(gen)
+        if (at >= 0) queue.splice(at, 1)
+        stats.queued = queue.length
+      }
+    })
+
+    live.add(gen)
+    if (stats.inFlight < capacity) start(gen)
+    else {
+      queue.push(gen)
+      stats.queued = queue.length
+    }
+  }
+
+  /** @param {Generation} gen */
+  function start(gen) {
+    gen.state = 'generating'
+    stats.inFlight++
+    if (stats.inFlight > stats.maxConcurrent) stats.maxConcurrent = stats.inFlight
+    after(gen, ttft, () => emitFrom(gen, 0))
+  }
+
+  /**
+   * Emits tokens from `index` on; the first one at time to first token, each next one a batch-dependent
+   * delay later. Zero delays run in a loop rather than through timers so fast benchmarks stay fast.
+   * @param {Generation} gen
+   * @param {number} index
+   */
+  function emitFrom(gen, index) {
+    for (;;) {
+      if (gen.state !== 'generating') return
+      if (index === 0 && gen.stream) openStream(gen)
+      if (index >= gen.length) return void complete(gen)
+      if (index >= gen.dieAfter) return void die(gen)
+      const token = (index === 0 ? '' : ' ') + WORDS[Math.floor(gen.words() * WORDS.length)]
+      if (gen.stream) writeEvent(gen.res, tokenChunk(gen, token))
+      else gen.text += token
+      stats.tokens++
+      index++
+      const delay = perToken * (1 + batchSlowdown * (stats.inFlight - 1))
+      if (index < gen.length && delay > 0) {
+        const next = index
+        return void after(gen, delay, () => emitFrom(gen, next))
+      }
+    }
+  }
+
+  /** @param {Generation} gen */
+  function openStream(gen) {
+    gen.res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-backend': name,
+    })
+    gen.res.flushHeaders()
+    // OpenAI opens a chat stream with the role; the legacy completions API has no such chunk.
+    if (gen.kind === 'chat') writeEvent(gen.res, chunkOf(gen, { role: 'assistant', content: '' }, null))
+  }
+
+  /** @param {Generation} gen */
+  function complete(gen) {
+    const { res } = gen
+    const usage = {
+      prompt_tokens: gen.promptTokens,
+      completion_tokens: gen.length,
+      total_tokens: gen.promptTokens + gen.length,
+    }
+    if (gen.stream) {
+      writeEvent(
+        res,
+        gen.kind === 'chat' ? chunkOf(gen, {}, gen.finishReason) : textChunk(gen, '', gen.finishReason),
+      )
+      if (gen.includeUsage) writeEvent(res, { ...base(gen, true), choices: [], usage })
+      res.end('data: [DONE]\n\n')
+    } else {
+      const text = gen.text
+      const choice =
+        gen.kind === 'chat'
+          ? {
+              index: 0,
+              message: { role: 'assistant', content: text },
+              logprobs: null,
+              finish_reason: gen.finishReason,
+            }
+          : { index: 0, text, logprobs: null, finish_reason: gen.finishReason }
+      sendJson(res, 200, { ...base(gen, false), choices: [choice], usage })
+    }
+    finish(gen)
+    stats.completed++
+  }
+
+  /**
+   * A backend that crashes mid-answer: the client got a 200 and part of the body, then the socket dies.
+   * @param {Generation} gen
+   */
+  function die(gen) {
+    const { res } = gen
+    if (!gen.stream) {
+      const text = gen.text
+      const payload = JSON.stringify({
+        ...base(gen, false),
+        choices: [
+          { index: 0, message: { role: 'assistant', content: text }, finish_reason: gen.finishReason },
+        ],
+      })
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(payload),
+        'x-backend': name,
+      })
+      res.write(payload.slice(0, Math.floor(payload.length / 2)))
+    }
+    finish(gen)
+    stats.failed++
+    // Give the written bytes a moment to leave before the reset, so the client sees a broken answer
+    // rather than a refused request.
+    const socket = res.socket
+    setImmediate(() => socket?.destroy())
+  }
+
+  /** Leaves the batch (or the queue) and lets the next queued answer in. @param {Generation} gen */
+  function finish(gen) {
+    const wasGenerating = gen.state === 'generating'
+    gen.state = 'done'
+    if (gen.timer) clearTimeout(gen.timer)
+    gen.timer = null
+    live.delete(gen)
+    if (!wasGenerating) return
+    stats.inFlight--
+    while (stats.inFlight < capacity && queue.length > 0 && !closed) {
+      const next = /** @type {Generation} */ (queue.shift())
+      stats.queued = queue.length
+      start(next)
+    }
+  }
+
+  /**
+   * @param {Generation} gen
+   * @param {number} ms
+   * @param {() => void} fn
+   */
+  function after(gen, ms, fn) {
+    if (ms <= 0) return fn()
+    gen.timer = setTimeout(() => {
+      gen.timer = null
+      fn()
+    }, ms)
+  }
+
+  /** @param {Generation} gen @param {boolean} chunk */
+  function base(gen, chunk) {
+    const object =
+      gen.kind === 'chat' ? (chunk ? 'chat.completion.chunk' : 'chat.completion') : 'text_completion'
+    return { id: gen.id, object, created: gen.created, model: gen.model, system_fingerprint: name }
+  }
+
+  /** @param {Generation} gen @param {Record<string, unknown>} delta @param {string | null} finishReason */
+  function chunkOf(gen, delta, finishReason) {
+    const chunk = {
+      ...base(gen, true),
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    }
+    // With include_usage OpenAI sends `usage: null` on every chunk but the last.
+    return gen.includeUsage ? { ...chunk, usage: null } : chunk
+  }
+
+  /** @param {Generation} gen @param {string} text @param {string | null} finishReason */
+  function textChunk(gen, text, finishReason) {
+    const chunk = {
+      ...base(gen, true),
+      choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason }],
+    }
+    return gen.includeUsage ? { ...chunk, usage: null } : chunk
+  }
+
+  /** @param {Generation} gen @param {string} text */
+  function tokenChunk(gen, text) {
+    return gen.kind === 'chat' ? chunkOf(gen, { content: text }, null) : textChunk(gen, text, null)
+  }
+
+  /** @param {import('node:http').ServerResponse} res @param {FailureMode} mode */
+  function sendFailure(res, mode) {
+    stats.failed++
+    if (mode === 'error-503') {
+      res.setHeader('retry-after', String(failureOptions.retryAfterSeconds))
+      return sendError(
+        res,
+        503,
+        'The server is overloaded or not ready yet.',
+        'server_error',
+        null,
+        'service_unavailable',
+      )
+    }
+    if (mode === 'error-429') {
+      res.setHeader('retry-after', String(failureOptions.retryAfterSeconds))
+      return sendError(res, 429, 'Rate limit reached for requests.', 'requests', null, 'rate_limit_exceeded')
+    }
+    sendError(
+      res,
+      500,
+      'The server had an error while processing your request.',
+      'server_error',
+      null,
+      'internal_error',
+    )
+  }
+
+  /** @param {import('node:http').ServerResponse} res @param {string} model */
+  function modelNotFound(res, model) {
+    const message = `The model \`${model}\` does not exist. Available models: ${models.join(', ')}.`
+    sendError(res, 404, message, 'invalid_request_error', 'model', 'model_not_found')
+  }
+
+  /** @param {import('node:http').ServerResponse} res @param {string} allow */
+  function methodNotAllowed(res, allow) {
+    res.setHeader('allow', allow)
+    sendError(
+      res,
+      405,
+      `Method not allowed; use ${allow}.`,
+      'invalid_request_error',
+      null,
+      'method_not_allowed',
+    )
+  }
+
+  /**
+   * @param {import('node:http').ServerResponse} res
+   * @param {number} status
+   * @param {string} message
+   * @param {string} type
+   * @param {string | null} [param]
+   * @param {string | null} [code]
+   */
+  function sendError(res, status, message, type, param = null, code = null) {
+    sendJson(res, status, { error: { message, type, param, code } })
+  }
+
+  /** @param {import('node:http').ServerResponse} res @param {number} status @param {unknown} value */
+  function sendJson(res, status, value) {
+    if (res.destroyed || res.headersSent) return
+    const payload = JSON.stringify(value)
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(payload),
+      'x-backend': name,
+    })
+    res.end(payload)
+  }
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject)
+      resolve(undefined)
+    })
+  })
+  const address = /** @type {import('node:net').AddressInfo} */ (server.address())
+  const port = address.port
+  if (!name) name = `fake-${port}`
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+
+  /** @type {Promise<void> | null} */
+  let closing = null
+
+  return {
+    url,
+    port,
+    name,
+    models,
+    server,
+    stats,
+    /** The most recent request of any kind, with its body exactly as received. */
+    get lastRequest() {
+      return lastRequest
+    },
+    get failureMode() {
+      return failureMode
+    },
+    /**
+     * Applies to requests that arrive from now on; answers already generating carry on.
+     * @param {FailureMode} mode
+     * @param {FailureOptions} [opts]
+     */
+    setFailureMode(mode, opts = {}) {
+      failureMode = checkMode(mode)
+      failureOptions = { ...failureDefaults, ...opts }
+    },
+    /** Zeroes the counters (not the current in flight and queued), e.g. between benchmark phases. */
+    resetStats() {
+      Object.assign(stats, {
+        requests: 0,
+        completed: 0,
+        cancelled: 0,
+        rejected: 0,
+        failed: 0,
+        maxConcurrent: stats.inFlight,
+        connections: 0,
+        tokens: 0,
+      })
+      lastRequest = null
+    },
+    close() {
+      closing ??= new Promise((resolve) => {
+        closed = true
+        for (const gen of live) {
+          if (gen.timer) clearTimeout(gen.timer)
+          gen.timer = null
+        }
+        queue.length = 0
+        server.close(() => resolve())
+        server.closeAllConnections()
+      })
+      return closing
+    },
+  }
+}
+
+/** @param {string} mode @returns {FailureMode} */
+function checkMode(mode) {
+  if (!FAILURE_MODES.has(mode)) {
+    throw new TypeError(
+      `Unknown failure mode ${JSON.stringify(mode)}; use one of ${[...FAILURE_MODES].join(', ')}`,
+    )
+  }
+  return /** @type {FailureMode} */ (mode)
+}
+
+/** @param {FailureMode} mode */
+function isErrorMode(mode) {
+  return mode === 'error-503' || mode === 'error-429' || mode === 'error-500'
+}
+
+/** @param {number | undefined} value @param {number} fallback @param {string} what */
+function nonNegative(value, fallback, what) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0)
+    throw new TypeError(`${what} must be >= 0`)
+  return value
+}
+
+/** @param {number | undefined} value @param {number} fallback @param {string} what */
+function positive(value, fallback, what) {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 1)
+    throw new TypeError(`${what} must be >= 1`)
+  return value
+}
+
+/**
+ * Roughly four characters a token, as tokenizers average on English; exact counts do not matter here,
+ * only that a longer prompt reports more tokens.
+ * @param {unknown} input chat messages or a completions prompt
+ */
+function countPromptTokens(input) {
+  let chars = 0
+  /** @param {unknown} value */
+  const walk = (value) => {
+    if (typeof value === 'string') chars += value.length
+    else if (Array.isArray(value)) value.forEach(walk)
+    else if (value && typeof value === 'object') {
+      const v = /** @type {Record<string, unknown>} */ (value)
+      walk(v.content ?? v.text)
+    }
+  }
+  walk(input)
+  return Math.ceil(chars / 4)
+}
+
+/** @param {string} text */
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
+/** @param {import('node:http').ServerResponse} res @param {unknown} value */
+function writeEvent(res, value) {
+  if (!res.destroyed) res.write(`data: ${JSON.stringify(value)}\n\n`)
+}
+
+const HELP = `Usage: node examples/fake-model-server.js [options]
+
+  --port N             port to listen on (default 0: any free port)
+  --host H             address to bind (default 127.0.0.1)
+  --name S             backend name, sent as x-backend and system_fingerprint
+  --model S            a model it serves; repeat or comma-separate (default fake-model)
+  --ttft MS            time to first token (default 0)
+  --tpt MS             time per token (default 0)
+  --capacity N         answers generated at once (default unlimited)
+  --queue-limit N      waiting answers beyond capacity before 503 (default unlimited)
+  --batch-slowdown F   per-token time grows by F per extra answer in the batch (default 0)
+  --tokens N|pareto:MIN:ALPHA[:MAX]
+                       answer length (default 16)
+  --seed N             seed for answer lengths and words
+  --failure MODE       none | error-503 | error-429 | error-500 | reset | stall | die-mid-stream
+  --retry-after S      Retry-After seconds on 503/429 (default 1)
+
+Prints the server's URL on stdout; stops on SIGINT or SIGTERM.`
+
+/** @param {string[]} argv */
+async function main(argv) {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      name: { type: 'string' },
+      model: { type: 'string', multiple: true },
+      ttft: { type: 'string' },
+      tpt: { type: 'string' },
+      capacity: { type: 'string' },
+      'queue-limit': { type: 'string' },
+      'batch-slowdown': { type: 'string' },
+      tokens: { type: 'string' },
+      seed: { type: 'string' },
+      failure: { type: 'string' },
+      'retry-after': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    console.log(HELP)
+    return
+  }
+  /** @param {string | undefined} s */
+  const num = (s) => {
+    if (s === undefined) return undefined
+    const n = Number(s)
+    if (Number.isNaN(n)) throw new TypeError(`not a number: ${s}`)
+    return n
+  }
+  /** @type {FakeModelServerOptions['answerTokens']} */
+  let answerTokens
+  if (values.tokens?.startsWith('pareto:')) {
+    const [min, alpha, max] = values.tokens.slice('pareto:'.length).split(':').map(Number)
+    answerTokens = paretoTokens(min ?? 16, alpha ?? 1.5, max)
+  } else {
+    answerTokens = num(values.tokens)
+  }
+  const fake = await startFakeModelServer({
+    port: num(values.port),
+    host: values.host,
+    name: values.name,
+    models: values.model?.flatMap((m) => m.split(',')).filter(Boolean),
+    timeToFirstTokenMs: num(values.ttft),
+    timePerTokenMs: num(values.tpt),
+    capacity: num(values.capacity),
+    queueLimit: num(values['queue-limit']),
+    batchSlowdown: num(values['batch-slowdown']),
+    answerTokens,
+    seed: num(values.seed),
+    failureMode: /** @type {FailureMode | undefined} */ (values.failure),
+    retryAfterSeconds: num(values['retry-after']),
+  })
+  console.log(fake.url)
+  console.error(`fake model server ${fake.name} serving ${fake.models.join(', ')}`)
+  const stop = () => void fake.close()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+// Importing this module (tests, benchmarks, the demo) must not start a server; only running it does.
+if (process.argv[1] && fileURLToPath(import.meta.url) === realpathOrSelf(process.argv[1])) {
+  main(process.argv.slice(2)).catch((err) => {
+    console.error(err instanceof Error ? err.message : err)
+    process.exitCode = 1
+  })
+}
+
+/** @param {string} path */
+function realpathOrSelf(path) {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
+}
