@@ -2,7 +2,7 @@
  * The contract between the backend registry, the pickers and the forwarder.
  *
  * Load signals (in flight, latency estimate) live on the backend's state and
- * are updated by the forwarder through `BackendPool.start/finish`; pickers only
+ * are updated through `Balancer.acquire` and `BackendLease.finish`; pickers only
  * read them. Health pieces (outlier detector, active checker, Retry-After
  * cool-down) talk to pickers only through `BackendState.available`.
  */
@@ -54,6 +54,11 @@ export interface AttemptOutcome {
   retryAfterMs?: number
   /** Transport-level failure (connect refused, reset, timeout). */
   error?: Error
+  /**
+   * The client went away (or the attempt was abandoned by the gateway) before the backend
+   * answered. Says nothing about the backend: counted neither as success nor as failure.
+   */
+  cancelled?: boolean
 }
 
 /** What a picker may read about a request. */
@@ -87,7 +92,11 @@ export interface Balancer {
    * Waits in the bounded queue when every candidate is at `maxConcurrency`. Throws (or rejects
    * with) a `BalancerError` when no backend can take the request.
    */
-  acquire(ctx: PickContext, exclude: ReadonlySet<string>, signal?: AbortSignal): BackendLease | Promise<BackendLease>
+  acquire(
+    ctx: PickContext,
+    exclude: ReadonlySet<string>,
+    signal?: AbortSignal,
+  ): BackendLease | Promise<BackendLease>
   /** Every model some registered backend declares, sorted; empty when none declare models. */
   models(): string[]
 }

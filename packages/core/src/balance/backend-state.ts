@@ -1,0 +1,158 @@
+import type { ValidatedBackendConfig } from './config.js'
+import { PeakEwma } from './peak-ewma.js'
+import type { BackendSnapshot, BackendStatus, BackendTarget } from './types.js'
+
+export interface BackendStateOptions {
+  /** Clock in milliseconds; injected so tests can move time without sleeping. */
+  now?: () => number
+  /** Time constant of the peak-EWMA latency estimate. */
+  latencyDecayMs?: number
+}
+
+/**
+ * What a picker may read about a backend. Custom pickers get this view; the live object behind
+ * it changes as requests start and finish, so read it during the call, do not keep it.
+ */
+export type BackendView = Readonly<
+  Pick<
+    BackendState,
+    | 'id'
+    | 'url'
+    | 'weight'
+    | 'models'
+    | 'zone'
+    | 'maxConcurrency'
+    | 'inFlight'
+    | 'queued'
+    | 'totalRequests'
+    | 'totalErrors'
+    | 'consecutiveFailures'
+    | 'latencyMs'
+    | 'latencyMeasured'
+  >
+>
+
+/**
+ * The live state of one backend: the host state through which the load balancer, the outlier
+ * detector, the active checker and Retry-After cool-down talk to each other (Envoy's split).
+ * Fields are plain and mutable because the request path updates them on every attempt.
+ */
+export class BackendState implements BackendTarget {
+  readonly id: string
+  readonly url: URL
+  readonly weight: number
+  /** Models served, or null for "any model". */
+  readonly models: ReadonlySet<string> | null
+  readonly zone: string | null
+  readonly maxConcurrency: number | null
+
+  inFlight = 0
+  /** Requests waiting in the gateway queue that this backend could serve. */
+  queued = 0
+  totalRequests = 0
+  totalErrors = 0
+  consecutiveFailures = 0
+  /** How often the outlier detector ejected it; multiplies the next ejection time. */
+  timesEjected = 0
+  /** Epoch ms until which the outlier detector keeps it out; 0 when not ejected. */
+  ejectedUntil = 0
+  /** Epoch ms until which it asked us (Retry-After) to leave it alone; 0 when not cooling down. */
+  coolDownUntil = 0
+  draining = false
+  /** Verdict of the active health check; stays true when no active check runs. */
+  activeHealthy = true
+  readonly latency: PeakEwma
+
+  private readonly now: () => number
+  private drainWaiters: (() => void)[] = []
+
+  constructor(config: ValidatedBackendConfig, options: BackendStateOptions = {}) {
+    this.id = config.id
+    this.url = config.url
+    this.weight = config.weight
+    this.models = config.models ? new Set(config.models) : null
+    this.zone = config.zone
+    this.maxConcurrency = config.maxConcurrency
+    this.now = options.now ?? Date.now
+    this.latency = new PeakEwma(options.latencyDecayMs)
+  }
+
+  /** Peak-EWMA latency estimate in ms (time to response headers); 0 until measured. */
+  get latencyMs(): number {
+    return this.latency.value(this.now())
+  }
+
+  get latencyMeasured(): boolean {
+    return this.latency.measured
+  }
+
+  serves(model: string): boolean {
+    return this.models === null || this.models.has(model)
+  }
+
+  isEjected(now: number): boolean {
+    return this.ejectedUntil > now
+  }
+
+  isCoolingDown(now: number): boolean {
+    return this.coolDownUntil > now
+  }
+
+  /** Passes both health verdicts: not ejected by the outlier detector, not failed by active checks. */
+  healthy(now: number): boolean {
+    return this.activeHealthy && this.ejectedUntil <= now
+  }
+
+  /** May be picked for a new request (capacity aside). */
+  available(now: number = this.now()): boolean {
+    return !this.draining && this.coolDownUntil <= now && this.activeHealthy && this.ejectedUntil <= now
+  }
+
+  /** Below `maxConcurrency` (always true without one). */
+  hasCapacity(): boolean {
+    return this.maxConcurrency === null || this.inFlight < this.maxConcurrency
+  }
+
+  status(now: number = this.now()): BackendStatus {
+    if (this.draining) return 'draining'
+    if (this.ejectedUntil > now) return 'ejected'
+    if (!this.activeHealthy) return 'unhealthy'
+    if (this.coolDownUntil > now) return 'cooling-down'
+    return 'healthy'
+  }
+
+  /** Resolves once nothing is in flight; used by `BackendRegistry.drain`. */
+  whenIdle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  }
+
+  /** Called by the lease when an attempt ends. */
+  release(): void {
+    if (this.inFlight > 0) this.inFlight--
+    if (this.inFlight === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters
+      this.drainWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  snapshot(now: number = this.now()): BackendSnapshot {
+    return {
+      id: this.id,
+      url: this.url.pathname === '/' ? this.url.origin : this.url.origin + this.url.pathname,
+      weight: this.weight,
+      models: this.models ? [...this.models] : null,
+      zone: this.zone,
+      maxConcurrency: this.maxConcurrency,
+      status: this.status(now),
+      inFlight: this.inFlight,
+      queued: this.queued,
+      totalRequests: this.totalRequests,
+      totalErrors: this.totalErrors,
+      consecutiveFailures: this.consecutiveFailures,
+      latencyMs: Math.round(this.latency.value(now) * 1000) / 1000,
+      ejectedUntil: this.ejectedUntil > now ? this.ejectedUntil : null,
+    }
+  }
+}

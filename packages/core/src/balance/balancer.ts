@@ -1,0 +1,276 @@
+import { ActiveHealthCheck, type ActiveHealthCheckOptions } from './active-health-check.js'
+import type { BackendState } from './backend-state.js'
+import { ConcurrencyQueue, type ConcurrencyQueueOptions, STILL_FULL } from './concurrency-queue.js'
+import { checkNumber, quote } from './config.js'
+import { BalancerError } from './errors.js'
+import { OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
+import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
+import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
+import { BackendRegistry } from './registry.js'
+import type {
+  AttemptOutcome,
+  BackendConfig,
+  BackendLease,
+  BackendSnapshot,
+  Balancer,
+  PickContext,
+} from './types.js'
+
+export interface HealthOptions {
+  /** Passive outlier ejection; on by default, `false` turns it off. */
+  outlier?: OutlierDetectorOptions | false
+  /** Active health checks; off unless given. */
+  activeCheck?: ActiveHealthCheckOptions | false
+  /** Longest cool-down a backend's Retry-After can impose. Default 60 000 ms. */
+  maxCoolDownMs?: number
+}
+
+export interface BalancerOptions {
+  backends?: readonly BackendConfig[]
+  /** A strategy name or a custom picker function. Default `round-robin`. */
+  strategy?: StrategyName | PickerFunction
+  consistentHash?: ConsistentHashOptions
+  health?: HealthOptions
+  queue?: ConcurrencyQueueOptions
+  /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
+  latencyDecayMs?: number
+  /**
+   * A failed attempt counts as at least this slow in the latency estimate, so a backend that
+   * fails fast does not look like the fastest one. Default 1 000 ms.
+   */
+  failurePenaltyMs?: number
+  /** Clock in epoch milliseconds; injected by tests. */
+  now?: () => number
+  /** Uniform random source in [0, 1); injected by tests. */
+  random?: RandomSource
+}
+
+class BalancerLease implements BackendLease {
+  private done = false
+
+  constructor(
+    private readonly balancer: BackendBalancer,
+    readonly backend: BackendState,
+  ) {}
+
+  finish(outcome: AttemptOutcome): void {
+    if (this.done) return
+    this.done = true
+    this.balancer.record(this.backend, outcome)
+  }
+}
+
+/**
+ * Composes the registry, a picker, the health pieces and the concurrency queue into the
+ * `Balancer` the forwarder asks for backends. `acquire` answers synchronously whenever a
+ * backend is free; only a request that has to wait for capacity gets a Promise.
+ */
+export class BackendBalancer implements Balancer {
+  readonly registry: BackendRegistry
+  readonly picker: Picker
+  readonly outlierDetector: OutlierDetector | null
+  readonly activeHealthCheck: ActiveHealthCheck | null
+  private readonly queue: ConcurrencyQueue<BackendLease>
+  private readonly now: () => number
+  private readonly failurePenaltyMs: number
+  private readonly maxCoolDownMs: number
+  // Reused on every pick to keep the request path free of allocation.
+  private readonly candidates: BackendState[] = []
+  private readonly fullCandidates: BackendState[] = []
+  private closed = false
+
+  constructor(options: BalancerOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(
+        `balancer options must be an object like { backends: [...] }, got ${quote(options)}`,
+      )
+    }
+    this.now = options.now ?? Date.now
+    this.picker = createPicker(options.strategy ?? 'round-robin', {
+      random: options.random,
+      consistentHash: options.consistentHash,
+    })
+    const health = options.health ?? {}
+    this.failurePenaltyMs = checkNumber(options.failurePenaltyMs, 'failurePenaltyMs', 1_000, { min: 0 })
+    this.maxCoolDownMs = checkNumber(health.maxCoolDownMs, 'health.maxCoolDownMs', 60_000, { min: 0 })
+    const latencyDecayMs = checkNumber(options.latencyDecayMs, 'latencyDecayMs', 10_000, {
+      min: 0,
+      minExclusive: true,
+    })
+    this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
+    this.queue = new ConcurrencyQueue(options.queue)
+    this.registry = new BackendRegistry(options.backends ?? [], {
+      now: this.now,
+      latencyDecayMs,
+      onChange: () => this.queue.wake(),
+    })
+    this.activeHealthCheck = health.activeCheck
+      ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.queue.wake())
+      : null
+    this.activeHealthCheck?.start()
+  }
+
+  acquire(
+    ctx: PickContext,
+    exclude: ReadonlySet<string>,
+    signal?: AbortSignal,
+  ): BackendLease | Promise<BackendLease> {
+    if (this.closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
+    signal?.throwIfAborted()
+    const lease = this.select(ctx, exclude)
+    if (lease !== STILL_FULL) return lease
+    // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
+    const waitingOn = [...this.fullCandidates]
+    for (const b of waitingOn) b.queued++
+    return this.queue.enqueue(
+      () => this.select(ctx, exclude),
+      signal,
+      () => {
+        for (const b of waitingOn) b.queued--
+      },
+    )
+  }
+
+  models(): string[] {
+    return this.registry.models()
+  }
+
+  snapshot(): BackendSnapshot[] {
+    return this.registry.snapshot()
+  }
+
+  /** Requests waiting for a backend below its maxConcurrency. */
+  get queueLength(): number {
+    return this.queue.length
+  }
+
+  /** Stops health-check timers and fails requests still waiting in the queue. */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
+    await this.activeHealthCheck?.close()
+  }
+
+  /** Applies one attempt's outcome to its backend; called once per lease. */
+  record(backend: BackendState, outcome: AttemptOutcome): void {
+    const now = this.now()
+    backend.release()
+    if (!outcome.cancelled) {
+      if (outcome.ok) {
+        backend.latency.observe(outcome.latencyMs, now)
+        this.outlierDetector?.onSuccess(backend)
+      } else {
+        backend.totalErrors++
+        backend.latency.observe(Math.max(outcome.latencyMs, this.failurePenaltyMs), now)
+        // 429 says "busy", not "broken": it cools the backend down but does not count toward ejection.
+        if (outcome.status !== 429) this.outlierDetector?.onFailure(backend, now, this.registry.list())
+      }
+    }
+    const retryAfterMs = outcome.retryAfterMs
+    if (retryAfterMs !== undefined && retryAfterMs > 0) {
+      const until = now + Math.min(retryAfterMs, this.maxCoolDownMs)
+      if (until > backend.coolDownUntil) backend.coolDownUntil = until
+    }
+    this.queue.wake()
+  }
+
+  /**
+   * A lease on a backend chosen by the picker, STILL_FULL when the only usable backends are at
+   * maxConcurrency, or a thrown BalancerError when nothing can serve the request.
+   */
+  private select(ctx: PickContext, exclude: ReadonlySet<string>): BackendLease | typeof STILL_FULL {
+    const model = ctx.model
+    if (model !== undefined && this.registry.size > 0 && !this.registry.knowsModel(model)) {
+      const models = this.registry.models()
+      throw new BalancerError(
+        `The model ${quote(model)} does not exist; available models: ${models.join(', ')}`,
+        404,
+        'unknown_model',
+        undefined,
+        { models },
+      )
+    }
+    const now = this.now()
+    const candidates = this.candidates
+    const full = this.fullCandidates
+    candidates.length = 0
+    full.length = 0
+    let matching = 0
+    let healthyMatching = 0
+    let unhealthy = 0
+    let tried = 0
+    let soonest = Number.POSITIVE_INFINITY
+    const checkExclude = exclude.size > 0
+
+    for (const b of this.registry.list()) {
+      if (model !== undefined && !b.serves(model)) continue
+      matching++
+      if (b.draining) continue
+      if (b.coolDownUntil > now) {
+        if (b.coolDownUntil < soonest) soonest = b.coolDownUntil
+        continue
+      }
+      const healthy = b.healthy(now)
+      if (healthy) healthyMatching++
+      if (checkExclude && exclude.has(b.id)) {
+        tried++
+        continue
+      }
+      if (!healthy) {
+        unhealthy++
+        if (b.ejectedUntil > now && b.ejectedUntil < soonest) soonest = b.ejectedUntil
+        continue
+      }
+      if (b.hasCapacity()) candidates.push(b)
+      else full.push(b)
+    }
+
+    // Panic mode (Envoy's name): when health checks leave nothing that serves this request, an
+    // attempt on an unhealthy backend beats a certain 503. It does not apply when healthy
+    // backends exist but were already tried for this request.
+    if (candidates.length === 0 && full.length === 0 && healthyMatching === 0 && unhealthy > 0) {
+      for (const b of this.registry.list()) {
+        if (model !== undefined && !b.serves(model)) continue
+        if (b.draining || b.coolDownUntil > now || (checkExclude && exclude.has(b.id))) continue
+        if (b.hasCapacity()) candidates.push(b)
+        else full.push(b)
+      }
+    }
+
+    if (candidates.length === 0) {
+      if (full.length > 0) return STILL_FULL
+      throw this.noBackend(model, matching, tried, soonest, now)
+    }
+
+    const backend = this.picker.pick(candidates, ctx, this.registry)
+    if (backend === undefined) {
+      throw new BalancerError('The custom picker chose no backend', 503, 'no_backend_available')
+    }
+    backend.inFlight++
+    backend.totalRequests++
+    return new BalancerLease(this, backend)
+  }
+
+  private noBackend(
+    model: string | undefined,
+    matching: number,
+    tried: number,
+    soonest: number,
+    now: number,
+  ): BalancerError {
+    const retryAfterMs = Number.isFinite(soonest) ? Math.max(1, Math.ceil(soonest - now)) : undefined
+    let message: string
+    if (this.registry.size === 0) message = 'No backends are registered'
+    else if (tried > 0 && tried === matching)
+      message = 'Every backend has already been tried for this request'
+    else if (model !== undefined)
+      message = `No backend serving the model ${quote(model)} is available right now`
+    else message = 'No backend is available right now'
+    return new BalancerError(message, 503, 'no_backend_available', retryAfterMs)
+  }
+}
+
+export function createBalancer(options: BalancerOptions = {}): BackendBalancer {
+  return new BackendBalancer(options)
+}

@@ -1,0 +1,151 @@
+import { BackendState, type BackendStateOptions } from './backend-state.js'
+import { quote, validateBackendConfig, validateBackendConfigs } from './config.js'
+import type { BackendConfig, BackendSnapshot } from './types.js'
+
+/** The membership a picker may need beyond the candidates, e.g. to build a hash ring. */
+export interface BackendMembers {
+  /** Changes whenever a backend is added or removed. */
+  readonly version: number
+  /** Every registered backend, in registration order; the same array until membership changes. */
+  list(): readonly BackendState[]
+}
+
+export interface BackendRegistryOptions extends BackendStateOptions {
+  /** Called after add, remove and undrain, when waiting requests may now find a backend. */
+  onChange?: () => void
+}
+
+/** The registered backends, changeable at runtime. */
+export class BackendRegistry implements BackendMembers {
+  private backends: readonly BackendState[] = []
+  private readonly byId = new Map<string, BackendState>()
+  private modelList: string[] | null = null
+  private anyModelCount = 0
+  private readonly modelCounts = new Map<string, number>()
+  private readonly stateOptions: BackendStateOptions
+  private readonly onChange: (() => void) | undefined
+  private readonly now: () => number
+  private _version = 0
+
+  constructor(configs: readonly BackendConfig[] = [], options: BackendRegistryOptions = {}) {
+    this.now = options.now ?? Date.now
+    this.stateOptions = { now: this.now, latencyDecayMs: options.latencyDecayMs }
+    this.onChange = options.onChange
+    for (const config of validateBackendConfigs(configs))
+      this.insert(new BackendState(config, this.stateOptions))
+  }
+
+  get version(): number {
+    return this._version
+  }
+
+  get size(): number {
+    return this.backends.length
+  }
+
+  /** Registers a backend; throws a TypeError for a bad config or an id already registered. */
+  add(config: BackendConfig): BackendState {
+    const validated = validateBackendConfig(config, 'backend')
+    if (this.byId.has(validated.id)) {
+      throw new TypeError(
+        `backend id ${quote(validated.id)} is already registered; remove it first or give the new one a distinct id`,
+      )
+    }
+    const state = new BackendState(validated, this.stateOptions)
+    this.insert(state)
+    this.onChange?.()
+    return state
+  }
+
+  /**
+   * Unregisters a backend at once; requests already in flight on it finish normally.
+   * Use `drain` first to stop new requests and wait for those. Returns false for an unknown id.
+   */
+  remove(id: string): boolean {
+    const state = this.byId.get(id)
+    if (!state) return false
+    this.byId.delete(id)
+    this.backends = this.backends.filter((b) => b !== state)
+    if (state.models === null) {
+      this.anyModelCount--
+    } else {
+      for (const model of state.models) {
+        const count = (this.modelCounts.get(model) ?? 1) - 1
+        if (count === 0) this.modelCounts.delete(model)
+        else this.modelCounts.set(model, count)
+      }
+    }
+    this.modelList = null
+    this._version++
+    this.onChange?.()
+    return true
+  }
+
+  /** Stops new requests to a backend; resolves when its in-flight requests have finished. */
+  drain(id: string): Promise<void> {
+    const state = this.require(id)
+    state.draining = true
+    return state.whenIdle()
+  }
+
+  /** Takes a drained backend back into rotation. */
+  undrain(id: string): void {
+    const state = this.require(id)
+    if (!state.draining) return
+    state.draining = false
+    this.onChange?.()
+  }
+
+  get(id: string): BackendState | undefined {
+    return this.byId.get(id)
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id)
+  }
+
+  list(): readonly BackendState[] {
+    return this.backends
+  }
+
+  snapshot(): BackendSnapshot[] {
+    const now = this.now()
+    return this.backends.map((b) => b.snapshot(now))
+  }
+
+  /** Every model some backend declares, sorted; empty when none declare models. */
+  models(): string[] {
+    this.modelList ??= [...this.modelCounts.keys()].sort()
+    return [...this.modelList]
+  }
+
+  /** True when some registered backend serves `model` (a backend without `models` serves all). */
+  knowsModel(model: string): boolean {
+    return this.anyModelCount > 0 || this.modelCounts.has(model)
+  }
+
+  private insert(state: BackendState): void {
+    if (this.byId.has(state.id)) {
+      throw new TypeError(`backend id ${quote(state.id)} is already registered`)
+    }
+    this.byId.set(state.id, state)
+    // Copy on write: a picker iterating the old array is never disturbed by a change.
+    this.backends = [...this.backends, state]
+    if (state.models === null) {
+      this.anyModelCount++
+    } else {
+      for (const model of state.models) this.modelCounts.set(model, (this.modelCounts.get(model) ?? 0) + 1)
+    }
+    this.modelList = null
+    this._version++
+  }
+
+  private require(id: string): BackendState {
+    const state = this.byId.get(id)
+    if (!state) {
+      const known = [...this.byId.keys()].map((k) => quote(k)).join(', ') || 'none'
+      throw new Error(`no backend with id ${quote(id)}; registered: ${known}`)
+    }
+    return state
+  }
+}
