@@ -1,0 +1,110 @@
+import { Pool } from 'undici'
+import type { BackendTarget } from '../balance/types.js'
+
+export interface UpstreamPoolOptions {
+  /** TCP (and TLS) connect timeout. Default 5 s: a backend that cannot accept a connection that fast is down. */
+  connectTimeoutMs?: number
+  /**
+   * Time from sending the request to the backend's response headers. Default 300 s: a
+   * non-streaming completion only sends headers once the whole answer is generated, which for a
+   * long answer on a busy GPU takes minutes. Lower it for routes that always stream. 0 disables.
+   */
+  firstByteTimeoutMs?: number
+  /**
+   * Longest silence between two body chunks. Default 120 s: far above the gap between tokens of
+   * even a slow stream, short enough to free a connection to a hung backend. 0 disables.
+   */
+  idleTimeoutMs?: number
+  /**
+   * How long an unused keep-alive connection stays open. Default 4 s, under the 5 s idle timeout
+   * of Node and uvicorn servers, so the gateway does not reuse a socket the backend is closing.
+   * A `Keep-Alive: timeout=…` hint from the backend overrides it.
+   */
+  keepAliveTimeoutMs?: number
+  /** Most connections per backend; unlimited by default (the balancer's `maxConcurrency` is the limit). */
+  connectionsPerBackend?: number | null
+}
+
+interface PoolEntry {
+  readonly url: URL
+  readonly pool: Pool
+}
+
+function checkMs(name: string, value: number | undefined, fallback: number, allowZero: boolean): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+    throw new TypeError(
+      `${name} must be an integer number of milliseconds ${allowZero ? '>= 0' : '>= 1'}, got ${String(value)}`,
+    )
+  }
+  return value
+}
+
+/**
+ * One keep-alive undici `Pool` per backend, created on first use. Keyed by backend id: two
+ * backends that share an origin still get separate connections, so one's slow streams do not
+ * queue the other's requests.
+ */
+export class UpstreamPools {
+  private readonly pools = new Map<string, PoolEntry>()
+  private readonly poolOptions: Pool.Options
+  private closed = false
+
+  constructor(options: UpstreamPoolOptions = {}) {
+    const connections = options.connectionsPerBackend ?? null
+    if (connections !== null && (!Number.isInteger(connections) || connections < 1)) {
+      throw new TypeError(`connectionsPerBackend must be an integer >= 1 or null, got ${String(connections)}`)
+    }
+    this.poolOptions = {
+      connectTimeout: checkMs('connectTimeoutMs', options.connectTimeoutMs, 5_000, false),
+      headersTimeout: checkMs('firstByteTimeoutMs', options.firstByteTimeoutMs, 300_000, true),
+      bodyTimeout: checkMs('idleTimeoutMs', options.idleTimeoutMs, 120_000, true),
+      keepAliveTimeout: checkMs('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000, false),
+      connections,
+    }
+  }
+
+  /** The pool for `backend`, dispatching only ever to `backend.url`'s origin. */
+  poolFor(backend: BackendTarget): Pool {
+    const entry = this.pools.get(backend.id)
+    if (entry !== undefined && (entry.url === backend.url || entry.url.origin === backend.url.origin)) {
+      return entry.pool
+    }
+    if (this.closed) throw new Error('the upstream pools are closed')
+    const protocol = backend.url.protocol
+    if (protocol !== 'http:' && protocol !== 'https:') {
+      throw new TypeError(
+        `backend ${backend.id} has URL ${backend.url.href}; only http: and https: are supported`,
+      )
+    }
+    // Same id, new origin: the backend was replaced without closeFor; let in-flight requests finish.
+    if (entry !== undefined) void entry.pool.close().catch(() => {})
+    const pool = new Pool(backend.url.origin, this.poolOptions)
+    this.pools.set(backend.id, { url: backend.url, pool })
+    return pool
+  }
+
+  /** Closes one backend's pool once its in-flight requests are done (backend removed). */
+  async closeFor(id: string): Promise<void> {
+    const entry = this.pools.get(id)
+    if (entry === undefined) return
+    this.pools.delete(id)
+    await entry.pool.close()
+  }
+
+  /** Closes every pool, waiting for in-flight requests (streams included) to complete. */
+  async close(): Promise<void> {
+    this.closed = true
+    const entries = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(entries.map((entry) => entry.pool.close()))
+  }
+
+  /** Closes every pool now, failing in-flight requests. */
+  async destroy(): Promise<void> {
+    this.closed = true
+    const entries = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.all(entries.map((entry) => entry.pool.destroy()))
+  }
+}
