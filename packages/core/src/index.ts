@@ -1,3 +1,53 @@
+export { ActiveHealthCheck, type ActiveHealthCheckOptions } from './balance/active-health-check.js'
+export type { BackendState, BackendView } from './balance/backend-state.js'
+export { BackendBalancer, type BalancerOptions, type HealthOptions } from './balance/balancer.js'
+export type { ConcurrencyQueueOptions } from './balance/concurrency-queue.js'
+export { BalancerError } from './balance/errors.js'
+export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
+export {
+  type ConsistentHashOptions,
+  createPicker,
+  type Picker,
+  type PickerFunction,
+  type StrategyName,
+  strategyNames,
+} from './balance/pickers/index.js'
+export type { BackendRegistry } from './balance/registry.js'
+export type {
+  AttemptOutcome,
+  BackendConfig,
+  BackendLease,
+  BackendSnapshot,
+  BackendStatus,
+  BackendTarget,
+  Balancer,
+  PickContext,
+} from './balance/types.js'
+export { BodyTooLargeError, errorBody, sendJsonError } from './forward/errors.js'
+export {
+  createForwarder,
+  type Forwarder,
+  type ForwarderOptions,
+  type ForwardRequest,
+} from './forward/forwarder.js'
+export { compilePathRewrite, type PathRewrite } from './forward/request-target.js'
+export type { RetryBudgetOptions } from './forward/retry-budget.js'
+export type { UpstreamPoolOptions } from './forward/upstream-pools.js'
+export { BackendsHandle } from './gateway/backends-handle.js'
+export { type ForwardRoute, Gateway, modelOf } from './gateway/gateway.js'
+export {
+  type ForwardOptions,
+  GATEWAY_OPTION_NAMES,
+  type GatewayOptions,
+  type HashKeySource,
+  pickGatewayOptions,
+} from './gateway/gateway-options.js'
+export {
+  InvalidJsonBodyError,
+  isJsonRequest,
+  modelFromJson,
+  readRequestBody,
+} from './gateway/routing-body.js'
 export type { LimitDecision, WindowState } from './limits/decision.js'
 export { HEADER_MODES, type HeaderMode, writeRateLimitHeaders } from './limits/headers.js'
 export { InsuredStore, type Logger, type StoreErrorMode } from './limits/insured-store.js'

@@ -1,5 +1,15 @@
-import { LimitEngine, OptionError, type RouteLimitOptions } from '@tollgate/core'
+import {
+  type BackendsHandle,
+  type ForwardOptions,
+  GATEWAY_OPTION_NAMES,
+  Gateway,
+  LimitEngine,
+  OptionError,
+  pickGatewayOptions,
+  type RouteLimitOptions,
+} from '@tollgate/core'
 import type { Request, RequestHandler } from 'express'
+import { forwardMiddleware } from './forward-middleware.js'
 import { limitMiddleware } from './limit-middleware.js'
 import type { TollgateExpressOptions } from './options.js'
 
@@ -13,13 +23,33 @@ export interface Gate {
     spec?: string | RouteLimitOptions<Request>,
     options?: Omit<RouteLimitOptions<Request>, 'limits'>,
   ): RequestHandler
-  /** Releases the store's timers (never a Redis client you passed in). */
+  /** A handler that forwards the request to one backend chosen by the strategy. */
+  forward(options?: ForwardOptions<Request>): RequestHandler
+  /** `GET /v1/models` from the registry when backends declare models; forwarded otherwise. */
+  listModels(): RequestHandler
+  /** Add, remove, drain backends at runtime and read their state. */
+  readonly backends: BackendsHandle
+  /** Waits for in-flight forwards, then releases connections, timers and the store (never a Redis client you passed). */
   close(): Promise<void>
 }
 
 /** Creates the Express side of tollgate: `const gate = tollgate({ defaultLimits: '200 per day' })`. */
 export function tollgate(options: TollgateExpressOptions = {}): Gate {
-  const engine = new LimitEngine<Request>(options, console)
+  const logger = options.logger ?? console
+  const engine = new LimitEngine<Request>(options, console, GATEWAY_OPTION_NAMES)
+  let gateway: Gateway<Request> | undefined
+  try {
+    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options))
+  } catch (error) {
+    void engine.close()
+    throw error
+  }
+  const requireGateway = (what: string): Gateway<Request> => {
+    if (gateway === undefined) {
+      throw new OptionError(`tollgate: ${what} needs backends: tollgate({ backends: [{ url: 'http://…' }] })`)
+    }
+    return gateway
+  }
   let count = 0
 
   return {
@@ -43,7 +73,22 @@ export function tollgate(options: TollgateExpressOptions = {}): Gate {
       if (limit === null) throw new OptionError(`tollgate: ${where} has no limit`)
       return limitMiddleware(limit, engine.headers)
     },
+    forward(forwardOptions) {
+      return forwardMiddleware(requireGateway('gate.forward()'), forwardOptions, logger)
+    },
+    listModels() {
+      const gw = requireGateway('gate.listModels()')
+      const forward = forwardMiddleware(gw, undefined, logger)
+      return (req, res, next) => {
+        if (gw.balancer.models().length === 0) return forward(req, res, next)
+        res.json(gw.modelList())
+      }
+    },
+    get backends() {
+      return requireGateway('gate.backends').backends
+    },
     async close() {
+      await gateway?.close()
       await engine.close()
     },
   }

@@ -1,4 +1,4 @@
-import type { RateLimitOptions } from '@tollgate/core'
+import type { GatewayOptions, RateLimitOptions } from '@tollgate/core'
 import type { Request } from 'express'
 
-export type TollgateExpressOptions = RateLimitOptions<Request>
+export interface TollgateExpressOptions extends RateLimitOptions<Request>, GatewayOptions<Request> {}

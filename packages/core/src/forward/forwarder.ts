@@ -77,6 +77,8 @@ export interface ForwarderOptions extends UpstreamPoolOptions {
 }
 
 export interface Forwarder {
+  /** Bodies above this many bytes get 413 (`Infinity`: no limit). */
+  readonly maxBodyBytes: number
   /**
    * Forwards one request and answers the client: the backend's response streamed through, or a
    * JSON error. Resolves once the response is over (finished, or the client went away); never
@@ -228,8 +230,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.phase = ATTEMPT_DONE
     if (phase === ATTEMPT_PENDING) this.latencyMs = performance.now() - this.startedAt
     if (error === CLIENT_CLOSED || error instanceof ClientClosedError) {
-      // A cancellation says nothing about the backend's health.
-      this.report(phase === ATTEMPT_PENDING || (this.status < 500 && this.status !== 429), undefined)
+      // A cancellation says nothing about the backend's health or speed.
+      this.report(phase === ATTEMPT_PENDING || (this.status < 500 && this.status !== 429), undefined, true)
       return
     }
     if (error instanceof BodyTooLargeError) {
@@ -242,7 +244,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     else this.exchange.attemptFailed(error)
   }
 
-  private report(ok: boolean, error: Error | undefined): void {
+  private report(ok: boolean, error: Error | undefined, cancelled = false): void {
     if (this.reported) return
     this.reported = true
     const outcome: AttemptOutcome = {
@@ -251,6 +253,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       latencyMs: this.latencyMs,
       retryAfterMs: this.retryAfterMs,
       error,
+      cancelled,
     }
     try {
       this.lease.finish(outcome)
@@ -436,7 +439,7 @@ class Exchange {
     if (this.closed) {
       // Acquired after the client left (a balancer that ignores the signal): give it back unused.
       try {
-        lease.finish({ ok: true, latencyMs: 0 })
+        lease.finish({ ok: true, latencyMs: 0, cancelled: true })
       } catch (err) {
         this.unexpected(err)
       }

@@ -25,6 +25,7 @@ import {
   checkOptionalFunction,
   checkOptionalString,
   fail,
+  show,
 } from './validation.js'
 
 const ENGINE_OPTIONS = [
@@ -123,8 +124,10 @@ export class LimitEngine<Req> {
       routeOptions = { limits: spec }
     } else if (spec !== undefined) {
       const raw: unknown = spec
-      checkObject(where, raw)
-      checkKnownKeys(where, raw, ROUTE_OPTIONS)
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        fail(where, 'a limit string, false, or an object { limits, keyGenerator, cost, skip, scope }', raw)
+      }
+      checkKnownKeys(where, raw as Record<string, unknown>, ROUTE_OPTIONS)
       routeOptions = spec
     }
     const own = routeOptions.limits === undefined ? this.#defaults : parseOption(where, routeOptions.limits)
@@ -210,14 +213,14 @@ export class RouteLimit<Req> {
 
 function checkKey(key: unknown): string {
   if (typeof key !== 'string' || key === '') {
-    throw new TypeError(`tollgate: keyGenerator must return a non-empty string; got ${JSON.stringify(key)}`)
+    throw new TypeError(`tollgate: keyGenerator must return a non-empty string; got ${show(key)}`)
   }
   return key
 }
 
 function checkRequestCost(cost: unknown): number {
   if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 0) {
-    throw new TypeError(`tollgate: cost() must return a whole number >= 0; got ${JSON.stringify(cost)}`)
+    throw new TypeError(`tollgate: cost() must return a whole number >= 0; got ${show(cost)}`)
   }
   return cost
 }
@@ -237,15 +240,18 @@ function allowListPredicate<Req>(
 function createStore(option: StoreOption | undefined, logger: Logger): LimitStore {
   if (option === undefined || option === 'memory') return new MemoryStore()
   const raw: unknown = option
-  checkObject('store', raw)
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('store', STORE_EXPECTED, raw)
   if ('redis' in option) {
-    checkKnownKeys('store', raw, REDIS_OPTIONS)
+    checkKnownKeys('store', raw as Record<string, unknown>, REDIS_OPTIONS)
     if (!isRedisClient(option.redis)) {
       fail('store.redis', 'an ioredis or node-redis client', option.redis)
     }
     const timeoutMs = option.timeoutMs ?? 500
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
-      fail('store.timeoutMs', 'a positive number of ms', timeoutMs)
+    // setTimeout turns anything above 2^31-1 ms (Infinity included) into 1 ms, which would
+    // time out every call and silently leave Redis unused.
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !(timeoutMs <= MAX_TIMER_MS)) {
+      fail('store.timeoutMs', `a number of ms above 0 and at most ${MAX_TIMER_MS}`, timeoutMs)
+    }
     const mode = option.onError ?? 'insurance'
     checkOneOf('store.onError', mode, ['insurance', 'allow', 'deny'] as const)
     return new InsuredStore({
@@ -261,5 +267,8 @@ function createStore(option: StoreOption | undefined, logger: Logger): LimitStor
   ) {
     return option as LimitStore
   }
-  return fail('store', `"memory", { redis: client } or an object with hit() and close()`, option)
+  return fail('store', STORE_EXPECTED, option)
 }
+
+const STORE_EXPECTED = `"memory", { redis: client } or an object with hit() and close()`
+const MAX_TIMER_MS = 2_147_483_647

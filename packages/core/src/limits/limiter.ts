@@ -37,12 +37,11 @@ export class RateLimiter {
     for (const group of groups) {
       for (const item of group.items) {
         const policy = policyName(item)
-        windows.push({
-          item,
-          policy,
-          described: describeLimit(item),
-          keySuffix: `}:${group.scope}:${policy}`,
-        })
+        const keySuffix = `}:${group.scope}:${policy}`
+        // The same limit written twice in one scope names one counter; listing it twice would
+        // charge that counter twice per request and halve the limit.
+        if (windows.some((w) => w.keySuffix === keySuffix)) continue
+        windows.push({ item, policy, described: describeLimit(item), keySuffix })
       }
     }
     if (windows.length === 0) throw new TypeError('tollgate: a rate limiter needs at least one limit')

@@ -40,7 +40,9 @@ export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
   if ('evalsha' in client && typeof client.evalsha === 'function') {
     const io = client as IoRedisLike
     return {
-      ready: () => io.status === 'ready',
+      // 'wait' is a lazyConnect client that has not connected yet: it connects on its first
+      // command, so refusing to send one would leave it (and shared counting) down for good.
+      ready: () => io.status === 'ready' || io.status === 'wait',
       run: (sha, script, keys, args) =>
         io.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
           if (isNoScript(error)) return io.eval(script, keys.length, ...keys, ...args)

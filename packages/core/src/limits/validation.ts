@@ -11,6 +11,8 @@ export function show(value: unknown): string {
   if (typeof value === 'function') return `a function`
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'bigint') return `${value}n`
+  // JSON would print NaN and Infinity as null, quoting a value the user never wrote.
+  if (typeof value === 'number') return String(value)
   try {
     return JSON.stringify(value) ?? String(value)
   } catch {

@@ -1,0 +1,36 @@
+// A Fastify gateway in front of OpenAI-compatible model servers: limits plus load-aware balancing.
+// Run: npm run build && BACKENDS=http://127.0.0.1:8001,http://127.0.0.1:8002 node examples/fastify-gateway.js
+import tollgate from '@tollgate/fastify'
+import Fastify from 'fastify'
+
+export async function buildGateway({ backends, strategy = 'least-latency', logger = false, store } = {}) {
+  const app = Fastify({ logger })
+  await app.register(tollgate, {
+    defaultLimits: '200 per day, 50 per hour',
+    store,
+    backends,
+    strategy,
+  })
+
+  app.post('/v1/chat/completions', app.tollgate.forward())
+  app.post('/v1/completions', app.tollgate.forward())
+  app.get('/v1/models', { config: { rateLimit: false } }, app.tollgate.forward())
+  app.get('/gateway/backends', { config: { rateLimit: false } }, async () => app.tollgate.backends.snapshot())
+  return app
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const backends = (process.env.BACKENDS ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((url) => ({ url }))
+  if (backends.length === 0) {
+    console.error('set BACKENDS to a comma-separated list of model server URLs')
+    process.exit(1)
+  }
+  const app = await buildGateway({ backends, logger: true })
+  await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+  const stop = () => app.close().then(() => process.exit(0))
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}

@@ -1,0 +1,54 @@
+import type { BackendBalancer } from '../balance/balancer.js'
+import type { BackendConfig, BackendSnapshot } from '../balance/types.js'
+import type { Forwarder } from '../forward/forwarder.js'
+
+/**
+ * `app.tollgate.backends` / `gate.backends`: change the backend set at runtime and read
+ * each backend's state. Removing a backend also closes its connections once its
+ * in-flight requests are done.
+ */
+export class BackendsHandle {
+  readonly #balancer: BackendBalancer
+  readonly #forwarder: Forwarder
+
+  constructor(balancer: BackendBalancer, forwarder: Forwarder) {
+    this.#balancer = balancer
+    this.#forwarder = forwarder
+  }
+
+  /** Registers a backend; throws on a bad config or a duplicate id. */
+  add(config: BackendConfig): BackendSnapshot {
+    return this.#balancer.registry.add(config).snapshot()
+  }
+
+  /** Unregisters a backend at once; requests already sent to it finish. False if unknown. */
+  remove(id: string): boolean {
+    const removed = this.#balancer.registry.remove(id)
+    if (removed) void this.#forwarder.closeFor(id)
+    return removed
+  }
+
+  /** Stops sending new requests to a backend; resolves when its in-flight requests are done. */
+  drain(id: string): Promise<void> {
+    return this.#balancer.registry.drain(id)
+  }
+
+  /** Sends requests to a drained backend again. */
+  undrain(id: string): void {
+    this.#balancer.registry.undrain(id)
+  }
+
+  get(id: string): BackendSnapshot | undefined {
+    return this.#balancer.registry.get(id)?.snapshot()
+  }
+
+  /** Every backend's state: in flight, totals, errors, latency estimate, status. */
+  snapshot(): BackendSnapshot[] {
+    return this.#balancer.snapshot()
+  }
+
+  /** Every model a backend declares, sorted. */
+  models(): string[] {
+    return this.#balancer.models()
+  }
+}

@@ -1,0 +1,53 @@
+import type { BalancerOptions } from '../balance/balancer.js'
+import type { ForwarderOptions } from '../forward/forwarder.js'
+import type { PathRewrite } from '../forward/request-target.js'
+
+/** Where a request's consistent-hash key comes from: a header name, or a function of the request. */
+export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
+
+/** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
+export interface GatewayOptions<Req>
+  extends Omit<BalancerOptions, 'now' | 'random'>,
+    Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite'> {
+  /** Consistent-hash key. Default: the `X-Session-Id` header. */
+  hashKey?: HashKeySource<Req>
+}
+
+/** Options of one forward handler. */
+export interface ForwardOptions<Req> {
+  /** Changes the forwarded path: a function, or `{ stripPrefix, addPrefix? }`. Default: the request's own path and query. */
+  rewrite?: PathRewrite
+  /** Overrides the gateway's `hashKey` for this route. */
+  hashKey?: HashKeySource<Req>
+}
+
+export const GATEWAY_OPTION_NAMES = [
+  'backends',
+  'strategy',
+  'consistentHash',
+  'health',
+  'queue',
+  'latencyDecayMs',
+  'failurePenaltyMs',
+  'connectTimeoutMs',
+  'firstByteTimeoutMs',
+  'idleTimeoutMs',
+  'keepAliveTimeoutMs',
+  'connectionsPerBackend',
+  'maxAttempts',
+  'retryBudget',
+  'maxReplayBodyBytes',
+  'maxBodyBytes',
+  'onUnexpectedError',
+  'hashKey',
+] as const
+
+/** The balancing and forwarding part of an adapter's options (which also hold limit options). */
+export function pickGatewayOptions<Req>(options: object): GatewayOptions<Req> {
+  const picked: Record<string, unknown> = {}
+  for (const name of GATEWAY_OPTION_NAMES) {
+    const value = (options as Record<string, unknown>)[name]
+    if (value !== undefined) picked[name] = value
+  }
+  return picked as GatewayOptions<Req>
+}

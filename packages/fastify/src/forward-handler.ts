@@ -1,0 +1,50 @@
+import type { ForwardOptions, Gateway } from '@tollgate/core'
+import { modelOf } from '@tollgate/core'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { rawBodyOf } from './raw-body.js'
+
+export const FORWARD_HANDLER = Symbol('tollgate.forwardHandler')
+
+export type ForwardHandler = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
+  [FORWARD_HANDLER]: true
+}
+
+/**
+ * A route handler that hands the raw request and response to the core forwarder.
+ * Headers already set on the reply (the rate-limit ones) are carried over, since a
+ * hijacked reply no longer sends them itself.
+ */
+export function forwardHandler(
+  gateway: Gateway<FastifyRequest>,
+  options: ForwardOptions<FastifyRequest> | undefined,
+): ForwardHandler {
+  const route = gateway.route(options)
+  const { forwarder } = gateway
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const res = reply.raw
+    const headers = reply.getHeaders()
+    for (const name in headers) {
+      const value = headers[name]
+      if (value !== undefined) res.setHeader(name, value)
+    }
+    reply.hijack()
+    return forwarder.forward({
+      req: request.raw,
+      res,
+      clientIp: request.ip,
+      protocol: request.protocol,
+      host: request.host,
+      // Fastify only defines `ips` when its trustProxy option is on.
+      trustProxy: 'ips' in request,
+      body: rawBodyOf(request),
+      model: modelOf(request.body),
+      hashKey: route.hashKey?.(request, request.headers),
+      rewrite: route.rewrite,
+    })
+  }
+  return Object.assign(handler, { [FORWARD_HANDLER]: true as const })
+}
+
+export function isForwardHandler(handler: unknown): handler is ForwardHandler {
+  return typeof handler === 'function' && (handler as Partial<ForwardHandler>)[FORWARD_HANDLER] === true
+}
