@@ -17,10 +17,10 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     projects: [
-      { resolve: { alias }, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
-      { resolve: { alias }, test: { name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
-      { resolve: { alias }, test: { name: 'express', include: ['packages/express/test/**/*.test.ts'] } },
-      { resolve: { alias }, test: { name: 'e2e', include: ['test/**/*.test.ts', 'bench/**/*.test.ts'] } },
+      { extends: true, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'express', include: ['packages/express/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts', 'bench/**/*.test.ts'] } },
     ],
   },
 })
