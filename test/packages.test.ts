@@ -12,8 +12,10 @@ const run = promisify(execFile)
 describe('built packages', () => {
   const built = existsSync(`${root}packages/core/dist/index.js`)
 
-  it.skipIf(!built && process.env.CI !== 'true')('are importable by name with type declarations', async () => {
-    const script = `
+  it.skipIf(!built && process.env.CI !== 'true')(
+    'are importable by name with type declarations',
+    async () => {
+      const script = `
       const core = await import('@tollgate/core')
       const fastify = await import('@tollgate/fastify')
       const express = await import('@tollgate/express')
@@ -22,14 +24,15 @@ describe('built packages', () => {
         fastifyDefault: typeof fastify.default,
         expressFactory: typeof express.tollgate,
       }))`
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root })
-    expect(JSON.parse(stdout)).toEqual({
-      parse: [86_400_000, 3_600_000],
-      fastifyDefault: 'function',
-      expressFactory: 'function',
-    })
-    for (const pkg of ['core', 'fastify', 'express']) {
-      expect(existsSync(`${root}packages/${pkg}/dist/index.d.ts`)).toBe(true)
-    }
-  })
+      const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root })
+      expect(JSON.parse(stdout)).toEqual({
+        parse: [86_400_000, 3_600_000],
+        fastifyDefault: 'function',
+        expressFactory: 'function',
+      })
+      for (const pkg of ['core', 'fastify', 'express']) {
+        expect(existsSync(`${root}packages/${pkg}/dist/index.d.ts`)).toBe(true)
+      }
+    },
+  )
 })
