@@ -1,0 +1,404 @@
+import { Redis } from 'ioredis'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import {
+  type HitResult,
+  type RedisClientLike,
+  RedisStore,
+  StoreUnavailableError,
+  type WindowSpec,
+} from '../../src/index.js'
+import {
+  CLIENT_KINDS,
+  type ClientKind,
+  clientReady,
+  closeClient,
+  connectIoRedis,
+  connectNodeRedis,
+  type NodeRedisClient,
+  PrivateRedis,
+  REDIS_URL,
+  requireRedisServer,
+  requireSharedRedis,
+  skipWithoutRedis,
+  skipWithoutRedisServer,
+  uniquePrefix,
+  waitFor,
+} from './redis-helpers.js'
+
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+
+type AnyClient = Redis | NodeRedisClient
+
+function connect(kind: ClientKind, url = REDIS_URL): Promise<AnyClient> {
+  return kind === 'ioredis' ? connectIoRedis(url) : connectNodeRedis(url)
+}
+
+/** The script call the store makes, wrapped to count it; both clients resolve it on the instance. */
+function countScriptCalls(client: AnyClient) {
+  if (client instanceof Redis) {
+    return { evalsha: vi.spyOn(client, 'evalsha'), eval: vi.spyOn(client, 'eval') }
+  }
+  return { evalsha: vi.spyOn(client, 'evalSha'), eval: vi.spyOn(client, 'eval') }
+}
+
+async function deleteKeys(admin: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) await admin.del(...keys)
+    cursor = next
+  } while (cursor !== '0')
+}
+
+describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
+  let admin: Redis
+  const prefixes: string[] = []
+  const clients: AnyClient[] = []
+
+  beforeAll(async () => {
+    requireSharedRedis()
+    admin = await connectIoRedis()
+  })
+
+  afterAll(async () => {
+    for (const prefix of prefixes) await deleteKeys(admin, prefix)
+    for (const client of clients) closeClient(client)
+    admin?.disconnect()
+  })
+
+  function prefix(): string {
+    const p = uniquePrefix()
+    prefixes.push(p)
+    return p
+  }
+
+  async function client(kind: ClientKind): Promise<AnyClient> {
+    const c = await connect(kind)
+    clients.push(c)
+    return c
+  }
+
+  describe.each(CLIENT_KINDS)('with %s', (kind) => {
+    let store: RedisStore
+    beforeAll(async () => {
+      store = new RedisStore({ client: await client(kind) })
+    })
+
+    it('starts a fixed window at the first hit; the key expires with it', async () => {
+      const key = `${prefix()}minute`
+      const first = await store.hit([{ key, amount: 3, windowMs: MINUTE }], 1)
+      expect(first).toEqual({ allowed: true, used: [1], resetMs: [MINUTE] })
+      const pttl = await admin.pttl(key)
+      expect(pttl).toBeGreaterThan(0)
+      expect(pttl).toBeLessThanOrEqual(MINUTE)
+      expect(await admin.get(key)).toBe('1')
+    })
+
+    it('does not push the expiry back on later hits', async () => {
+      const key = `${prefix()}minute`
+      await store.hit([{ key, amount: 5, windowMs: MINUTE }], 1)
+      // Stands in for 55 s passing: a later hit must keep the window's end, not restart it.
+      await admin.pexpire(key, 5_000)
+      const second = await store.hit([{ key, amount: 5, windowMs: MINUTE }], 1)
+      expect(second.used).toEqual([2])
+      expect(second.resetMs[0]).toBeGreaterThan(0)
+      expect(second.resetMs[0]).toBeLessThanOrEqual(5_000)
+      expect(await admin.pttl(key)).toBeLessThanOrEqual(5_000)
+      const rejected = await store.hit([{ key, amount: 2, windowMs: MINUTE }], 1)
+      expect(rejected.allowed).toBe(false)
+      expect(await admin.pttl(key)).toBeLessThanOrEqual(5_000)
+    })
+
+    it('starts over once the key has expired', async () => {
+      const window = [{ key: `${prefix()}short`, amount: 1, windowMs: 150 }]
+      expect((await store.hit(window, 1)).allowed).toBe(true)
+      expect(await store.hit(window, 1)).toMatchObject({ allowed: false, used: [1] })
+      await waitFor('the window to end', async () => (await admin.exists(window[0]!.key)) === 0, 2_000)
+      expect(await store.hit(window, 1)).toMatchObject({ allowed: true, used: [1] })
+    })
+
+    it('charges every window or none: the day is not charged for what the hour rejects', async () => {
+      const p = prefix()
+      const windows: WindowSpec[] = [
+        { key: `${p}hour`, amount: 2, windowMs: HOUR },
+        { key: `${p}day`, amount: 5, windowMs: DAY },
+      ]
+      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
+      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
+      for (let i = 0; i < 5; i++) {
+        expect(await store.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+      }
+      expect(await admin.get(`${p}day`)).toBe('2')
+
+      // The hour ends; the day carries on from 2, not 7.
+      await admin.del(`${p}hour`)
+      const next = await store.hit(windows, 1)
+      expect(next).toMatchObject({ allowed: true, used: [1, 3] })
+      expect(next.resetMs[0]).toBe(HOUR)
+      expect(next.resetMs[1]).toBeLessThanOrEqual(DAY)
+      expect(await admin.get(`${p}day`)).toBe('3')
+    })
+
+    it('writes nothing for a request rejected on a fresh key', async () => {
+      const p = prefix()
+      await store.hit([{ key: `${p}full`, amount: 1, windowMs: HOUR }], 1)
+      const rejected = await store.hit(
+        [
+          { key: `${p}fresh`, amount: 5, windowMs: HOUR },
+          { key: `${p}full`, amount: 1, windowMs: HOUR },
+        ],
+        1,
+      )
+      expect(rejected).toEqual({ allowed: false, used: [0, 1], resetMs: [HOUR, expect.any(Number)] })
+      expect(await admin.exists(`${p}fresh`)).toBe(0)
+    })
+
+    it('charges a cost above 1 whole and never a cost that does not fit', async () => {
+      const window = [{ key: `${prefix()}k`, amount: 5, windowMs: MINUTE }]
+      expect(await store.hit(window, 6)).toMatchObject({ allowed: false, used: [0] })
+      expect(await store.hit(window, 3)).toMatchObject({ allowed: true, used: [3] })
+      expect(await store.hit(window, 3)).toMatchObject({ allowed: false, used: [3] })
+      expect(await store.hit(window, 2)).toMatchObject({ allowed: true, used: [5] })
+      expect(await admin.get(window[0]!.key)).toBe('5')
+    })
+
+    it('lets a cost of 0 through on a full window without counting it', async () => {
+      const window = [{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }]
+      expect(await store.hit(window, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit(window, 0)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit(window, 1)).toMatchObject({ allowed: false, used: [1] })
+    })
+
+    it('treats a key left without an expiry as empty rather than counting forever', async () => {
+      const key = `${prefix()}stale`
+      await admin.set(key, '99')
+      expect(await store.hit([{ key, amount: 3, windowMs: MINUTE }], 1)).toMatchObject({
+        allowed: true,
+        used: [1],
+      })
+      expect(await admin.pttl(key)).toBeGreaterThan(0)
+    })
+
+    it('shares counters between two stores on two connections', async () => {
+      const other = new RedisStore({ client: await client(kind) })
+      const window = [{ key: `${prefix()}shared`, amount: 3, windowMs: MINUTE }]
+      expect((await store.hit(window, 1)).used).toEqual([1])
+      expect((await other.hit(window, 1)).used).toEqual([2])
+      expect((await store.hit(window, 1)).used).toEqual([3])
+      expect((await other.hit(window, 1)).allowed).toBe(false)
+      expect((await store.hit(window, 1)).allowed).toBe(false)
+    })
+
+    it('lets exactly the limit through when two stores race', async () => {
+      const other = new RedisStore({ client: await client(kind) })
+      const p = prefix()
+      const windows = [
+        { key: `${p}minute`, amount: 10, windowMs: MINUTE },
+        { key: `${p}hour`, amount: 100, windowMs: HOUR },
+      ]
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? store : other).hit(windows, 1)),
+      )
+      expect(results.filter((r) => r.allowed)).toHaveLength(10)
+      expect(await admin.mget(`${p}minute`, `${p}hour`)).toEqual(['10', '10'])
+    })
+
+    it('sends one script call per hit', async () => {
+      const c = await client(kind)
+      const calls = countScriptCalls(c)
+      const counted = new RedisStore({ client: c })
+      const p = prefix()
+      const windows = [
+        { key: `${p}a`, amount: 2, windowMs: MINUTE },
+        { key: `${p}b`, amount: 9, windowMs: HOUR },
+        { key: `${p}c`, amount: 9, windowMs: DAY },
+      ]
+      for (let i = 0; i < 4; i++) await counted.hit(windows, 1)
+      expect(calls.evalsha).toHaveBeenCalledTimes(4)
+      // EVAL only follows a NOSCRIPT; the shared server may or may not know the script already.
+      expect(calls.eval.mock.calls.length).toBeLessThanOrEqual(1)
+    })
+
+    it('rejects at once with StoreUnavailableError when the client is not connected', async () => {
+      const closed = await connect(kind)
+      closeClient(closed)
+      await waitFor('the client to notice it is closed', () => !clientReady(closed))
+      const calls = countScriptCalls(closed)
+      const down = new RedisStore({ client: closed, timeoutMs: 10_000 })
+      const started = Date.now()
+      await expect(down.hit([{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
+        StoreUnavailableError,
+      )
+      // Generous bound: the point is that it did not wait for timeoutMs.
+      expect(Date.now() - started).toBeLessThan(2_000)
+      expect(calls.evalsha).not.toHaveBeenCalled()
+    })
+  })
+
+  it('rejects at once when a node-redis client was never connected', async () => {
+    const never = await connectNodeRedis(REDIS_URL, { connect: false })
+    const down = new RedisStore({ client: never, timeoutMs: 10_000 })
+    const error = await down
+      .hit([{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }], 1)
+      .catch((e: unknown) => e)
+    expect(error).toBeInstanceOf(StoreUnavailableError)
+    expect((error as Error).message).toMatch(/not ready/)
+  })
+
+  it('sends the first hit of a lazyConnect ioredis client, which connects it', async () => {
+    const lazy = await connectIoRedis(REDIS_URL, { lazyConnect: true })
+    clients.push(lazy)
+    expect(lazy.status).toBe('wait')
+    const key = `${prefix()}lazy`
+    const store = new RedisStore({ client: lazy })
+    expect(await store.hit([{ key, amount: 2, windowMs: MINUTE }], 1)).toMatchObject({
+      allowed: true,
+      used: [1],
+    })
+    expect(await admin.get(key)).toBe('1')
+    expect(lazy.status).toBe('ready')
+  })
+
+  it('shares counters between an ioredis store and a node-redis store', async () => {
+    const io = new RedisStore({ client: await client('ioredis') })
+    const nr = new RedisStore({ client: await client('node-redis') })
+    const windows = [
+      { key: `${prefix()}x`, amount: 2, windowMs: MINUTE },
+      { key: `${prefix()}y`, amount: 3, windowMs: HOUR },
+    ]
+    expect(await io.hit(windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
+    expect(await nr.hit(windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
+    expect(await io.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+    expect(await nr.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+  })
+})
+
+describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
+  'RedisStore with %s on a private redis-server',
+  (kind) => {
+    let server: PrivateRedis
+    let admin: Redis
+    let client: AnyClient
+
+    beforeAll(async () => {
+      requireRedisServer()
+      server = await PrivateRedis.start()
+      admin = await connectIoRedis(server.url)
+      client = await connect(kind, server.url)
+    })
+
+    afterEach(() => {
+      server.resume()
+    })
+
+    afterAll(async () => {
+      if (client !== undefined) closeClient(client)
+      admin?.disconnect()
+      await server?.stop()
+    })
+
+    it('sends one EVALSHA per hit, and EVAL once after the server forgot the script', async () => {
+      await admin.script('FLUSH')
+      await admin.config('RESETSTAT')
+      const calls = countScriptCalls(client)
+      const store = new RedisStore({ client })
+      const windows = [
+        { key: 'k:{c}:a', amount: 3, windowMs: MINUTE },
+        { key: 'k:{c}:b', amount: 9, windowMs: HOUR },
+      ]
+      const results: HitResult[] = []
+      for (let i = 0; i < 5; i++) results.push(await store.hit(windows, 1))
+      expect(results.map((r) => r.allowed)).toEqual([true, true, true, false, false])
+      expect(calls.evalsha).toHaveBeenCalledTimes(5)
+      expect(calls.eval).toHaveBeenCalledTimes(1)
+
+      // The server's own count: no other round trip hides behind the client calls.
+      const stats = (await admin.info('commandstats')).split('\r\n')
+      const stat = (name: string) => stats.find((line) => line.startsWith(`cmdstat_${name}:`))
+      expect(stat('evalsha')).toMatch(/calls=5,.*failed_calls=1/)
+      expect(stat('eval')).toMatch(/calls=1,/)
+      calls.evalsha.mockRestore()
+      calls.eval.mockRestore()
+    })
+
+    it('gives up after timeoutMs with StoreUnavailableError when Redis does not answer', async () => {
+      const store = new RedisStore({ client, timeoutMs: 300 })
+      server.pause()
+      const started = Date.now()
+      const error = await store
+        .hit([{ key: 'k:{c}:slow', amount: 1, windowMs: MINUTE }], 1)
+        .catch((e: unknown) => e)
+      const waited = Date.now() - started
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect((error as Error).message).toBe('Redis did not answer within 300 ms')
+      expect(waited).toBeGreaterThanOrEqual(290)
+      expect(waited).toBeLessThan(5_000)
+
+      server.resume()
+      // The store itself is not broken by a timeout: the next call is answered normally.
+      await expect(
+        store.hit([{ key: 'k:{c}:after', amount: 1, windowMs: MINUTE }], 1),
+      ).resolves.toMatchObject({
+        allowed: true,
+      })
+    })
+
+    it('fails fast while the server is gone and works again once it is back', async () => {
+      const store = new RedisStore({ client, timeoutMs: 300 })
+      await server.kill()
+      await waitFor('the client to notice the server is gone', () => !clientReady(client))
+      const started = Date.now()
+      await expect(store.hit([{ key: 'k:{c}:gone', amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
+        StoreUnavailableError,
+      )
+      expect(Date.now() - started).toBeLessThan(250)
+
+      await server.restart()
+      await waitFor('the client to reconnect', () => clientReady(client))
+      // A fresh server knows no script: EVALSHA falls back to EVAL by itself.
+      await expect(store.hit([{ key: 'k:{c}:back', amount: 1, windowMs: MINUTE }], 1)).resolves.toEqual({
+        allowed: true,
+        used: [1],
+        resetMs: [MINUTE],
+      })
+    })
+  },
+)
+
+describe('RedisStore reply checks', () => {
+  const fake = (reply: unknown): RedisClientLike => ({
+    status: 'ready',
+    evalsha: async () => reply,
+    eval: async () => reply,
+  })
+
+  it('rejects a reply of the wrong shape instead of guessing', async () => {
+    const store = new RedisStore({ client: fake([1, 1]) })
+    await expect(
+      store.hit(
+        [
+          { key: 'a', amount: 1, windowMs: 1 },
+          { key: 'b', amount: 1, windowMs: 1 },
+        ],
+        1,
+      ),
+    ).rejects.toThrow(/Unexpected reply from the rate-limit script: \[1,1\]/)
+  })
+
+  it('passes a Redis error other than NOSCRIPT through without retrying with EVAL', async () => {
+    const evalCalls = vi.fn(async () => [1, 1, 1])
+    const store = new RedisStore({
+      client: {
+        status: 'ready',
+        evalsha: async () => {
+          throw new Error('WRONGTYPE Operation against a key holding the wrong kind of value')
+        },
+        eval: evalCalls,
+      },
+    })
+    await expect(store.hit([{ key: 'a', amount: 1, windowMs: 1 }], 1)).rejects.toThrow(/^WRONGTYPE/)
+    expect(evalCalls).not.toHaveBeenCalled()
+  })
+})
