@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest'
+import { addedCpu, compare, type RoundResult, roundOrder } from './lib/rounds.js'
+
+const round = (cpuMicrosPerRequest: number, requestsPerSecond = 1000): RoundResult => ({
+  requestsPerSecond,
+  cpuMicrosPerRequest,
+  extraCpuMicrosPerRequest: Number.NaN,
+  p50Ms: 1,
+  p99Ms: 2,
+  requests: requestsPerSecond,
+  failures: 0,
+})
+
+describe('roundOrder', () => {
+  it('runs every variant once per round', () => {
+    for (let r = 0; r < 6; r++) expect([...roundOrder(5, r)].sort()).toEqual([0, 1, 2, 3, 4])
+  })
+
+  it('lets each of two variants go first half the time', () => {
+    const firsts = [0, 1, 2, 3].map((r) => roundOrder(2, r)[0])
+    expect(firsts.filter((f) => f === 0)).toHaveLength(2)
+  })
+
+  it('puts each of several variants first in some round', () => {
+    const firsts = new Set(Array.from({ length: 10 }, (_, r) => roundOrder(5, r)[0]))
+    expect(firsts.size).toBe(5)
+  })
+})
+
+describe('compare', () => {
+  it('takes the median of per-round ratios, and of what each adds over a baseline', () => {
+    const bare = [round(30), round(60), round(30)]
+    const a = [round(40), round(80), round(45)]
+    const b = [round(50), round(100), round(50)]
+    const cmp = compare(a, b, bare)
+    expect(cmp.cpuRatio).toBeCloseTo(0.8, 10)
+    // added: a 10, 20, 15; b 20, 40, 20 -> 0.5, 0.5, 0.75
+    expect(cmp.addedCpuRatio).toBeCloseTo(0.5, 10)
+    expect(cmp.throughputRatio).toBe(1)
+    expect(addedCpu(a, bare)).toBe(15)
+  })
+})
