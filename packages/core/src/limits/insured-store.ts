@@ -39,17 +39,17 @@ export class InsuredStore implements LimitStore {
     return this.#down
   }
 
-  hit(windows: readonly WindowSpec[], cost: number): Promise<HitResult> | HitResult {
+  hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> | HitResult {
     let pending: Promise<HitResult> | HitResult
     try {
-      pending = this.#primary.hit(windows, cost)
+      pending = this.#primary.hit(key, windows, cost)
     } catch (error) {
-      return this.#fallback(windows, cost, error)
+      return this.#fallback(key, windows, cost, error)
     }
     if (!(pending instanceof Promise)) return this.#recovered(pending)
     return pending.then(
       (result) => this.#recovered(result),
-      (error: unknown) => this.#fallback(windows, cost, error),
+      (error: unknown) => this.#fallback(key, windows, cost, error),
     )
   }
 
@@ -64,7 +64,12 @@ export class InsuredStore implements LimitStore {
     return result
   }
 
-  #fallback(windows: readonly WindowSpec[], cost: number, error: unknown): HitResult | Promise<HitResult> {
+  #fallback(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    error: unknown,
+  ): HitResult | Promise<HitResult> {
     if (!this.#down) {
       this.#down = true
       const reason = error instanceof Error ? error.message : String(error)
@@ -74,7 +79,7 @@ export class InsuredStore implements LimitStore {
     }
     switch (this.#mode) {
       case 'insurance':
-        return this.#insurance.hit(windows, cost)
+        return this.#insurance.hit(key, windows, cost)
       case 'allow':
         return passAll(windows)
       case 'deny':

@@ -65,9 +65,13 @@ function parseOption(option: string, text: unknown): RateLimitItem[] {
 export class LimitEngine<Req> {
   readonly headers: HeaderMode
   readonly store: LimitStore
+  /**
+   * Put before every scope for a store the caller passed in: only the stores built here apply
+   * keyPrefix themselves, and one passed-in store may be shared by engines with different prefixes.
+   */
+  readonly #scopePrefix: string
   readonly #defaults: RateLimitItem[] | undefined
   readonly #application: RateLimitItem[] | undefined
-  readonly #prefix: string
   readonly #options: RateLimitOptions<Req>
   readonly #allowList: ((request: Req, key: string) => boolean) | undefined
 
@@ -96,7 +100,6 @@ export class LimitEngine<Req> {
     if (prefix.includes('{') || prefix.includes('}')) {
       fail('keyPrefix', 'a string without { or } (they would break Redis Cluster hash slots)', prefix)
     }
-    this.#prefix = prefix
     const headers = options.headers ?? 'ietf'
     checkOneOf('headers', headers, HEADER_MODES)
     this.headers = headers
@@ -104,7 +107,8 @@ export class LimitEngine<Req> {
     if (options.logger !== undefined && typeof options.logger?.warn !== 'function') {
       fail('logger', 'an object with a warn(message) method', options.logger)
     }
-    this.store = createStore(options.store, options.logger ?? defaultLogger)
+    this.store = createStore(options.store, prefix, options.logger ?? defaultLogger)
+    this.#scopePrefix = this.store === options.store ? prefix : ''
   }
 
   /** Whether any limit applies to routes without their own setting. */
@@ -136,10 +140,13 @@ export class LimitEngine<Req> {
     checkOptionalFunction(`${where}.skip`, routeOptions.skip)
     checkOptionalString(`${where}.scope`, routeOptions.scope)
     const groups: WindowGroup[] = []
-    if (own !== undefined) groups.push({ scope: routeOptions.scope ?? scope, items: own })
-    if (this.#application !== undefined) groups.push({ scope: '*application', items: this.#application })
+    const head = this.#scopePrefix
+    if (own !== undefined) groups.push({ scope: head + (routeOptions.scope ?? scope), items: own })
+    if (this.#application !== undefined) {
+      groups.push({ scope: `${head}*application`, items: this.#application })
+    }
     if (groups.length === 0) return null
-    return new RouteLimit(new RateLimiter(this.store, this.#prefix, groups), {
+    return new RouteLimit(new RateLimiter(this.store, groups), {
       keyGenerator: routeOptions.keyGenerator ?? this.#options.keyGenerator,
       cost: routeOptions.cost ?? this.#options.cost ?? 1,
       skip: routeOptions.skip ?? this.#options.skip,
@@ -237,7 +244,7 @@ function allowListPredicate<Req>(
   return (_request, key) => keys.has(key)
 }
 
-function createStore(option: StoreOption | undefined, logger: Logger): LimitStore {
+function createStore(option: StoreOption | undefined, prefix: string, logger: Logger): LimitStore {
   if (option === undefined || option === 'memory') return new MemoryStore()
   const raw: unknown = option
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('store', STORE_EXPECTED, raw)
@@ -255,7 +262,7 @@ function createStore(option: StoreOption | undefined, logger: Logger): LimitStor
     const mode = option.onError ?? 'insurance'
     checkOneOf('store.onError', mode, ['insurance', 'allow', 'deny'] as const)
     return new InsuredStore({
-      primary: new RedisStore({ client: option.redis, timeoutMs }),
+      primary: new RedisStore({ client: option.redis, timeoutMs, prefix }),
       insurance: new MemoryStore(),
       mode,
       logger,

@@ -13,39 +13,38 @@ interface PreparedWindow {
   readonly item: RateLimitItem
   readonly policy: string
   readonly described: string
-  /** Everything in the store key after the client key. */
-  readonly keySuffix: string
+  /** What the store is asked for; built once so a check allocates no key strings. */
+  readonly spec: WindowSpec
 }
 
 /**
- * Checks a request against one or more window groups in a single store hit.
- * Store keys are `<prefix>{<client key>}:<scope>:<policy>`: the braces make every
- * key of one client land in one Redis Cluster hash slot, so a single script can
- * check and charge them together.
+ * Checks a request against one or more window groups in a single store hit. Each
+ * window's counter is named `<scope>:<policy>`, and the store keeps one per client key.
  */
 export class RateLimiter {
   readonly #store: LimitStore
-  readonly #prefix: string
   readonly #windows: readonly PreparedWindow[]
+  readonly #specs: readonly WindowSpec[]
   /** The `RateLimit-Policy` header value; it only depends on configuration. */
   readonly policyHeader: string
 
-  constructor(store: LimitStore, prefix: string, groups: readonly WindowGroup[]) {
+  constructor(store: LimitStore, groups: readonly WindowGroup[]) {
     this.#store = store
-    this.#prefix = prefix
     const windows: PreparedWindow[] = []
     for (const group of groups) {
       for (const item of group.items) {
         const policy = policyName(item)
-        const keySuffix = `}:${group.scope}:${policy}`
+        const id = `${group.scope}:${policy}`
         // The same limit written twice in one scope names one counter; listing it twice would
         // charge that counter twice per request and halve the limit.
-        if (windows.some((w) => w.keySuffix === keySuffix)) continue
-        windows.push({ item, policy, described: describeLimit(item), keySuffix })
+        if (windows.some((w) => w.spec.id === id)) continue
+        const spec = { id, amount: item.amount, windowMs: item.windowMs }
+        windows.push({ item, policy, described: describeLimit(item), spec })
       }
     }
     if (windows.length === 0) throw new TypeError('tollgate: a rate limiter needs at least one limit')
     this.#windows = windows
+    this.#specs = windows.map((w) => w.spec)
     this.policyHeader = windows
       .map((w) => `"${w.policy}";q=${w.item.amount};w=${w.item.windowMs / 1000}`)
       .join(', ')
@@ -56,14 +55,7 @@ export class RateLimiter {
   }
 
   hit(clientKey: string, cost: number): LimitDecision | Promise<LimitDecision> {
-    const windows = this.#windows
-    const head = `${this.#prefix}{${clientKey}`
-    const specs = new Array<WindowSpec>(windows.length)
-    for (let i = 0; i < windows.length; i++) {
-      const w = windows[i]!
-      specs[i] = { key: head + w.keySuffix, amount: w.item.amount, windowMs: w.item.windowMs }
-    }
-    const result = this.#store.hit(specs, cost)
+    const result = this.#store.hit(clientKey, this.#specs, cost)
     if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r))
     return this.#decide(clientKey, cost, result)
   }

@@ -21,7 +21,10 @@ export interface MemoryStoreOptions {
  * hand that client a fresh window — a flood of new keys must not reset anyone.
  */
 export class MemoryStore implements LimitStore {
-  readonly #counters = new Map<string, Counter>()
+  /** One table per window id, keyed by client key: lookups hash only the client key, which the
+   * framework hands over as the same string object on every request of a connection. */
+  readonly #tables = new Map<string, Map<string, Counter>>()
+  readonly #found: (Counter | undefined)[] = []
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
 
@@ -33,18 +36,31 @@ export class MemoryStore implements LimitStore {
 
   /** Counters currently held (live or not yet swept). */
   get size(): number {
-    return this.#counters.size
+    let size = 0
+    for (const table of this.#tables.values()) size += table.size
+    return size
   }
 
-  hit(windows: readonly WindowSpec[], cost: number): HitResult {
+  #table(id: string): Map<string, Counter> {
+    let table = this.#tables.get(id)
+    if (table === undefined) {
+      table = new Map()
+      this.#tables.set(id, table)
+    }
+    return table
+  }
+
+  hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult {
     const now = this.#now()
     const n = windows.length
     const used = new Array<number>(n)
     const resetMs = new Array<number>(n)
+    // Counters found in the checking pass, so the charging pass needs no second lookup.
+    const found = this.#found
     let allowed = true
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
-      const counter = this.#counters.get(w.key)
+      const counter = this.#tables.get(w.id)?.get(key)
       if (counter === undefined || counter.resetAt <= now) {
         used[i] = 0
         resetMs[i] = w.windowMs
@@ -52,14 +68,15 @@ export class MemoryStore implements LimitStore {
         used[i] = counter.used
         resetMs[i] = counter.resetAt - now
       }
+      found[i] = counter
       if (used[i]! + cost > w.amount) allowed = false
     }
     if (allowed) {
       for (let i = 0; i < n; i++) {
         const w = windows[i]!
-        const counter = this.#counters.get(w.key)
+        const counter = found[i]
         if (counter === undefined) {
-          this.#counters.set(w.key, { used: cost, resetAt: now + w.windowMs })
+          this.#table(w.id).set(key, { used: cost, resetAt: now + w.windowMs })
         } else if (counter.resetAt <= now) {
           counter.used = cost
           counter.resetAt = now + w.windowMs
@@ -69,19 +86,22 @@ export class MemoryStore implements LimitStore {
         used[i] = used[i]! + cost
       }
     }
+    for (let i = 0; i < n; i++) found[i] = undefined
     return { allowed, used, resetMs }
   }
 
   /** Delete counters whose window has ended. */
   sweep(): void {
     const now = this.#now()
-    for (const [key, counter] of this.#counters) {
-      if (counter.resetAt <= now) this.#counters.delete(key)
+    for (const table of this.#tables.values()) {
+      for (const [key, counter] of table) {
+        if (counter.resetAt <= now) table.delete(key)
+      }
     }
   }
 
   close(): void {
     clearInterval(this.#sweeper)
-    this.#counters.clear()
+    this.#tables.clear()
   }
 }

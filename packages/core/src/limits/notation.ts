@@ -217,8 +217,13 @@ function notAString(value: unknown): LimitParseError {
   )
 }
 
+// Past this, the message quotes the start of the input only: a 100 KB value must not turn every
+// log line that carries the error into 100 KB. `LimitParseError.input` keeps the whole text.
+const HEADING_INPUT_MAX = 4_096
+
 function heading(input: string): string {
-  return `Invalid rate limit ${JSON.stringify(input)}`
+  if (input.length <= HEADING_INPUT_MAX) return `Invalid rate limit ${JSON.stringify(input)}`
+  return `Invalid rate limit ${JSON.stringify(`${input.slice(0, 200)}…`)} (${input.length} characters)`
 }
 
 function quote(text: string): string {

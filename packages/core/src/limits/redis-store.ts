@@ -12,32 +12,37 @@ export interface RedisStoreOptions {
   client: RedisClientLike
   /** Give up on a call after this long and let the caller fall back, in ms. */
   timeoutMs?: number
+  /** Prepended to every key. Default `tollgate:`. */
+  prefix?: string
 }
 
 /**
  * Fixed-window counters in Redis: every window of a request is checked and
  * charged by one Lua script, so one round trip per request and no partial
- * charge. Callers put every key of one request in the same hash slot (see
- * `LimitKeys`), which keeps the script valid on Redis Cluster.
+ * charge. Keys are `<prefix>{<client key>}:<window id>`: the braces put every key
+ * of one client in one Redis Cluster hash slot, so the script is valid on a cluster.
  */
 export class RedisStore implements LimitStore {
   readonly #runner: ScriptRunner
   readonly #timeoutMs: number
+  readonly #prefix: string
 
   constructor(options: RedisStoreOptions) {
     this.#runner = scriptRunnerFor(options.client)
     this.#timeoutMs = options.timeoutMs ?? 500
+    this.#prefix = options.prefix ?? 'tollgate:'
   }
 
-  hit(windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
+  hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
     if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
     const n = windows.length
     const keys = new Array<string>(n)
+    const head = `${this.#prefix}{${key}}:`
     const args = new Array<string>(2 * n + 1)
     args[0] = String(cost)
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
-      keys[i] = w.key
+      keys[i] = head + w.id
       args[2 * i + 1] = String(w.amount)
       args[2 * i + 2] = String(w.windowMs)
     }

@@ -4,8 +4,11 @@
  * decide all-or-nothing: a request that any window rejects is charged to none.
  */
 export interface WindowSpec {
-  /** Full store key for this window's counter (already prefixed and scoped). */
-  readonly key: string
+  /**
+   * Names this window's counter among all windows (route scope and policy, e.g.
+   * `GET /a:50-per-hour`). With the client key it identifies one counter.
+   */
+  readonly id: string
   readonly amount: number
   readonly windowMs: number
 }
@@ -19,8 +22,11 @@ export interface HitResult {
 }
 
 export interface LimitStore {
-  /** Charge `cost` to every window if all of them have room for it; otherwise charge nothing. */
-  hit(windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
+  /**
+   * Charge `cost` to the client `key`'s counter in every window if all of them have
+   * room for it; otherwise charge nothing.
+   */
+  hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
   /** Release timers and connections the store opened itself (never a client it was given). */
   close(): Promise<void> | void
 }

@@ -19,7 +19,7 @@ function limiterAt(limits: string) {
   const clock = { now: 0 }
   const store = new MemoryStore({ now: () => clock.now })
   stores.push(store)
-  const limiter = new RateLimiter(store, 'p:', [{ scope: 'r', items: parseLimits(limits) }])
+  const limiter = new RateLimiter(store, [{ scope: 'r', items: parseLimits(limits) }])
   const hit = (): LimitDecision => {
     const decision = limiter.hit('k', 1)
     if (decision instanceof Promise) throw new Error('memory store answered asynchronously')

@@ -30,16 +30,18 @@ import {
 } from './redis-helpers.js'
 
 const MINUTE = 60_000
-const windows: WindowSpec[] = [{ key: 'k', amount: 2, windowMs: MINUTE }]
+const windows: WindowSpec[] = [{ id: 'GET /x:2-per-minute', amount: 2, windowMs: MINUTE }]
 
 /** A primary store whose health the test switches, answering like a store that always has room. */
 class SwitchableStore implements LimitStore {
   up = true
   sync = false
   calls = 0
+  keys: string[] = []
   closed = false
-  hit(w: readonly WindowSpec[]): HitResult | Promise<HitResult> {
+  hit(key: string, w: readonly WindowSpec[]): HitResult | Promise<HitResult> {
     this.calls++
+    this.keys.push(key)
     const result = { allowed: true, used: w.map(() => 1), resetMs: w.map((x) => x.windowMs) }
     if (this.sync) {
       if (!this.up) throw new StoreUnavailableError('down (sync)')
@@ -61,11 +63,12 @@ function insured(mode: StoreErrorMode, logger = { warn: vi.fn(), info: vi.fn() }
 
 describe('InsuredStore', () => {
   it('answers from the primary while it is up, logging nothing', async () => {
-    const { store, logger, insurance } = insured('insurance')
+    const { store, primary, logger, insurance } = insured('insurance')
     for (let i = 0; i < 3; i++)
-      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit('k', windows, 1)).toMatchObject({ allowed: true, used: [1] })
     expect(store.degraded).toBe(false)
     expect(insurance.size).toBe(0)
+    expect(primary.keys).toEqual(['k', 'k', 'k'])
     expect(logger.warn).not.toHaveBeenCalled()
     expect(logger.info).not.toHaveBeenCalled()
     await store.close()
@@ -75,11 +78,14 @@ describe('InsuredStore', () => {
     const { store, primary, logger } = insured('insurance')
     primary.up = false
     const results = []
-    for (let i = 0; i < 5; i++) results.push(await store.hit(windows, 1))
+    for (let i = 0; i < 5; i++) results.push(await store.hit('k', windows, 1))
     expect(results.map((r) => r.allowed)).toEqual([true, true, false, false, false])
     expect(results.map((r) => r.used[0])).toEqual([1, 2, 2, 2, 2])
     expect(store.degraded).toBe(true)
     expect(primary.calls).toBe(5)
+    expect(primary.keys).toEqual(['k', 'k', 'k', 'k', 'k'])
+    // The insurance counts per client, as the primary would.
+    expect(await store.hit('other', windows, 1)).toMatchObject({ allowed: true, used: [1] })
     expect(logger.warn).toHaveBeenCalledOnce()
     expect(logger.warn.mock.calls[0]![0]).toBe(
       'tollgate: rate-limit store unavailable (down); counting in this process only until it answers again',
@@ -87,14 +93,14 @@ describe('InsuredStore', () => {
 
     primary.up = true
     for (let i = 0; i < 3; i++)
-      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit('k', windows, 1)).toMatchObject({ allowed: true, used: [1] })
     expect(store.degraded).toBe(false)
     expect(logger.info).toHaveBeenCalledOnce()
     expect(logger.info).toHaveBeenCalledWith('tollgate: rate-limit store is back; shared counting resumed')
 
     // A second outage is a new event and is reported again, once.
     primary.up = false
-    for (let i = 0; i < 3; i++) await store.hit(windows, 1)
+    for (let i = 0; i < 3; i++) await store.hit('k', windows, 1)
     expect(logger.warn).toHaveBeenCalledTimes(2)
     await store.close()
   })
@@ -102,7 +108,7 @@ describe('InsuredStore', () => {
   it('warns once when many requests fail at the same time', async () => {
     const { store, primary, logger } = insured('insurance')
     primary.up = false
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.hit(windows, 1)))
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.hit('k', windows, 1)))
     expect(results.filter((r) => r.allowed)).toHaveLength(2)
     expect(logger.warn).toHaveBeenCalledOnce()
     await store.close()
@@ -112,7 +118,7 @@ describe('InsuredStore', () => {
     const { store, primary, logger } = insured('allow')
     primary.up = false
     for (let i = 0; i < 5; i++) {
-      expect(await store.hit(windows, 1)).toEqual({ allowed: true, used: [0], resetMs: [MINUTE] })
+      expect(await store.hit('k', windows, 1)).toEqual({ allowed: true, used: [0], resetMs: [MINUTE] })
     }
     expect(logger.warn).toHaveBeenCalledOnce()
     expect(logger.warn.mock.calls[0]![0]).toContain('letting every request through')
@@ -123,7 +129,7 @@ describe('InsuredStore', () => {
     const { store, primary, logger } = insured('deny')
     primary.up = false
     for (let i = 0; i < 5; i++) {
-      expect(await store.hit(windows, 1)).toEqual({ allowed: false, used: [2], resetMs: [1_000] })
+      expect(await store.hit('k', windows, 1)).toEqual({ allowed: false, used: [2], resetMs: [1_000] })
     }
     expect(logger.warn).toHaveBeenCalledOnce()
     expect(logger.warn.mock.calls[0]![0]).toContain('rejecting every request')
@@ -133,10 +139,10 @@ describe('InsuredStore', () => {
   it('handles a primary that throws synchronously, and stays synchronous with a sync primary', async () => {
     const { store, primary, logger } = insured('insurance')
     primary.sync = true
-    const ok = store.hit(windows, 1)
+    const ok = store.hit('k', windows, 1)
     expect(ok).not.toBeInstanceOf(Promise)
     primary.up = false
-    const fallback = store.hit(windows, 1)
+    const fallback = store.hit('k', windows, 1)
     expect(fallback).not.toBeInstanceOf(Promise)
     expect(fallback).toMatchObject({ allowed: true, used: [1] })
     expect(logger.warn).toHaveBeenCalledWith(expect.stringContaining('down (sync)'))
@@ -148,9 +154,9 @@ describe('InsuredStore', () => {
     const primary = new SwitchableStore()
     const store = new InsuredStore({ primary, insurance: new MemoryStore(), mode: 'insurance', logger })
     primary.up = false
-    await store.hit(windows, 1)
+    await store.hit('k', windows, 1)
     primary.up = true
-    await store.hit(windows, 1)
+    await store.hit('k', windows, 1)
     expect(logger.warn).toHaveBeenCalledTimes(2)
     expect(logger.warn).toHaveBeenLastCalledWith(
       'tollgate: rate-limit store is back; shared counting resumed',
@@ -161,7 +167,7 @@ describe('InsuredStore', () => {
   it('closes both stores', async () => {
     const { store, primary, insurance } = insured('insurance')
     primary.up = false
-    await store.hit(windows, 1)
+    await store.hit('k', windows, 1)
     expect(insurance.size).toBe(1)
     await store.close()
     expect(primary.closed).toBe(true)

@@ -6,6 +6,8 @@ import {
   MemoryStore,
   parseLimits,
   RateLimiter,
+  type RedisClientLike,
+  RedisStore,
   type WindowGroup,
   type WindowSpec,
 } from '../../src/index.js'
@@ -19,12 +21,12 @@ afterEach(() => {
   for (const store of stores.splice(0)) store.close()
 })
 
-function limiterAt(groups: WindowGroup[] | string, prefix = 'p:') {
+function limiterAt(groups: WindowGroup[] | string) {
   const clock = { now: 5_000_000 }
   const store = new MemoryStore({ now: () => clock.now })
   stores.push(store)
   const resolved = typeof groups === 'string' ? [{ scope: 'route', items: parseLimits(groups) }] : groups
-  return { limiter: new RateLimiter(store, prefix, resolved), clock, store }
+  return { limiter: new RateLimiter(store, resolved), clock, store }
 }
 
 /** The memory store answers synchronously; asserting it keeps the tests free of awaits. */
@@ -34,12 +36,12 @@ function hit(limiter: RateLimiter, key: string, cost = 1): LimitDecision {
   return decision
 }
 
-/** A store that records the windows it is asked about and answers as told. */
+/** A store that records the client keys and windows it is asked about and answers as told. */
 class RecordingStore implements LimitStore {
-  calls: WindowSpec[][] = []
+  calls: Array<[key: string, windows: WindowSpec[]]> = []
   constructor(readonly answer: (windows: readonly WindowSpec[]) => HitResult) {}
-  hit(windows: readonly WindowSpec[]): HitResult {
-    this.calls.push([...windows])
+  hit(key: string, windows: readonly WindowSpec[]): HitResult {
+    this.calls.push([key, [...windows]])
     return this.answer(windows)
   }
   close(): void {}
@@ -59,22 +61,51 @@ describe('RateLimiter: policy and keys', () => {
     expect(limiter.policyHeader).toBe('"1-per-5-seconds";q=1;w=5, "500-per-7-days";q=500;w=604800')
   })
 
-  it('asks the store about <prefix>{<client key>}:<scope>:<policy> for every window in one hit', () => {
+  it('asks the store about the client key and every <scope>:<policy> window in one hit', () => {
     const store = new RecordingStore((w) => ({
       allowed: true,
       used: w.map(() => 1),
       resetMs: w.map(() => 1),
     }))
-    const limiter = new RateLimiter(store, 'tg:', [
+    const limiter = new RateLimiter(store, [
       { scope: 'GET /a', items: parseLimits('50 per hour, 10/minute') },
       { scope: '*application', items: parseLimits('200 per day') },
     ])
     limiter.hit('10.0.0.1', 2)
     expect(store.calls).toEqual([
       [
-        { key: 'tg:{10.0.0.1}:GET /a:50-per-hour', amount: 50, windowMs: HOUR },
-        { key: 'tg:{10.0.0.1}:GET /a:10-per-minute', amount: 10, windowMs: MINUTE },
-        { key: 'tg:{10.0.0.1}:*application:200-per-day', amount: 200, windowMs: 24 * HOUR },
+        '10.0.0.1',
+        [
+          { id: 'GET /a:50-per-hour', amount: 50, windowMs: HOUR },
+          { id: 'GET /a:10-per-minute', amount: 10, windowMs: MINUTE },
+          { id: '*application:200-per-day', amount: 200, windowMs: 24 * HOUR },
+        ],
+      ],
+    ])
+  })
+
+  it('ends up at Redis keys <prefix>{<client key>}:<scope>:<policy>, all in one script call', async () => {
+    const calls: Array<{ keys: string[]; arguments: string[] }> = []
+    const client: RedisClientLike = {
+      isReady: true,
+      evalSha: async (_sha, options) => {
+        calls.push(options)
+        return [1, ...options.keys.flatMap(() => [1, MINUTE])]
+      },
+      eval: async () => {
+        throw new Error('EVAL is only for a server that lacks the script')
+      },
+    }
+    const limiter = new RateLimiter(new RedisStore({ client, prefix: 'tg:' }), [
+      { scope: 'GET /a', items: parseLimits('50 per hour, 10/minute') },
+      { scope: '*application', items: parseLimits('200 per day') },
+    ])
+    await limiter.hit('10.0.0.1', 2)
+    expect(calls.map((c) => c.keys)).toEqual([
+      [
+        'tg:{10.0.0.1}:GET /a:50-per-hour',
+        'tg:{10.0.0.1}:GET /a:10-per-minute',
+        'tg:{10.0.0.1}:*application:200-per-day',
       ],
     ])
   })
@@ -89,16 +120,16 @@ describe('RateLimiter: policy and keys', () => {
 
   it('refuses to be built without any limit', () => {
     expect(
-      () => new RateLimiter(new RecordingStore(() => ({ allowed: true, used: [], resetMs: [] })), 'p:', []),
+      () => new RateLimiter(new RecordingStore(() => ({ allowed: true, used: [], resetMs: [] })), []),
     ).toThrow(/at least one limit/)
   })
 
   it('returns a promise when the store is asynchronous', async () => {
     const store: LimitStore = {
-      hit: async (w) => ({ allowed: true, used: w.map(() => 1), resetMs: w.map((x) => x.windowMs) }),
+      hit: async (_key, w) => ({ allowed: true, used: w.map(() => 1), resetMs: w.map((x) => x.windowMs) }),
       close: () => {},
     }
-    const pending = new RateLimiter(store, 'p:', [{ scope: 's', items: parseLimits('5/minute') }]).hit('k', 1)
+    const pending = new RateLimiter(store, [{ scope: 's', items: parseLimits('5/minute') }]).hit('k', 1)
     expect(pending).toBeInstanceOf(Promise)
     await expect(pending).resolves.toMatchObject({ allowed: true, limit: '5 per 1 minute' })
   })
@@ -177,7 +208,7 @@ describe('RateLimiter: decisions', () => {
 
   it('reports used and remaining from the store, clamping a store reset time below 0', () => {
     const store = new RecordingStore(() => ({ allowed: false, used: [7], resetMs: [-5] }))
-    const limiter = new RateLimiter(store, 'p:', [{ scope: 's', items: parseLimits('5 per minute') }])
+    const limiter = new RateLimiter(store, [{ scope: 's', items: parseLimits('5 per minute') }])
     const decision = hit(limiter, 'k')
     expect(decision.binding).toMatchObject({ used: 7, remaining: 0, resetMs: 0 })
     expect(decision.retryAfter).toBe(1)
@@ -188,8 +219,8 @@ describe('RateLimiter: decisions', () => {
     const store = new MemoryStore({ now: () => clock.now })
     stores.push(store)
     const app = { scope: '*application', items: parseLimits('3 per minute') }
-    const a = new RateLimiter(store, 'p:', [{ scope: 'a', items: parseLimits('2 per minute') }, app])
-    const b = new RateLimiter(store, 'p:', [{ scope: 'b', items: parseLimits('2 per minute') }, app])
+    const a = new RateLimiter(store, [{ scope: 'a', items: parseLimits('2 per minute') }, app])
+    const b = new RateLimiter(store, [{ scope: 'b', items: parseLimits('2 per minute') }, app])
     expect(hit(a, 'k').allowed).toBe(true)
     expect(hit(a, 'k').allowed).toBe(true)
     expect(hit(a, 'k')).toMatchObject({ allowed: false, limit: '2 per 1 minute' })

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type HitResult,
   type RedisClientLike,
@@ -56,10 +56,17 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
   let admin: Redis
   const prefixes: string[] = []
   const clients: AnyClient[] = []
+  /** This test's store prefix: tests share one Redis and must not see each other's counters. */
+  let storePrefix: string
 
   beforeAll(async () => {
     requireSharedRedis()
     admin = await connectIoRedis()
+  })
+
+  beforeEach(() => {
+    storePrefix = uniquePrefix()
+    prefixes.push(storePrefix)
   })
 
   afterAll(async () => {
@@ -68,10 +75,9 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
     admin?.disconnect()
   })
 
-  function prefix(): string {
-    const p = uniquePrefix()
-    prefixes.push(p)
-    return p
+  /** The Redis key the store keeps a client's counter for one window under. */
+  function redisKey(clientKey: string, id: string): string {
+    return `${storePrefix}{${clientKey}}:${id}`
   }
 
   async function client(kind: ClientKind): Promise<AnyClient> {
@@ -81,14 +87,18 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
   }
 
   describe.each(CLIENT_KINDS)('with %s', (kind) => {
+    let redis: AnyClient
     let store: RedisStore
     beforeAll(async () => {
-      store = new RedisStore({ client: await client(kind) })
+      redis = await client(kind)
+    })
+    beforeEach(() => {
+      store = new RedisStore({ client: redis, prefix: storePrefix })
     })
 
     it('starts a fixed window at the first hit; the key expires with it', async () => {
-      const key = `${prefix()}minute`
-      const first = await store.hit([{ key, amount: 3, windowMs: MINUTE }], 1)
+      const key = redisKey('c', 'minute')
+      const first = await store.hit('c', [{ id: 'minute', amount: 3, windowMs: MINUTE }], 1)
       expect(first).toEqual({ allowed: true, used: [1], resetMs: [MINUTE] })
       const pttl = await admin.pttl(key)
       expect(pttl).toBeGreaterThan(0)
@@ -97,84 +107,97 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
     })
 
     it('does not push the expiry back on later hits', async () => {
-      const key = `${prefix()}minute`
-      await store.hit([{ key, amount: 5, windowMs: MINUTE }], 1)
+      const key = redisKey('c', 'minute')
+      await store.hit('c', [{ id: 'minute', amount: 5, windowMs: MINUTE }], 1)
       // Stands in for 55 s passing: a later hit must keep the window's end, not restart it.
       await admin.pexpire(key, 5_000)
-      const second = await store.hit([{ key, amount: 5, windowMs: MINUTE }], 1)
+      const second = await store.hit('c', [{ id: 'minute', amount: 5, windowMs: MINUTE }], 1)
       expect(second.used).toEqual([2])
       expect(second.resetMs[0]).toBeGreaterThan(0)
       expect(second.resetMs[0]).toBeLessThanOrEqual(5_000)
       expect(await admin.pttl(key)).toBeLessThanOrEqual(5_000)
-      const rejected = await store.hit([{ key, amount: 2, windowMs: MINUTE }], 1)
+      const rejected = await store.hit('c', [{ id: 'minute', amount: 2, windowMs: MINUTE }], 1)
       expect(rejected.allowed).toBe(false)
       expect(await admin.pttl(key)).toBeLessThanOrEqual(5_000)
     })
 
     it('starts over once the key has expired', async () => {
-      const window = [{ key: `${prefix()}short`, amount: 1, windowMs: 150 }]
-      expect((await store.hit(window, 1)).allowed).toBe(true)
-      expect(await store.hit(window, 1)).toMatchObject({ allowed: false, used: [1] })
-      await waitFor('the window to end', async () => (await admin.exists(window[0]!.key)) === 0, 2_000)
-      expect(await store.hit(window, 1)).toMatchObject({ allowed: true, used: [1] })
+      const window = [{ id: 'short', amount: 1, windowMs: 150 }]
+      expect((await store.hit('c', window, 1)).allowed).toBe(true)
+      expect(await store.hit('c', window, 1)).toMatchObject({ allowed: false, used: [1] })
+      await waitFor(
+        'the window to end',
+        async () => (await admin.exists(redisKey('c', 'short'))) === 0,
+        2_000,
+      )
+      expect(await store.hit('c', window, 1)).toMatchObject({ allowed: true, used: [1] })
+    })
+
+    it('keeps separate counters per client key in the same window id', async () => {
+      const window = [{ id: 'GET /a:2-per-minute', amount: 2, windowMs: MINUTE }]
+      expect(await store.hit('alice', window, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit('alice', window, 1)).toMatchObject({ allowed: true, used: [2] })
+      expect(await store.hit('alice', window, 1)).toMatchObject({ allowed: false, used: [2] })
+      expect(await store.hit('bob', window, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await admin.get(redisKey('alice', 'GET /a:2-per-minute'))).toBe('2')
+      expect(await admin.get(redisKey('bob', 'GET /a:2-per-minute'))).toBe('1')
     })
 
     it('charges every window or none: the day is not charged for what the hour rejects', async () => {
-      const p = prefix()
       const windows: WindowSpec[] = [
-        { key: `${p}hour`, amount: 2, windowMs: HOUR },
-        { key: `${p}day`, amount: 5, windowMs: DAY },
+        { id: 'hour', amount: 2, windowMs: HOUR },
+        { id: 'day', amount: 5, windowMs: DAY },
       ]
-      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
-      expect(await store.hit(windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
+      expect(await store.hit('c', windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
+      expect(await store.hit('c', windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
       for (let i = 0; i < 5; i++) {
-        expect(await store.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+        expect(await store.hit('c', windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
       }
-      expect(await admin.get(`${p}day`)).toBe('2')
+      expect(await admin.get(redisKey('c', 'day'))).toBe('2')
 
       // The hour ends; the day carries on from 2, not 7.
-      await admin.del(`${p}hour`)
-      const next = await store.hit(windows, 1)
+      await admin.del(redisKey('c', 'hour'))
+      const next = await store.hit('c', windows, 1)
       expect(next).toMatchObject({ allowed: true, used: [1, 3] })
       expect(next.resetMs[0]).toBe(HOUR)
       expect(next.resetMs[1]).toBeLessThanOrEqual(DAY)
-      expect(await admin.get(`${p}day`)).toBe('3')
+      expect(await admin.get(redisKey('c', 'day'))).toBe('3')
     })
 
     it('writes nothing for a request rejected on a fresh key', async () => {
-      const p = prefix()
-      await store.hit([{ key: `${p}full`, amount: 1, windowMs: HOUR }], 1)
+      await store.hit('c', [{ id: 'full', amount: 1, windowMs: HOUR }], 1)
       const rejected = await store.hit(
+        'c',
         [
-          { key: `${p}fresh`, amount: 5, windowMs: HOUR },
-          { key: `${p}full`, amount: 1, windowMs: HOUR },
+          { id: 'fresh', amount: 5, windowMs: HOUR },
+          { id: 'full', amount: 1, windowMs: HOUR },
         ],
         1,
       )
       expect(rejected).toEqual({ allowed: false, used: [0, 1], resetMs: [HOUR, expect.any(Number)] })
-      expect(await admin.exists(`${p}fresh`)).toBe(0)
+      expect(await admin.exists(redisKey('c', 'fresh'))).toBe(0)
     })
 
     it('charges a cost above 1 whole and never a cost that does not fit', async () => {
-      const window = [{ key: `${prefix()}k`, amount: 5, windowMs: MINUTE }]
-      expect(await store.hit(window, 6)).toMatchObject({ allowed: false, used: [0] })
-      expect(await store.hit(window, 3)).toMatchObject({ allowed: true, used: [3] })
-      expect(await store.hit(window, 3)).toMatchObject({ allowed: false, used: [3] })
-      expect(await store.hit(window, 2)).toMatchObject({ allowed: true, used: [5] })
-      expect(await admin.get(window[0]!.key)).toBe('5')
+      const window = [{ id: 'k', amount: 5, windowMs: MINUTE }]
+      expect(await store.hit('c', window, 6)).toMatchObject({ allowed: false, used: [0] })
+      expect(await store.hit('c', window, 3)).toMatchObject({ allowed: true, used: [3] })
+      expect(await store.hit('c', window, 3)).toMatchObject({ allowed: false, used: [3] })
+      expect(await store.hit('c', window, 2)).toMatchObject({ allowed: true, used: [5] })
+      expect(await admin.get(redisKey('c', 'k'))).toBe('5')
     })
 
     it('lets a cost of 0 through on a full window without counting it', async () => {
-      const window = [{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }]
-      expect(await store.hit(window, 1)).toMatchObject({ allowed: true, used: [1] })
-      expect(await store.hit(window, 0)).toMatchObject({ allowed: true, used: [1] })
-      expect(await store.hit(window, 1)).toMatchObject({ allowed: false, used: [1] })
+      const window = [{ id: 'k', amount: 1, windowMs: MINUTE }]
+      expect(await store.hit('c', window, 1)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit('c', window, 0)).toMatchObject({ allowed: true, used: [1] })
+      expect(await store.hit('c', window, 1)).toMatchObject({ allowed: false, used: [1] })
     })
 
     it('treats a key left without an expiry as empty rather than counting forever', async () => {
-      const key = `${prefix()}stale`
+      const key = redisKey('c', 'stale')
       await admin.set(key, '99')
-      expect(await store.hit([{ key, amount: 3, windowMs: MINUTE }], 1)).toMatchObject({
+      expect(await store.hit('c', [{ id: 'stale', amount: 3, windowMs: MINUTE }], 1)).toMatchObject({
         allowed: true,
         used: [1],
       })
@@ -182,40 +205,38 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
     })
 
     it('shares counters between two stores on two connections', async () => {
-      const other = new RedisStore({ client: await client(kind) })
-      const window = [{ key: `${prefix()}shared`, amount: 3, windowMs: MINUTE }]
-      expect((await store.hit(window, 1)).used).toEqual([1])
-      expect((await other.hit(window, 1)).used).toEqual([2])
-      expect((await store.hit(window, 1)).used).toEqual([3])
-      expect((await other.hit(window, 1)).allowed).toBe(false)
-      expect((await store.hit(window, 1)).allowed).toBe(false)
+      const other = new RedisStore({ client: await client(kind), prefix: storePrefix })
+      const window = [{ id: 'shared', amount: 3, windowMs: MINUTE }]
+      expect((await store.hit('c', window, 1)).used).toEqual([1])
+      expect((await other.hit('c', window, 1)).used).toEqual([2])
+      expect((await store.hit('c', window, 1)).used).toEqual([3])
+      expect((await other.hit('c', window, 1)).allowed).toBe(false)
+      expect((await store.hit('c', window, 1)).allowed).toBe(false)
     })
 
     it('lets exactly the limit through when two stores race', async () => {
-      const other = new RedisStore({ client: await client(kind) })
-      const p = prefix()
+      const other = new RedisStore({ client: await client(kind), prefix: storePrefix })
       const windows = [
-        { key: `${p}minute`, amount: 10, windowMs: MINUTE },
-        { key: `${p}hour`, amount: 100, windowMs: HOUR },
+        { id: 'minute', amount: 10, windowMs: MINUTE },
+        { id: 'hour', amount: 100, windowMs: HOUR },
       ]
       const results = await Promise.all(
-        Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? store : other).hit(windows, 1)),
+        Array.from({ length: 60 }, (_, i) => (i % 2 === 0 ? store : other).hit('c', windows, 1)),
       )
       expect(results.filter((r) => r.allowed)).toHaveLength(10)
-      expect(await admin.mget(`${p}minute`, `${p}hour`)).toEqual(['10', '10'])
+      expect(await admin.mget(redisKey('c', 'minute'), redisKey('c', 'hour'))).toEqual(['10', '10'])
     })
 
     it('sends one script call per hit', async () => {
       const c = await client(kind)
       const calls = countScriptCalls(c)
-      const counted = new RedisStore({ client: c })
-      const p = prefix()
+      const counted = new RedisStore({ client: c, prefix: storePrefix })
       const windows = [
-        { key: `${p}a`, amount: 2, windowMs: MINUTE },
-        { key: `${p}b`, amount: 9, windowMs: HOUR },
-        { key: `${p}c`, amount: 9, windowMs: DAY },
+        { id: 'a', amount: 2, windowMs: MINUTE },
+        { id: 'b', amount: 9, windowMs: HOUR },
+        { id: 'c', amount: 9, windowMs: DAY },
       ]
-      for (let i = 0; i < 4; i++) await counted.hit(windows, 1)
+      for (let i = 0; i < 4; i++) await counted.hit('c', windows, 1)
       expect(calls.evalsha).toHaveBeenCalledTimes(4)
       // EVAL only follows a NOSCRIPT; the shared server may or may not know the script already.
       expect(calls.eval.mock.calls.length).toBeLessThanOrEqual(1)
@@ -226,9 +247,9 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
       closeClient(closed)
       await waitFor('the client to notice it is closed', () => !clientReady(closed))
       const calls = countScriptCalls(closed)
-      const down = new RedisStore({ client: closed, timeoutMs: 10_000 })
+      const down = new RedisStore({ client: closed, timeoutMs: 10_000, prefix: storePrefix })
       const started = Date.now()
-      await expect(down.hit([{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
+      await expect(down.hit('c', [{ id: 'k', amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
         StoreUnavailableError,
       )
       // Generous bound: the point is that it did not wait for timeoutMs.
@@ -239,10 +260,8 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
 
   it('rejects at once when a node-redis client was never connected', async () => {
     const never = await connectNodeRedis(REDIS_URL, { connect: false })
-    const down = new RedisStore({ client: never, timeoutMs: 10_000 })
-    const error = await down
-      .hit([{ key: `${prefix()}k`, amount: 1, windowMs: MINUTE }], 1)
-      .catch((e: unknown) => e)
+    const down = new RedisStore({ client: never, timeoutMs: 10_000, prefix: storePrefix })
+    const error = await down.hit('c', [{ id: 'k', amount: 1, windowMs: MINUTE }], 1).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(StoreUnavailableError)
     expect((error as Error).message).toMatch(/not ready/)
   })
@@ -251,27 +270,26 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
     const lazy = await connectIoRedis(REDIS_URL, { lazyConnect: true })
     clients.push(lazy)
     expect(lazy.status).toBe('wait')
-    const key = `${prefix()}lazy`
-    const store = new RedisStore({ client: lazy })
-    expect(await store.hit([{ key, amount: 2, windowMs: MINUTE }], 1)).toMatchObject({
+    const store = new RedisStore({ client: lazy, prefix: storePrefix })
+    expect(await store.hit('c', [{ id: 'lazy', amount: 2, windowMs: MINUTE }], 1)).toMatchObject({
       allowed: true,
       used: [1],
     })
-    expect(await admin.get(key)).toBe('1')
+    expect(await admin.get(redisKey('c', 'lazy'))).toBe('1')
     expect(lazy.status).toBe('ready')
   })
 
   it('shares counters between an ioredis store and a node-redis store', async () => {
-    const io = new RedisStore({ client: await client('ioredis') })
-    const nr = new RedisStore({ client: await client('node-redis') })
+    const io = new RedisStore({ client: await client('ioredis'), prefix: storePrefix })
+    const nr = new RedisStore({ client: await client('node-redis'), prefix: storePrefix })
     const windows = [
-      { key: `${prefix()}x`, amount: 2, windowMs: MINUTE },
-      { key: `${prefix()}y`, amount: 3, windowMs: HOUR },
+      { id: 'x', amount: 2, windowMs: MINUTE },
+      { id: 'y', amount: 3, windowMs: HOUR },
     ]
-    expect(await io.hit(windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
-    expect(await nr.hit(windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
-    expect(await io.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
-    expect(await nr.hit(windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+    expect(await io.hit('c', windows, 1)).toMatchObject({ allowed: true, used: [1, 1] })
+    expect(await nr.hit('c', windows, 1)).toMatchObject({ allowed: true, used: [2, 2] })
+    expect(await io.hit('c', windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
+    expect(await nr.hit('c', windows, 1)).toMatchObject({ allowed: false, used: [2, 2] })
   })
 })
 
@@ -303,13 +321,13 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       await admin.script('FLUSH')
       await admin.config('RESETSTAT')
       const calls = countScriptCalls(client)
-      const store = new RedisStore({ client })
+      const store = new RedisStore({ client, prefix: 'k:' })
       const windows = [
-        { key: 'k:{c}:a', amount: 3, windowMs: MINUTE },
-        { key: 'k:{c}:b', amount: 9, windowMs: HOUR },
+        { id: 'a', amount: 3, windowMs: MINUTE },
+        { id: 'b', amount: 9, windowMs: HOUR },
       ]
       const results: HitResult[] = []
-      for (let i = 0; i < 5; i++) results.push(await store.hit(windows, 1))
+      for (let i = 0; i < 5; i++) results.push(await store.hit('c', windows, 1))
       expect(results.map((r) => r.allowed)).toEqual([true, true, true, false, false])
       expect(calls.evalsha).toHaveBeenCalledTimes(5)
       expect(calls.eval).toHaveBeenCalledTimes(1)
@@ -324,11 +342,11 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
     })
 
     it('gives up after timeoutMs with StoreUnavailableError when Redis does not answer', async () => {
-      const store = new RedisStore({ client, timeoutMs: 300 })
+      const store = new RedisStore({ client, timeoutMs: 300, prefix: 'k:' })
       server.pause()
       const started = Date.now()
       const error = await store
-        .hit([{ key: 'k:{c}:slow', amount: 1, windowMs: MINUTE }], 1)
+        .hit('c', [{ id: 'slow', amount: 1, windowMs: MINUTE }], 1)
         .catch((e: unknown) => e)
       const waited = Date.now() - started
       expect(error).toBeInstanceOf(StoreUnavailableError)
@@ -338,19 +356,17 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
 
       server.resume()
       // The store itself is not broken by a timeout: the next call is answered normally.
-      await expect(
-        store.hit([{ key: 'k:{c}:after', amount: 1, windowMs: MINUTE }], 1),
-      ).resolves.toMatchObject({
+      await expect(store.hit('c', [{ id: 'after', amount: 1, windowMs: MINUTE }], 1)).resolves.toMatchObject({
         allowed: true,
       })
     })
 
     it('fails fast while the server is gone and works again once it is back', async () => {
-      const store = new RedisStore({ client, timeoutMs: 300 })
+      const store = new RedisStore({ client, timeoutMs: 300, prefix: 'k:' })
       await server.kill()
       await waitFor('the client to notice the server is gone', () => !clientReady(client))
       const started = Date.now()
-      await expect(store.hit([{ key: 'k:{c}:gone', amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
+      await expect(store.hit('c', [{ id: 'gone', amount: 1, windowMs: MINUTE }], 1)).rejects.toThrow(
         StoreUnavailableError,
       )
       expect(Date.now() - started).toBeLessThan(250)
@@ -358,7 +374,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       await server.restart()
       await waitFor('the client to reconnect', () => clientReady(client))
       // A fresh server knows no script: EVALSHA falls back to EVAL by itself.
-      await expect(store.hit([{ key: 'k:{c}:back', amount: 1, windowMs: MINUTE }], 1)).resolves.toEqual({
+      await expect(store.hit('c', [{ id: 'back', amount: 1, windowMs: MINUTE }], 1)).resolves.toEqual({
         allowed: true,
         used: [1],
         resetMs: [MINUTE],
@@ -378,9 +394,10 @@ describe('RedisStore reply checks', () => {
     const store = new RedisStore({ client: fake([1, 1]) })
     await expect(
       store.hit(
+        'c',
         [
-          { key: 'a', amount: 1, windowMs: 1 },
-          { key: 'b', amount: 1, windowMs: 1 },
+          { id: 'a', amount: 1, windowMs: 1 },
+          { id: 'b', amount: 1, windowMs: 1 },
         ],
         1,
       ),
@@ -398,7 +415,7 @@ describe('RedisStore reply checks', () => {
         eval: evalCalls,
       },
     })
-    await expect(store.hit([{ key: 'a', amount: 1, windowMs: 1 }], 1)).rejects.toThrow(/^WRONGTYPE/)
+    await expect(store.hit('c', [{ id: 'a', amount: 1, windowMs: 1 }], 1)).rejects.toThrow(/^WRONGTYPE/)
     expect(evalCalls).not.toHaveBeenCalled()
   })
 })
