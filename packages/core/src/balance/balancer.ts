@@ -1,7 +1,7 @@
 import { ActiveHealthCheck, type ActiveHealthCheckOptions } from './active-health-check.js'
 import type { BackendState } from './backend-state.js'
 import { ConcurrencyQueue, type ConcurrencyQueueOptions, STILL_FULL } from './concurrency-queue.js'
-import { checkNumber, quote } from './config.js'
+import { checkNumber, checkOptionObject, quote } from './config.js'
 import { BalancerError } from './errors.js'
 import { OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
 import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
@@ -45,6 +45,9 @@ export interface BalancerOptions {
   random?: RandomSource
 }
 
+const OUTLIER_OPTIONS = ['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent']
+const ACTIVE_CHECK_OPTIONS = ['path', 'intervalMs', 'timeoutMs', 'healthyThreshold', 'unhealthyThreshold']
+
 class BalancerLease implements BackendLease {
   private done = false
 
@@ -85,6 +88,16 @@ export class BackendBalancer implements Balancer {
         `balancer options must be an object like { backends: [...] }, got ${quote(options)}`,
       )
     }
+    checkOptionObject(options.health, 'health', ['outlier', 'activeCheck', 'maxCoolDownMs'])
+    checkOptionObject(options.health?.outlier, 'health.outlier', OUTLIER_OPTIONS, true)
+    checkOptionObject(options.health?.activeCheck, 'health.activeCheck', ACTIVE_CHECK_OPTIONS, true)
+    checkOptionObject(options.queue, 'queue', ['size', 'timeoutMs', 'retryAfterMs'])
+    checkOptionObject(options.consistentHash, 'consistentHash', ['loadFactor', 'virtualNodes'])
+    checkNumber(options.consistentHash?.loadFactor, 'consistentHash.loadFactor', 0.25, { min: 0 })
+    checkNumber(options.consistentHash?.virtualNodes, 'consistentHash.virtualNodes', 160, {
+      integer: true,
+      min: 1,
+    })
     this.now = options.now ?? Date.now
     this.picker = createPicker(options.strategy ?? 'round-robin', {
       random: options.random,
@@ -113,18 +126,20 @@ export class BackendBalancer implements Balancer {
   acquire(
     ctx: PickContext,
     exclude: ReadonlySet<string>,
-    signal?: AbortSignal,
+    signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease> {
     if (this.closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
-    signal?.throwIfAborted()
+    if (typeof signal !== 'function') signal?.throwIfAborted()
     const lease = this.select(ctx, exclude)
     if (lease !== STILL_FULL) return lease
     // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
+    const waitSignal = typeof signal === 'function' ? signal() : signal
+    waitSignal?.throwIfAborted()
     const waitingOn = [...this.fullCandidates]
     for (const b of waitingOn) b.queued++
     return this.queue.enqueue(
       () => this.select(ctx, exclude),
-      signal,
+      waitSignal,
       () => {
         for (const b of waitingOn) b.queued--
       },

@@ -180,3 +180,28 @@ export function checkNumber(
   }
   return value
 }
+
+/**
+ * An options group (`health`, `queue`, …) is left out or a plain object with known keys only: a
+ * misspelt key would otherwise leave its default silently in place.
+ */
+export function checkOptionObject(
+  value: unknown,
+  name: string,
+  known: readonly string[],
+  orFalse = false,
+): void {
+  if (value === undefined || (orFalse && value === false)) return
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TypeError(
+      `${name} must be an object${orFalse ? ' or false' : ''} with any of ${known.join(', ')}, got ${quote(value)}`,
+    )
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new TypeError(
+        `${name} has an unknown option ${quote(key)}; valid options are ${known.join(', ')}`,
+      )
+    }
+  }
+}

@@ -90,12 +90,14 @@ export interface Balancer {
   /**
    * A lease on one available backend not in `exclude` (ids already tried for this request).
    * Waits in the bounded queue when every candidate is at `maxConcurrency`. Throws (or rejects
-   * with) a `BalancerError` when no backend can take the request.
+   * with) a `BalancerError` when no backend can take the request. `signal` cancels the wait; it
+   * may be a function that creates the signal, called only when the request has to wait, so the
+   * common path pays for no AbortController.
    */
   acquire(
     ctx: PickContext,
     exclude: ReadonlySet<string>,
-    signal?: AbortSignal,
+    signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease>
   /** Every model some registered backend declares, sorted; empty when none declare models. */
   models(): string[]

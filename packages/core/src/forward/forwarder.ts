@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import type { Dispatcher } from 'undici'
+import { checkOptionObject, quote } from '../balance/config.js'
 import { BalancerError } from '../balance/errors.js'
 import type { AttemptOutcome, BackendLease, Balancer, PickContext } from '../balance/types.js'
 import {
@@ -87,7 +88,11 @@ export interface Forwarder {
   forward(input: ForwardRequest): Promise<void>
   /** Closes the connections to one backend after its in-flight requests (call when it is removed). */
   closeFor(backendId: string): Promise<void>
-  /** Closes every connection after in-flight requests complete. */
+  /**
+   * Closes every connection after in-flight requests complete; from now on the client connection
+   * of each in-flight response is closed once that response ends, so a server's own close() is not
+   * held open by idle keep-alive connections.
+   */
   close(): Promise<void>
   /** Closes every connection now, failing in-flight requests. */
   destroy(): Promise<void>
@@ -126,7 +131,7 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 function checkInteger(name: string, value: number | undefined, fallback: number, min: number): number {
   if (value === undefined) return fallback
   if (!(Number.isInteger(value) && value >= min) && value !== Number.POSITIVE_INFINITY) {
-    throw new TypeError(`${name} must be an integer >= ${min}, got ${String(value)}`)
+    throw new TypeError(`${name} must be an integer >= ${min}, got ${quote(value)}`)
   }
   return value
 }
@@ -411,16 +416,17 @@ class Exchange {
     this.next()
   }
 
+  /** Created only when the balancer has to queue the request: most requests never need it. */
+  private readonly waitSignal = (): AbortSignal => {
+    this.abortController ??= new AbortController()
+    return this.abortController.signal
+  }
+
   private next(): void {
     if (this.closed) return
     let acquired: BackendLease | PromiseLike<BackendLease>
     try {
-      this.abortController ??= new AbortController()
-      acquired = this.forwarder.balancer.acquire(
-        this.input,
-        this.tried ?? NONE_TRIED,
-        this.abortController.signal,
-      )
+      acquired = this.forwarder.balancer.acquire(this.input, this.tried ?? NONE_TRIED, this.waitSignal)
     } catch (err) {
       this.acquireFailed(err)
       return
@@ -506,9 +512,11 @@ class Exchange {
     }
     const code = errorCode(error)
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
-      // Not retried: the backend may well be generating the answer, and a second GPU would start over.
+      // A stalled backend: undici has already closed that connection, which cancels its work,
+      // so another backend may take the request while the client still waits for a first byte.
       this.timedOut = true
-      this.fail()
+      if (this.claimRetry()) this.retry()
+      else this.fail()
       return
     }
     if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
@@ -572,7 +580,7 @@ class Exchange {
   /** Every attempt failed: one answer summing them up. */
   private fail(): void {
     const { req, res } = this
-    if (this.timedOut) {
+    if (this.timedOut && !this.sawBadGateway && !this.sawOverload) {
       sendJsonError(req, res, 504, 'backend_timeout', 'the backend did not start answering in time')
     } else if (this.sawBadGateway || !this.sawOverload) {
       sendJsonError(req, res, 502, 'bad_gateway', 'no backend could be reached')
@@ -595,6 +603,12 @@ class Exchange {
       this.abortController?.abort(CLIENT_CLOSED)
       if (this.body instanceof StreamedBody) this.body.destroy()
     }
+    // While shutting down, a keep-alive connection left idle by this response would hold the
+    // server's close() open until the client's idle timeout; in-flight responses end it instead.
+    if (this.forwarder.shuttingDown) {
+      const socket = this.req.socket
+      if (!socket.destroyed) socket.end()
+    }
     this.resolve()
   }
 }
@@ -608,6 +622,7 @@ class HttpForwarder implements Forwarder {
   readonly maxBodyBytes: number
   readonly rewrite: ((path: string) => string) | undefined
   readonly onUnexpectedError: ((error: unknown) => void) | undefined
+  shuttingDown = false
   private readonly ownsPools: boolean
 
   constructor(options: ForwarderOptions) {
@@ -640,6 +655,14 @@ class HttpForwarder implements Forwarder {
     this.maxReplayBodyBytes = checkInteger('maxReplayBodyBytes', options.maxReplayBodyBytes, 1024 * 1024, 0)
     this.maxBodyBytes = checkInteger('maxBodyBytes', options.maxBodyBytes, 10 * 1024 * 1024, 1)
     const budget = options.retryBudget
+    if (!(budget instanceof RetryBudget)) {
+      checkOptionObject(budget, 'retryBudget', ['ratio', 'minRetriesPerSecond', 'windowSeconds'], true)
+    }
+    if (options.onUnexpectedError !== undefined && typeof options.onUnexpectedError !== 'function') {
+      throw new TypeError(
+        `onUnexpectedError must be a function (error) => void, got ${quote(options.onUnexpectedError)}`,
+      )
+    }
     this.budget = budget === false ? null : budget instanceof RetryBudget ? budget : new RetryBudget(budget)
     this.rewrite = options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite)
     this.onUnexpectedError = options.onUnexpectedError
@@ -654,10 +677,12 @@ class HttpForwarder implements Forwarder {
   }
 
   close(): Promise<void> {
+    this.shuttingDown = true
     return this.ownsPools ? this.pools.close() : Promise.resolve()
   }
 
   destroy(): Promise<void> {
+    this.shuttingDown = true
     return this.ownsPools ? this.pools.destroy() : Promise.resolve()
   }
 }

@@ -1,3 +1,5 @@
+import { quote } from '../balance/config.js'
+
 export interface RetryBudgetOptions {
   /** Retries may add at most this share on top of the requests seen in the window. Default 0.2. */
   ratio?: number
@@ -30,15 +32,15 @@ export class RetryBudget {
   ) {
     const { ratio = 0.2, minRetriesPerSecond = 10, windowSeconds = 10 } = options
     if (!(ratio >= 0) || !Number.isFinite(ratio)) {
-      throw new TypeError(`retryBudget.ratio must be a finite number >= 0, got ${String(ratio)}`)
+      throw new TypeError(`retryBudget.ratio must be a finite number >= 0, got ${quote(ratio)}`)
     }
     if (!(minRetriesPerSecond >= 0) || !Number.isFinite(minRetriesPerSecond)) {
       throw new TypeError(
-        `retryBudget.minRetriesPerSecond must be a finite number >= 0, got ${String(minRetriesPerSecond)}`,
+        `retryBudget.minRetriesPerSecond must be a finite number >= 0, got ${quote(minRetriesPerSecond)}`,
       )
     }
     if (!Number.isInteger(windowSeconds) || windowSeconds < 1) {
-      throw new TypeError(`retryBudget.windowSeconds must be an integer >= 1, got ${String(windowSeconds)}`)
+      throw new TypeError(`retryBudget.windowSeconds must be an integer >= 1, got ${quote(windowSeconds)}`)
     }
     this.ratio = ratio
     this.reserve = minRetriesPerSecond * windowSeconds

@@ -1,4 +1,5 @@
 import { Pool } from 'undici'
+import { quote } from '../balance/config.js'
 import type { BackendTarget } from '../balance/types.js'
 
 export interface UpstreamPoolOptions {
@@ -34,7 +35,7 @@ function checkMs(name: string, value: number | undefined, fallback: number, allo
   if (value === undefined) return fallback
   if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
     throw new TypeError(
-      `${name} must be an integer number of milliseconds ${allowZero ? '>= 0' : '>= 1'}, got ${String(value)}`,
+      `${name} must be an integer number of milliseconds ${allowZero ? '>= 0' : '>= 1'}, got ${quote(value)}`,
     )
   }
   return value
@@ -47,13 +48,15 @@ function checkMs(name: string, value: number | undefined, fallback: number, allo
  */
 export class UpstreamPools {
   private readonly pools = new Map<string, PoolEntry>()
+  /** Pools closing gracefully: kept so `destroy()` can still cut their in-flight requests. */
+  private readonly closing = new Set<Pool>()
   private readonly poolOptions: Pool.Options
   private closed = false
 
   constructor(options: UpstreamPoolOptions = {}) {
     const connections = options.connectionsPerBackend ?? null
     if (connections !== null && (!Number.isInteger(connections) || connections < 1)) {
-      throw new TypeError(`connectionsPerBackend must be an integer >= 1 or null, got ${String(connections)}`)
+      throw new TypeError(`connectionsPerBackend must be an integer >= 1 or null, got ${quote(connections)}`)
     }
     this.poolOptions = {
       connectTimeout: checkMs('connectTimeoutMs', options.connectTimeoutMs, 5_000, false),
@@ -78,7 +81,7 @@ export class UpstreamPools {
       )
     }
     // Same id, new origin: the backend was replaced without closeFor; let in-flight requests finish.
-    if (entry !== undefined) void entry.pool.close().catch(() => {})
+    if (entry !== undefined) void this.closeGracefully(entry.pool).catch(() => {})
     const pool = new Pool(backend.url.origin, this.poolOptions)
     this.pools.set(backend.id, { url: backend.url, pool })
     return pool
@@ -89,7 +92,7 @@ export class UpstreamPools {
     const entry = this.pools.get(id)
     if (entry === undefined) return
     this.pools.delete(id)
-    await entry.pool.close()
+    await this.closeGracefully(entry.pool)
   }
 
   /** Closes every pool, waiting for in-flight requests (streams included) to complete. */
@@ -97,14 +100,28 @@ export class UpstreamPools {
     this.closed = true
     const entries = [...this.pools.values()]
     this.pools.clear()
-    await Promise.all(entries.map((entry) => entry.pool.close()))
+    await Promise.all(entries.map((entry) => this.closeGracefully(entry.pool)))
   }
 
-  /** Closes every pool now, failing in-flight requests. */
+  /**
+   * Closes every pool now, failing in-flight requests, those of pools already closing
+   * gracefully included: a shutdown deadline must be able to cut a stream `close()` waits for.
+   */
   async destroy(): Promise<void> {
     this.closed = true
-    const entries = [...this.pools.values()]
+    const pools = [...this.pools.values()].map((entry) => entry.pool)
     this.pools.clear()
-    await Promise.all(entries.map((entry) => entry.pool.destroy()))
+    pools.push(...this.closing)
+    this.closing.clear()
+    await Promise.all(pools.map((pool) => pool.destroy()))
+  }
+
+  private async closeGracefully(pool: Pool): Promise<void> {
+    this.closing.add(pool)
+    try {
+      await pool.close()
+    } finally {
+      this.closing.delete(pool)
+    }
   }
 }

@@ -11,6 +11,11 @@ export interface GatewayOptions<Req>
     Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite'> {
   /** Consistent-hash key. Default: the `X-Session-Id` header. */
   hashKey?: HashKeySource<Req>
+  /**
+   * On close, how long in-flight requests (streams included) may run on before their upstream
+   * requests are cut, so close always resolves. Default 10 000 ms; 0 cuts them at once.
+   */
+  shutdownTimeoutMs?: number
 }
 
 /** Options of one forward handler. */
@@ -40,6 +45,7 @@ export const GATEWAY_OPTION_NAMES = [
   'maxBodyBytes',
   'onUnexpectedError',
   'hashKey',
+  'shutdownTimeoutMs',
 ] as const
 
 /** The balancing and forwarding part of an adapter's options (which also hold limit options). */

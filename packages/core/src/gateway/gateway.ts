@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { BackendBalancer } from '../balance/balancer.js'
 import { createForwarder, type Forwarder } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
-import { checkKnownKeys } from '../limits/validation.js'
+import { checkKnownKeys, fail } from '../limits/validation.js'
 import { BackendsHandle } from './backends-handle.js'
 import {
   type ForwardOptions,
@@ -29,6 +29,8 @@ export class Gateway<Req> {
   readonly maxBodyBytes: number
   readonly #hashKey: HashKeySource<Req> | undefined
   readonly #hashing: boolean
+  readonly #shutdownTimeoutMs: number
+  #closing: Promise<void> | undefined
 
   constructor(options: GatewayOptions<Req>) {
     const {
@@ -40,9 +42,11 @@ export class Gateway<Req> {
       latencyDecayMs,
       failurePenaltyMs,
       hashKey,
+      shutdownTimeoutMs,
       ...forwarding
     } = options
     checkHashKey('hashKey', hashKey)
+    this.#shutdownTimeoutMs = checkShutdownTimeout(shutdownTimeoutMs)
     this.balancer = new BackendBalancer({
       backends,
       strategy,
@@ -88,11 +92,42 @@ export class Gateway<Req> {
     }
   }
 
-  /** Waits for in-flight requests, then closes connections and health-check timers. */
-  async close(): Promise<void> {
-    await this.balancer.close()
-    await this.forwarder.close()
+  /**
+   * Stops handing out backends (requests still waiting for capacity get 503) and health-check
+   * timers, lets in-flight requests finish for up to `shutdownTimeoutMs`, then cuts what is
+   * left (a cut event stream ends with an SSE error event) and closes every connection.
+   * Resolves once everything is closed; calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutDown()
+    return this.#closing
   }
+
+  async #shutDown(): Promise<void> {
+    await this.balancer.close()
+    const drained = this.forwarder.close()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(resolve, this.#shutdownTimeoutMs, 'deadline')
+    })
+    try {
+      if ((await Promise.race([drained, deadline])) === 'deadline') await this.forwarder.destroy()
+      await drained
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+// setTimeout turns anything above 2^31-1 ms into 1 ms, which would cut every stream at once.
+const MAX_TIMER_MS = 2_147_483_647
+
+function checkShutdownTimeout(value: unknown): number {
+  if (value === undefined) return 10_000
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    fail('shutdownTimeoutMs', `a whole number of milliseconds from 0 to ${MAX_TIMER_MS}`, value)
+  }
+  return value
 }
 
 function checkHashKey(option: string, value: unknown): void {

@@ -84,6 +84,24 @@ describe('maxConcurrency and the wait queue', () => {
     expect(() => b.acquire({}, none, AbortSignal.abort(new Error('gone')))).toThrow('gone')
   })
 
+  it('asks a signal factory for its signal only when the request has to wait', async () => {
+    const b = balancer({ backends: backendConfigs([1], { maxConcurrency: 1 }) })
+    let created = 0
+    const controller = new AbortController()
+    const factory = () => {
+      created++
+      return controller.signal
+    }
+    const first = b.acquire({}, none, factory) as BackendLease
+    expect(created).toBe(0)
+    const waiting = b.acquire({}, none, factory)
+    expect(created).toBe(1)
+    controller.abort(new Error('client went away'))
+    await expect(waiting).rejects.toThrow('client went away')
+    expect(b.queueLength).toBe(0)
+    first.finish(ok)
+  })
+
   it('does not let a waiter for a busy model block one whose backend is free', async () => {
     const b = balancer({
       backends: [

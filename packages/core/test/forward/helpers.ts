@@ -37,10 +37,12 @@ export class RoundRobinTestBalancer implements Balancer {
   acquire(
     ctx: PickContext,
     exclude: ReadonlySet<string>,
-    signal?: AbortSignal,
+    signalSource?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease> {
     this.contexts.push({ model: ctx.model, hashKey: ctx.hashKey })
     if (this.hold) {
+      // Like the real balancer: the signal is asked for only once the request has to wait.
+      const signal = typeof signalSource === 'function' ? signalSource() : signalSource
       return new Promise((_resolve, reject) => {
         signal?.addEventListener('abort', () => {
           this.aborted.push(signal.reason)
