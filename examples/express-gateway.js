@@ -27,7 +27,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const server = app.listen(Number(process.env.PORT ?? 3001), '127.0.0.1', () => {
     console.log(`gateway on http://127.0.0.1:${server.address().port}`)
   })
-  const stop = () => server.close(() => gate.close().then(() => process.exit(0)))
+  // Both at once: the server stops accepting and waits for open connections, while gate.close()
+  // lets in-flight streams finish up to its shutdown deadline and then cuts them.
+  const stop = () => {
+    const serverClosed = new Promise((resolve) => server.close(resolve))
+    Promise.all([serverClosed, gate.close()]).then(() => process.exit(0))
+  }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 }

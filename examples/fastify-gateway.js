@@ -3,13 +3,21 @@
 import tollgate from '@tollgate/fastify'
 import Fastify from 'fastify'
 
-export async function buildGateway({ backends, strategy = 'least-latency', logger = false, store } = {}) {
+export async function buildGateway({
+  backends,
+  strategy = 'least-latency',
+  logger = false,
+  store,
+  shutdownTimeoutMs,
+} = {}) {
   const app = Fastify({ logger })
   await app.register(tollgate, {
     defaultLimits: '200 per day, 50 per hour',
     store,
     backends,
     strategy,
+    // On close, in-flight streams get this long to finish before they are cut (default 10 s).
+    shutdownTimeoutMs,
   })
 
   app.post('/v1/chat/completions', app.tollgate.forward())
@@ -30,6 +38,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   }
   const app = await buildGateway({ backends, logger: true })
   await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
+  // app.close() stops taking requests, lets in-flight streams finish up to shutdownTimeoutMs,
+  // then closes every connection.
   const stop = () => app.close().then(() => process.exit(0))
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

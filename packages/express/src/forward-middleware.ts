@@ -30,6 +30,17 @@ function bodyAfterParser(req: Request, onReserialised: () => void): Buffer | und
   return undefined
 }
 
+/**
+ * Whether the connecting peer is a proxy the app trusts, by Express's own `trust proxy` test
+ * (`'trust proxy fn'`): only then is its X-Forwarded-For chain kept. A truthy setting alone is
+ * not enough: with `'10.0.0.0/8'`, a client connecting from elsewhere writes its own header.
+ */
+function peerIsTrusted(req: Request): boolean {
+  const trust = req.app.get('trust proxy fn') as ((address: string, hop: number) => boolean) | undefined
+  const peer = req.socket.remoteAddress
+  return typeof trust === 'function' && peer !== undefined && trust(peer, 0)
+}
+
 /** The Express handler behind `gate.forward()`. */
 export function forwardMiddleware(
   gateway: Gateway<Request>,
@@ -57,10 +68,12 @@ export function forwardMiddleware(
     return forwarder.forward({
       req,
       res,
+      // A router mounted at a path strips it from `req.url`; the backend must see the whole path.
+      path: req.originalUrl,
       clientIp: req.ip,
       protocol: req.protocol,
       host: req.host,
-      trustProxy: Boolean(req.app.get('trust proxy')),
+      trustProxy: peerIsTrusted(req),
       body,
       model,
       hashKey: route.hashKey?.(req, req.headers),

@@ -29,7 +29,12 @@ export interface Gate {
   listModels(): RequestHandler
   /** Add, remove, drain backends at runtime and read their state. */
   readonly backends: BackendsHandle
-  /** Waits for in-flight forwards, then releases connections, timers and the store (never a Redis client you passed). */
+  /**
+   * Stops forwarding (new forwards get 503), lets in-flight ones finish for up to
+   * `shutdownTimeoutMs` and cuts the rest, then releases connections, timers and the store
+   * (never a Redis client you passed). Call it together with your server's `close()`, not after
+   * it resolves: the server waits for the in-flight streams this deadline bounds.
+   */
   close(): Promise<void>
 }
 

@@ -34,8 +34,11 @@ export function forwardHandler(
       clientIp: request.ip,
       protocol: request.protocol,
       host: request.host,
-      // Fastify only defines `ips` when its trustProxy option is on.
-      trustProxy: 'ips' in request,
+      // `ips` lists the socket's address, then each proxy hop Fastify's trustProxy setting
+      // trusts: a second entry means the peer itself is trusted, so its X-Forwarded-For chain is
+      // kept. A client outside a trusted range (trustProxy: '10.0.0.0/8') does not get its own
+      // X-Forwarded-For passed on.
+      trustProxy: (request.ips?.length ?? 0) > 1,
       body: rawBodyOf(request),
       model: modelOf(request.body),
       hashKey: route.hashKey?.(request, request.headers),

@@ -9,6 +9,7 @@ import {
 } from '@tollgate/core'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { forwardAnyBody } from './any-body-parser.js'
 import { isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, type TollgateFastifyOptions } from './options.js'
 import { rateLimitHook } from './rate-limit-hook.js'
@@ -76,6 +77,8 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
 
   app.decorate('tollgate', new Tollgate(engine, gateway))
   app.decorateRequest('rateLimit', null)
+  // A catch-all parser of the app's own (registered before tollgate) stays in charge.
+  if (gateway !== undefined && !app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
 
   // A HEAD request runs the GET handler, so it must draw on the GET route's counters
   // rather than open a second budget for the same work. Fastify adds the HEAD twin
@@ -100,6 +103,13 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     route[hookName] = [hook, ...asArray(route[hookName] as never)] as never
   })
 
+  // Fastify closes its HTTP server (and waits for every connection) before any plugin's onClose
+  // runs, so a long stream would hold app.close() open with the shutdown deadline never started:
+  // the gateway starts closing here, while the server stops taking connections.
+  app.addHook('preClose', (done) => {
+    gateway?.close().catch(() => {})
+    done()
+  })
   app.addHook('onClose', async () => {
     await gateway?.close()
     await engine.close()

@@ -30,6 +30,11 @@ export function keepRawBody(
   done(null, payload.pipe(tee))
 }
 
+/** Whether `keepRawBody` runs for this request, i.e. it is on a forward route. */
+export function isKeepingRawBody(request: FastifyRequest): boolean {
+  return (request as WithRawBody)[RAW_BODY] !== undefined
+}
+
 /** The bytes `keepRawBody` kept, or undefined when the request had no body. */
 export function rawBodyOf(request: FastifyRequest): Buffer | undefined {
   const chunks = (request as WithRawBody)[RAW_BODY]
