@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import tollgate from '@tollgate/fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Cluster } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type ChildServer, freePort, hasRedisServer, IN_CI, load, spawnRedis, waitFor } from './support.js'
+
+// A three-master Redis Cluster of private redis-server processes, and two gateway replicas each
+// with its own ioredis Cluster client: one limit between them, because every key of one client
+// carries the same {hash tag} and so lives in one slot on one master.
+
+const run = promisify(execFile)
+if (!hasRedisServer && !IN_CI) console.warn('redis-server is not on PATH: skipping the Redis Cluster test')
+const describeCluster = hasRedisServer || IN_CI ? describe : describe.skip
+
+describeCluster('two gateway replicas on a Redis Cluster', () => {
+  const nodes: ChildServer[] = []
+  const clients: Cluster[] = []
+  const apps: FastifyInstance[] = []
+  let dir = ''
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tollgate-cluster-'))
+    const ports = await Promise.all([freePort(), freePort(), freePort()])
+    for (const port of ports) {
+      nodes.push(
+        await spawnRedis(port, [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--dir',
+          dir,
+        ]),
+      )
+    }
+    await run(
+      'redis-cli',
+      [
+        '--cluster',
+        'create',
+        ...ports.map((p) => `127.0.0.1:${p}`),
+        '--cluster-replicas',
+        '0',
+        '--cluster-yes',
+      ],
+      { timeout: 15_000 },
+    )
+    await waitFor(
+      async () => {
+        const { stdout } = await run('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'])
+        return stdout.includes('cluster_state:ok')
+      },
+      10_000,
+      'the cluster to be ready',
+    )
+    for (let i = 0; i < 2; i++) {
+      const client = new Cluster(
+        ports.map((port) => ({ host: '127.0.0.1', port })),
+        { clusterRetryStrategy: () => 100 },
+      )
+      client.on('error', () => {})
+      clients.push(client)
+      await waitFor(() => client.status === 'ready', 10_000, 'the cluster client to connect')
+      const app = Fastify()
+      apps.push(app)
+      await app.register(tollgate, {
+        store: { redis: client },
+        keyGenerator: (request) => String(request.headers['x-client']),
+        defaultLimits: '10 per minute, 15 per hour',
+      })
+      app.get('/limited', async () => ({ ok: true }))
+      await app.ready()
+    }
+  }, 30_000)
+
+  afterAll(async () => {
+    await Promise.all(apps.map((app) => app.close()))
+    for (const client of clients) client.disconnect()
+    await Promise.all(nodes.map((node) => node.kill()))
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('enforces one limit across both replicas, for clients spread over every master', async () => {
+    const clientKeys = Array.from({ length: 12 }, (_, i) => `tenant-${i}`)
+    for (const key of clientKeys) {
+      const answers = await load(16, 4, (i) =>
+        apps[i % 2]!.inject({ method: 'GET', url: '/limited', headers: { 'x-client': key } }),
+      )
+      // 10 per minute between the two replicas, not 10 each.
+      expect(answers.filter((a) => a.statusCode === 200)).toHaveLength(10)
+      expect(answers.filter((a) => a.statusCode === 429)).toHaveLength(6)
+    }
+    // The clients' counters really are spread over the cluster: more than one master holds some.
+    const holders = await Promise.all(
+      clients[0]!.nodes('master').map(async (node) => (await node.keys('tollgate:{tenant-*')).length),
+    )
+    expect(holders.filter((n) => n > 0).length).toBeGreaterThan(1)
+    expect(holders.reduce((a, b) => a + b, 0)).toBe(clientKeys.length * 2)
+  })
+})
