@@ -1,4 +1,5 @@
-import { Agent, request } from 'undici'
+import type { Agent } from 'undici'
+import { undici } from '../undici-loader.js'
 import type { BackendState } from './backend-state.js'
 import { checkNumber, quote } from './config.js'
 import type { BackendMembers } from './registry.js'
@@ -68,7 +69,7 @@ export class ActiveHealthCheck {
       integer: true,
       min: 1,
     })
-    this.agent = new Agent({ connections: 1, connect: { timeout: this.timeoutMs } })
+    this.agent = new (undici().Agent)({ connections: 1, connect: { timeout: this.timeoutMs } })
   }
 
   /** Starts probing: one round at once, then one every `intervalMs`. */
@@ -115,7 +116,7 @@ export class ActiveHealthCheck {
   private async probe(backend: BackendState): Promise<void> {
     let passed = false
     try {
-      const { statusCode, body } = await request(new URL(this.path, backend.url.origin), {
+      const { statusCode, body } = await undici().request(new URL(this.path, backend.url.origin), {
         dispatcher: this.agent,
         method: 'GET',
         headersTimeout: this.timeoutMs,

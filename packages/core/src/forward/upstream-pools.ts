@@ -1,6 +1,7 @@
-import { Pool } from 'undici'
+import type { Pool } from 'undici'
 import { quote } from '../balance/config.js'
 import type { BackendTarget } from '../balance/types.js'
+import { undici } from '../undici-loader.js'
 
 export interface UpstreamPoolOptions {
   /** TCP (and TLS) connect timeout. Default 5 s: a backend that cannot accept a connection that fast is down. */
@@ -82,7 +83,7 @@ export class UpstreamPools {
     }
     // Same id, new origin: the backend was replaced without closeFor; let in-flight requests finish.
     if (entry !== undefined) void this.closeGracefully(entry.pool).catch(() => {})
-    const pool = new Pool(backend.url.origin, this.poolOptions)
+    const pool = new (undici().Pool)(backend.url.origin, this.poolOptions)
     this.pools.set(backend.id, { url: backend.url, pool })
     return pool
   }
