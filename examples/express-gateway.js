@@ -9,7 +9,7 @@ export function buildGateway({ backends, strategy = 'round-robin', store } = {})
 
   app.post('/v1/chat/completions', gate.limit('5 per second'), gate.forward())
   app.post('/v1/completions', gate.limit(), gate.forward())
-  app.get('/v1/models', gate.forward())
+  app.get('/v1/models', gate.listModels())
   app.get('/gateway/backends', (_req, res) => res.json(gate.backends.snapshot()))
   return { app, gate }
 }

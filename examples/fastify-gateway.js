@@ -22,7 +22,8 @@ export async function buildGateway({
 
   app.post('/v1/chat/completions', app.tollgate.forward())
   app.post('/v1/completions', app.tollgate.forward())
-  app.get('/v1/models', { config: { rateLimit: false } }, app.tollgate.forward())
+  // Answered from the registry: every model any backend declares.
+  app.get('/v1/models', { config: { rateLimit: false } }, app.tollgate.listModels())
   app.get('/gateway/backends', { config: { rateLimit: false } }, async () => app.tollgate.backends.snapshot())
   return app
 }

@@ -50,6 +50,8 @@ async function checkDocumentedRoutes(port: number, fakes: FakeModelServer[]): Pr
   const models = await send(port, { path: '/v1/models' })
   expect(models.status).toBe(200)
   expect(models.json().data.map((m: { id: string }) => m.id)).toEqual(['fake-model'])
+  // From the registry, not from whichever backend was picked.
+  expect(models.json().data[0].owned_by).toBe('tollgate')
 
   const page = await send(port, { path: '/gateway/backends' })
   expect(page.status).toBe(200)
