@@ -48,7 +48,7 @@ export function forwardMiddleware(
   logger: Logger,
 ): RequestHandler {
   const route = gateway.route(options)
-  const { forwarder, balancer } = gateway
+  const { forwarder } = gateway
   let warned = false
   const warnOnce = () => {
     if (warned) return
@@ -86,7 +86,7 @@ export function forwardMiddleware(
       return send(req, res, bodyAfterParser(req, warnOnce), modelOf(req.body))
     }
     // Model routing needs the `model` field: read the body once and forward the same bytes.
-    if (balancer.models().length > 0 && isJsonRequest(req)) {
+    if (gateway.routesByModel && isJsonRequest(req)) {
       return readRequestBody(req, gateway.maxBodyBytes).then(
         (body) => {
           let model: string | undefined

@@ -85,7 +85,7 @@ export function tollgate(options: TollgateExpressOptions = {}): Gate {
       const gw = requireGateway('gate.listModels()')
       const forward = forwardMiddleware(gw, undefined, logger)
       return (req, res, next) => {
-        if (gw.balancer.models().length === 0) return forward(req, res, next)
+        if (!gw.routesByModel) return forward(req, res, next)
         res.json(gw.modelList())
       }
     },

@@ -38,7 +38,7 @@ export class Tollgate {
     const gateway = this.#requireGateway('listModels()')
     const forward = forwardHandler(gateway, undefined)
     return async (request, reply) => {
-      if (gateway.balancer.models().length === 0) return forward(request, reply)
+      if (!gateway.routesByModel) return forward(request, reply)
       return gateway.modelList()
     }
   }

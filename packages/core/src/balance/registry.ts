@@ -119,6 +119,11 @@ export class BackendRegistry implements BackendMembers {
     return [...this.modelList]
   }
 
+  /** Whether any backend declares models, i.e. whether requests are routed by their `model`. */
+  get declaresModels(): boolean {
+    return this.modelCounts.size > 0
+  }
+
   /** True when some registered backend serves `model` (a backend without `models` serves all). */
   knowsModel(model: string): boolean {
     return this.anyModelCount > 0 || this.modelCounts.has(model)

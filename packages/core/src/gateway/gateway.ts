@@ -84,6 +84,14 @@ export class Gateway<Req> {
     }
   }
 
+  /**
+   * Whether backends declare models, so a request's `model` field picks among them. Asked per
+   * request, so it reads a count instead of copying the model list.
+   */
+  get routesByModel(): boolean {
+    return this.balancer.registry.declaresModels
+  }
+
   /** The OpenAI `GET /v1/models` answer, from the models the backends declare. */
   modelList(): { object: 'list'; data: { id: string; object: 'model'; owned_by: string }[] } {
     return {
