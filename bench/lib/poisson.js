@@ -4,22 +4,13 @@
  * real users keep arriving. Poisson arrivals (exponential gaps) are the standard model for that.
  */
 
+import { createRandom } from '../../examples/fake-model-server.js'
+
 /**
- * mulberry32: small, fast, and the same sequence on every machine, so two strategies compared in
- * one run see the very same arrival times.
- * @param {number} seed
- * @returns {() => number} uniform in [0, 1)
+ * The fake model server's seeded PRNG (mulberry32): the same sequence on every machine, so two
+ * strategies compared in one run see the very same arrival times.
  */
-export function seededRandom(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const seededRandom = createRandom
 
 /**
  * Exponential gap with the given mean. `1 - u` is in (0, 1], so the log is finite.
