@@ -77,4 +77,4 @@ export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './limits/redis
 export { RedisStore, type RedisStoreOptions, StoreUnavailableError } from './limits/redis-store.js'
 export { defaultRejectionBody } from './limits/rejection.js'
 export type { HitResult, LimitStore, WindowSpec } from './limits/store.js'
-export { OptionError } from './limits/validation.js'
+export { OptionError } from './validation.js'

@@ -552,7 +552,7 @@ describe('startup', () => {
     [{ hook: 'onSend' }, 'onSend'],
     [{ cost: -1 }, '-1'],
     [{ keyGenerator: 'ip' }, 'keyGenerator'],
-    [{ store: { redis: { host: 'localhost' } } }, 'localhost'],
+    [{ store: { redis: { host: 'localhost' } } }, 'got an object with keys host'],
     [{ store: { redis: { evalsha() {} }, onError: 'crash' } }, 'crash'],
     [{ allowList: '127.0.0.1' }, '127.0.0.1'],
   ])('rejects %j at ready, quoting the value', async (options, quoted) => {

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { BackendBalancer } from '../balance/balancer.js'
 import { createForwarder, type Forwarder } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
-import { checkKnownKeys, fail } from '../limits/validation.js'
+import { checkKnownKeys, fail } from '../validation.js'
 import { BackendsHandle } from './backends-handle.js'
 import {
   type ForwardOptions,

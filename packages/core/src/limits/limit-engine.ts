@@ -1,3 +1,13 @@
+import {
+  checkCost,
+  checkKnownKeys,
+  checkObject,
+  checkOneOf,
+  checkOptionalFunction,
+  checkOptionalString,
+  fail,
+  describeValue as show,
+} from '../validation.js'
 import type { LimitDecision } from './decision.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
 import { InsuredStore, type Logger } from './insured-store.js'
@@ -17,16 +27,6 @@ import { isRedisClient } from './redis-client.js'
 import { RedisStore } from './redis-store.js'
 import { defaultRejectionBody } from './rejection.js'
 import type { LimitStore } from './store.js'
-import {
-  checkCost,
-  checkKnownKeys,
-  checkObject,
-  checkOneOf,
-  checkOptionalFunction,
-  checkOptionalString,
-  fail,
-  show,
-} from './validation.js'
 
 const ENGINE_OPTIONS = [
   'defaultLimits',

@@ -65,17 +65,17 @@ describe('LimitEngine: options are checked at construction', () => {
     ['cost as text', { cost: '1' }, 'cost', 'got "1"'],
     ['keyGenerator not a function', { keyGenerator: 'ip' }, 'keyGenerator', 'got "ip"'],
     ['skip not a function', { skip: true }, 'skip', 'got true'],
-    ['rejectionBody not a function', { rejectionBody: {} }, 'rejectionBody', 'got {}'],
+    ['rejectionBody not a function', { rejectionBody: {} }, 'rejectionBody', 'got an empty object'],
     ['onExceeded not a function', { onExceeded: 1 }, 'onExceeded', 'got 1'],
     ['allowList of numbers', { allowList: [127001] }, 'allowList', 'got [127001]'],
     ['allowList as text', { allowList: '10.0.0.1' }, 'allowList', 'got "10.0.0.1"'],
-    ['logger without warn', { logger: { log: 1 } }, 'logger', 'got {"log":1}'],
+    ['logger without warn', { logger: { log: 1 } }, 'logger', 'got an object with keys log'],
     ['keyPrefix with {', { keyPrefix: 'app{1}:' }, 'keyPrefix', 'got "app{1}:"'],
     ['keyPrefix with }', { keyPrefix: 'app}' }, 'keyPrefix', 'got "app}"'],
     ['keyPrefix not a string', { keyPrefix: 7 }, 'keyPrefix', 'got 7'],
     ['store as a word', { store: 'redis' }, 'store', 'got "redis"'],
-    ['store without hit()', { store: { close() {} } }, 'store', 'got {}'],
-    ['store.redis not a client', { store: { redis: {} } }, 'store.redis', 'got {}'],
+    ['store without hit()', { store: { close() {} } }, 'store', 'got an object with keys close'],
+    ['store.redis not a client', { store: { redis: {} } }, 'store.redis', 'got an empty object'],
     [
       'store.onError maybe',
       { store: { redis: fakeRedis, onError: 'maybe' } },
@@ -116,7 +116,8 @@ describe('LimitEngine: options are checked at construction', () => {
     const attempt = () => engine({ defaultLimit: '5/minute' } as RateLimitOptions<Req>)
     expect(attempt).toThrow(OptionError)
     expect(attempt).toThrow('unknown option "defaultLimit"')
-    expect(attempt).toThrow(/known options are .*defaultLimits/)
+    expect(attempt).toThrow('did you mean "defaultLimits"?')
+    expect(attempt).toThrow(/Known options are .*defaultLimits/)
     expect(() =>
       engine({ store: { redis: fakeRedis, timeout: 5 } } as unknown as RateLimitOptions<Req>),
     ).toThrow('unknown option "store.timeout"')
