@@ -17,6 +17,9 @@ export type FailureMode =
   | 'stall'
   | 'die-mid-stream'
 
+/** Whose names `/metrics` uses; `none` answers it 404. See the README for the exact series. */
+export type MetricsFormat = 'vllm' | 'vllm-v0' | 'sglang' | 'tgi' | 'llamacpp' | 'none'
+
 export interface FailureOptions {
   /** `Retry-After` on 503 and 429 answers, in seconds. Default 1. */
   retryAfterSeconds?: number
@@ -33,12 +36,36 @@ export interface FakeModelServerOptions extends FailureOptions {
   name?: string
   /** Models served; any other gets a 404. A request without `model` gets the first. Default `['fake-model']`. */
   models?: string[]
-  /** Answers generated at once, like a GPU server's batch. Default unlimited. */
+  /** Answers generated at once, like a GPU server's batch (vLLM's `--max-num-seqs`). Default unlimited. */
   capacity?: number
   /** Answers waiting (FIFO) behind a full batch; one more gets 503 with `Retry-After`. Default unlimited. */
   queueLimit?: number
-  /** Delay from joining the batch to the first token (and the response headers). Default 0. */
+  /**
+   * Fixed delay from joining the batch to the first token (and the response headers), on top of the
+   * prefill time. Default 0.
+   */
   timeToFirstTokenMs?: number
+  /**
+   * Prompt tokens prefilled a second. Only tokens not found in the prefix cache are prefilled, and
+   * prefills take turns in one pipeline, so a burst of long prompts delays each other's first token.
+   * Default unlimited (no prefill time).
+   */
+  prefillTokensPerSecond?: number
+  /** KV-cache block size in tokens; the prefix cache reuses whole blocks only. Default 16 (vLLM's). */
+  blockSize?: number
+  /**
+   * KV-cache size in tokens. A sequence holds blocks for its prompt and whole answer while it runs;
+   * when the next in line does not fit, it waits (and so does everyone behind it). A prompt that could
+   * never fit gets a 400 `context_length_exceeded`; an answer is cut (`finish_reason: 'length'`) where
+   * the pool ends. Freed blocks keep their prefix until the pool needs them (LRU). Default 450000.
+   */
+  kvCacheTokens?: number
+  /** Reuse cached prompt prefixes (vLLM's automatic prefix caching). Default true. */
+  prefixCaching?: boolean
+  /** Metric names on `GET /metrics`. Default `'vllm'`. */
+  metricsFormat?: MetricsFormat
+  /** Multiplies every delay (first token, prefill, per token), e.g. 0.01 for fast tests. Default 1. */
+  timeScale?: number
   /** Delay between tokens with a batch of one. Default 0. */
   timePerTokenMs?: number
   /** Per-token delay is `timePerTokenMs * (1 + batchSlowdown * (generating - 1))`. Default 0. */
@@ -78,6 +105,21 @@ export interface FakeServerStats {
   connections: number
   /** Completion tokens generated, cancelled answers included. */
   tokens: number
+  /** Prompt tokens of answers that joined the batch. */
+  promptTokens: number
+  /** Of those, tokens found in the prefix cache (not prefilled again). */
+  cachedPromptTokens: number
+  /** KV-cache blocks held by running answers now. */
+  kvBlocksUsed: number
+}
+
+export interface KvCacheState {
+  /** Blocks held by running answers (cached prefixes of finished ones are free, not used). */
+  usedBlocks: number
+  totalBlocks: number
+  blockSize: number
+  /** usedBlocks ÷ totalBlocks, what `vllm:kv_cache_usage_perc` reports. */
+  usage: number
 }
 
 export interface RecordedRequest {
@@ -100,6 +142,7 @@ export interface FakeModelServer {
   /** The most recent request of any kind (`/health` included), or null. */
   readonly lastRequest: RecordedRequest | null
   readonly failureMode: FailureMode
+  readonly kvCache: KvCacheState
   /** Applies to requests that arrive from now on; answers already generating carry on. */
   setFailureMode(mode: FailureMode, opts?: FailureOptions): void
   /** Zeroes the counters (not the current in flight and queued), e.g. between benchmark phases. */
@@ -107,6 +150,9 @@ export interface FakeModelServer {
   /** Destroys every connection, clears every timer and stops listening. Safe to call twice. */
   close(): Promise<void>
 }
+
+/** Llama-3.1-8B on one A100 under vLLM, in the fake's options; the README says where each number comes from. */
+export const VLLM_LLAMA_8B_A100: Readonly<FakeModelServerOptions>
 
 export function startFakeModelServer(options?: FakeModelServerOptions): Promise<FakeModelServer>
 

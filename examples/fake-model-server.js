@@ -13,6 +13,8 @@ import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { blockHashes, CHARS_PER_TOKEN, KvCache } from './fake-model-server/kv-cache.js'
+import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
 
 /**
  * @typedef {'none' | 'error-503' | 'error-429' | 'error-500' | 'reset' | 'stall' | 'die-mid-stream'} FailureMode
@@ -22,11 +24,14 @@ import { parseArgs } from 'node:util'
  *   queueLimit?: number, timeToFirstTokenMs?: number, timePerTokenMs?: number, batchSlowdown?: number,
  *   answerTokens?: number | ((random: () => number, body: Record<string, unknown>) => number),
  *   seed?: number, failureMode?: FailureMode, retryAfterSeconds?: number, dieAfterChunks?: number,
- *   maxBodyBytes?: number,
+ *   maxBodyBytes?: number, prefillTokensPerSecond?: number, blockSize?: number, kvCacheTokens?: number,
+ *   prefixCaching?: boolean, metricsFormat?: MetricsFormat, timeScale?: number,
  * }} FakeModelServerOptions
+ * @typedef {'vllm' | 'vllm-v0' | 'sglang' | 'tgi' | 'llamacpp' | 'none'} MetricsFormat
  * @typedef {{
  *   requests: number, inFlight: number, queued: number, completed: number, cancelled: number,
  *   rejected: number, failed: number, maxConcurrent: number, connections: number, tokens: number,
+ *   promptTokens: number, cachedPromptTokens: number, kvBlocksUsed: number,
  * }} FakeServerStats
  * @typedef {{
  *   method: string, url: string, headers: import('node:http').IncomingHttpHeaders,
@@ -43,6 +48,15 @@ const FAILURE_MODES = new Set([
   'stall',
   'die-mid-stream',
 ])
+
+/** vLLM's default `--block-size` on CUDA. */
+const DEFAULT_BLOCK_SIZE = 16
+/**
+ * About what vLLM allocates for Llama-3.1-8B in bf16 on one 80 GB GPU at its default
+ * `--gpu-memory-utilization 0.9`: 128 KiB of K and V a token (32 layers × 8 KV heads × 128 dims × 2 × 2
+ * bytes) into the ~55 GiB left after the weights.
+ */
+const DEFAULT_KV_CACHE_TOKENS = 450_000
 
 const WORDS = (
   'the a model token answer stream batch queue server latency prompt cache gate rate limit backend ' +
@@ -78,6 +92,23 @@ export function paretoTokens(min, alpha, max = 100 * min) {
 }
 
 /**
+ * Llama-3.1-8B in bf16 served by vLLM on one A100, in the fake's terms (README: "Numbers from vLLM").
+ * Decode: ~75 tokens/s for one sequence and 6.6× the throughput at 8 (a published `vllm bench serve`
+ * sweep, vLLM 0.23, 1024 in / 128 out), so 13 ms a token growing ~3% per extra sequence. Prefill:
+ * ~16 GFLOP a token (2 × 8 B parameters) at about half of the A100's 312 bf16 TFLOP/s.
+ * @type {Readonly<FakeModelServerOptions>}
+ */
+export const VLLM_LLAMA_8B_A100 = Object.freeze({
+  capacity: 256,
+  timeToFirstTokenMs: 13,
+  timePerTokenMs: 13,
+  batchSlowdown: 0.03,
+  prefillTokensPerSecond: 10_000,
+  blockSize: 16,
+  kvCacheTokens: 450_000,
+})
+
+/**
  * Starts a fake model server and resolves once it listens.
  * @param {FakeModelServerOptions} [options]
  */
@@ -92,6 +123,25 @@ export async function startFakeModelServer(options = {}) {
   const maxBodyBytes = options.maxBodyBytes ?? 16 * 1024 * 1024
   const answerTokens = options.answerTokens ?? 16
   const random = createRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32))
+  const prefillRate = positiveRate(options.prefillTokensPerSecond, 'prefillTokensPerSecond')
+  const blockSize = positive(options.blockSize, DEFAULT_BLOCK_SIZE, 'blockSize')
+  const kvCacheTokens = positive(options.kvCacheTokens, DEFAULT_KV_CACHE_TOKENS, 'kvCacheTokens')
+  const timeScale = positiveRate(options.timeScale ?? 1, 'timeScale')
+  const metricsFormat = checkMetricsFormat(options.metricsFormat ?? 'vllm')
+  if (!Number.isInteger(blockSize)) throw new TypeError('blockSize must be an integer')
+  const kv = new KvCache(Math.floor(kvCacheTokens / blockSize), blockSize, options.prefixCaching !== false)
+  const maxSequenceTokens = kv.totalBlocks * blockSize
+  /** Cumulative, as Prometheus counters are: `resetStats` leaves them alone. */
+  const totals = {
+    prefixQueries: 0,
+    prefixHits: 0,
+    promptTokens: 0,
+    generationTokens: 0,
+    succeeded: 0,
+    requests: 0,
+  }
+  /** When the shared prefill pipeline is free again (performance.now() ms). */
+  let prefillBusyUntil = 0
 
   let failureMode = checkMode(options.failureMode ?? 'none')
   /** @type {Required<FailureOptions>} */
@@ -113,6 +163,9 @@ export async function startFakeModelServer(options = {}) {
     maxConcurrent: 0,
     connections: 0,
     tokens: 0,
+    promptTokens: 0,
+    cachedPromptTokens: 0,
+    kvBlocksUsed: 0,
   }
   /** @type {RecordedRequest | null} */
   let lastRequest = null
@@ -127,6 +180,7 @@ export async function startFakeModelServer(options = {}) {
 
   const server = createServer({ noDelay: true }, (req, res) => {
     stats.requests++
+    totals.requests++
     /** @type {Buffer[]} */
     const chunks = []
     let size = 0
@@ -188,6 +242,11 @@ export async function startFakeModelServer(options = {}) {
     }
     if (isErrorMode(mode)) return void sendFailure(res, mode)
 
+    if (path === '/metrics') {
+      if (method !== 'GET') return void methodNotAllowed(res, 'GET')
+      if (metricsFormat === 'none') return void sendError(res, 404, 'No metrics.', 'invalid_request_error')
+      return void sendMetrics(res)
+    }
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (method !== 'GET') return void methodNotAllowed(res, 'GET')
       const list = models.map((id) => ({ id, object: 'model', created: startedAt, owned_by: name }))
@@ -209,7 +268,7 @@ export async function startFakeModelServer(options = {}) {
    *   res: import('node:http').ServerResponse, kind: 'chat' | 'text', id: string, created: number,
    *   model: string, stream: boolean, includeUsage: boolean, length: number, finishReason: string,
    *   promptTokens: number, words: () => number, text: string, dieAfter: number,
-   *   state: 'queued' | 'generating' | 'done',
+   *   state: 'queued' | 'generating' | 'done', hashes: string[], cachedTokens: number, blocks: number[],
    *   timer: NodeJS.Timeout | null,
    * }} Generation
    */
@@ -253,7 +312,27 @@ export async function startFakeModelServer(options = {}) {
       )
     }
 
-    if (stats.inFlight >= capacity && queue.length >= queueLimit) {
+    const prompt = promptText(kind === 'chat' ? body.messages : body.prompt)
+    const promptTokens = Math.ceil(prompt.length / CHARS_PER_TOKEN)
+    if (promptTokens >= maxSequenceTokens) {
+      // vLLM refuses a prompt that leaves no room for one answer token, in OpenAI's words.
+      const message =
+        `This model's maximum context length is ${maxSequenceTokens} tokens. However, your request has ` +
+        `${promptTokens} input tokens. Please reduce the length of the input messages.`
+      return sendError(res, 400, message, 'invalid_request_error', 'messages', 'context_length_exceeded')
+    }
+    const hashes = blockHashes(prompt, blockSize)
+    const wanted = Math.floor(
+      Number(typeof answerTokens === 'function' ? answerTokens(random, body) : answerTokens),
+    )
+    if (!Number.isFinite(wanted)) throw new TypeError(`answerTokens gave ${wanted}, not a finite number`)
+    const natural = Math.max(0, wanted)
+    // Like vLLM without max_tokens, an answer stops where the context (here: the whole pool) ends.
+    const room = maxSequenceTokens - promptTokens
+    const length = Math.min(typeof cap === 'number' ? Math.min(natural, cap) : natural, room)
+    const waits =
+      queue.length > 0 || stats.inFlight >= capacity || !fits(hashes, promptTokens, promptTokens + length)
+    if (waits && queue.length >= queueLimit) {
       stats.rejected++
       res.setHeader('retry-after', String(failureOptions.retryAfterSeconds))
       return sendError(
@@ -265,13 +344,6 @@ export async function startFakeModelServer(options = {}) {
         'queue_full',
       )
     }
-
-    const wanted = Math.floor(
-      Number(typeof answerTokens === 'function' ? answerTokens(random, body) : answerTokens),
-    )
-    if (!Number.isFinite(wanted)) throw new TypeError(`answerTokens gave ${wanted}, not a finite number`)
-    const natural = Math.max(0, wanted)
-    const length = typeof cap === 'number' ? Math.min(natural, cap) : natural
 
     counter++
     /** @type {Generation} */
@@ -285,7 +357,7 @@ export async function startFakeModelServer(options = {}) {
       includeUsage: body.stream_options?.include_usage === true,
       length,
       finishReason: length < natural ? 'length' : 'stop',
-      promptTokens: countPromptTokens(kind === 'chat' ? body.messages : body.prompt),
+      promptTokens,
       // Words come from their own source, drawn at arrival, so a seeded server gives each request the same
       // text however the answers interleave.
       words: createRandom(Math.floor(random() * 2 ** 32)),
@@ -293,6 +365,9 @@ export async function startFakeModelServer(options = {}) {
       dieAfter: mode === 'die-mid-stream' ? failureOptions.dieAfterChunks : Number.POSITIVE_INFINITY,
       state: 'queued',
       timer: null,
+      hashes,
+      cachedTokens: 0,
+      blocks: [],
     }
 
     res.on('close', () => {
@@ -309,19 +384,57 @@ export async function startFakeModelServer(options = {}) {
     })
 
     live.add(gen)
-    if (stats.inFlight < capacity) start(gen)
+    if (!waits) start(gen)
     else {
       queue.push(gen)
       stats.queued = queue.length
     }
   }
 
+  /**
+   * Whether a sequence fits in the KV cache now, its cached prefix counted once.
+   * @param {string[]} hashes @param {number} promptTokens @param {number} tokens prompt and answer
+   */
+  function fits(hashes, promptTokens, tokens) {
+    return kv.fits(hashes, kv.hits(hashes, cacheableBlocks(promptTokens)), tokens)
+  }
+
+  /** vLLM recomputes at least a prompt's last token, so a fully cached prompt still has one to prefill. */
+  function cacheableBlocks(/** @type {number} */ promptTokens) {
+    return Math.floor(Math.max(0, promptTokens - 1) / blockSize)
+  }
+
   /** @param {Generation} gen */
+  function canStart(gen) {
+    return stats.inFlight < capacity && fits(gen.hashes, gen.promptTokens, gen.promptTokens + gen.length)
+  }
+
+  /**
+   * Joins the batch: takes the sequence's KV blocks (the whole answer's at once — see the README),
+   * then prefills the uncached part of the prompt through the one prefill pipeline the server has.
+   * @param {Generation} gen
+   */
   function start(gen) {
     gen.state = 'generating'
     stats.inFlight++
     if (stats.inFlight > stats.maxConcurrent) stats.maxConcurrent = stats.inFlight
-    after(gen, ttft, () => emitFrom(gen, 0))
+    const hits = kv.hits(gen.hashes, cacheableBlocks(gen.promptTokens))
+    gen.blocks = kv.allocate(gen.hashes, hits, gen.promptTokens + gen.length)
+    stats.kvBlocksUsed = kv.usedBlocks
+    gen.cachedTokens = hits * blockSize
+    stats.promptTokens += gen.promptTokens
+    stats.cachedPromptTokens += gen.cachedTokens
+    totals.promptTokens += gen.promptTokens
+    totals.prefixQueries += gen.promptTokens
+    totals.prefixHits += gen.cachedTokens
+    let delay = ttft * timeScale
+    const prefillMs = ((gen.promptTokens - gen.cachedTokens) / prefillRate) * 1000 * timeScale
+    if (prefillMs > 0) {
+      const now = performance.now()
+      prefillBusyUntil = Math.max(now, prefillBusyUntil) + prefillMs
+      delay += prefillBusyUntil - now
+    }
+    after(gen, delay, () => emitFrom(gen, 0))
   }
 
   /**
@@ -340,8 +453,9 @@ export async function startFakeModelServer(options = {}) {
       if (gen.stream) writeEvent(gen.res, tokenChunk(gen, token))
       else gen.text += token
       stats.tokens++
+      totals.generationTokens++
       index++
-      const delay = perToken * (1 + batchSlowdown * (stats.inFlight - 1))
+      const delay = perToken * timeScale * (1 + batchSlowdown * (stats.inFlight - 1))
       if (index < gen.length && delay > 0) {
         const next = index
         return void after(gen, delay, () => emitFrom(gen, next))
@@ -368,6 +482,7 @@ export async function startFakeModelServer(options = {}) {
       prompt_tokens: gen.promptTokens,
       completion_tokens: gen.length,
       total_tokens: gen.promptTokens + gen.length,
+      prompt_tokens_details: { cached_tokens: gen.cachedTokens },
     }
     if (gen.stream) {
       writeEvent(
@@ -391,6 +506,7 @@ export async function startFakeModelServer(options = {}) {
     }
     finish(gen)
     stats.completed++
+    totals.succeeded++
   }
 
   /**
@@ -431,7 +547,12 @@ export async function startFakeModelServer(options = {}) {
     live.delete(gen)
     if (!wasGenerating) return
     stats.inFlight--
-    while (stats.inFlight < capacity && queue.length > 0 && !closed) {
+    kv.release(gen.blocks)
+    gen.blocks = []
+    stats.kvBlocksUsed = kv.usedBlocks
+    // First come, first served, as vLLM's scheduler: the head of the queue waits for room, and
+    // nobody behind it overtakes.
+    while (queue.length > 0 && !closed && canStart(/** @type {Generation} */ (queue[0]))) {
       const next = /** @type {Generation} */ (queue.shift())
       stats.queued = queue.length
       start(next)
@@ -480,6 +601,27 @@ export async function startFakeModelServer(options = {}) {
   /** @param {Generation} gen @param {string} text */
   function tokenChunk(gen, text) {
     return gen.kind === 'chat' ? chunkOf(gen, { content: text }, null) : textChunk(gen, text, null)
+  }
+
+  /** @param {import('node:http').ServerResponse} res */
+  function sendMetrics(res) {
+    let batchTokens = 0
+    for (const gen of live) if (gen.state === 'generating') batchTokens += gen.promptTokens + gen.length
+    const payload = renderMetrics(metricsFormat, {
+      model: /** @type {string} */ (models[0]),
+      waiting: queue.length,
+      running: stats.inFlight,
+      kvUsage: kv.usage,
+      kvTokens: kv.usedBlocks * blockSize,
+      batchTokens,
+      ...totals,
+    })
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-length': Buffer.byteLength(payload),
+      'x-backend': name,
+    })
+    res.end(payload)
   }
 
   /** @param {import('node:http').ServerResponse} res @param {FailureMode} mode */
@@ -582,6 +724,10 @@ export async function startFakeModelServer(options = {}) {
     get failureMode() {
       return failureMode
     },
+    /** The KV cache now: blocks in use (by running answers), the pool, and their ratio. */
+    get kvCache() {
+      return { usedBlocks: kv.usedBlocks, totalBlocks: kv.totalBlocks, blockSize, usage: kv.usage }
+    },
     /**
      * Applies to requests that arrive from now on; answers already generating carry on.
      * @param {FailureMode} mode
@@ -602,6 +748,8 @@ export async function startFakeModelServer(options = {}) {
         maxConcurrent: stats.inFlight,
         connections: 0,
         tokens: 0,
+        promptTokens: 0,
+        cachedPromptTokens: 0,
       })
       lastRequest = null
     },
@@ -631,6 +779,24 @@ function checkMode(mode) {
   return /** @type {FailureMode} */ (mode)
 }
 
+/** @param {string} format @returns {MetricsFormat} */
+function checkMetricsFormat(format) {
+  if (!METRICS_FORMATS.includes(format)) {
+    throw new TypeError(
+      `Unknown metrics format ${JSON.stringify(format)}; use one of ${METRICS_FORMATS.join(', ')}`,
+    )
+  }
+  return /** @type {MetricsFormat} */ (format)
+}
+
+/** @param {number | undefined} value @param {string} what */
+function positiveRate(value, what) {
+  if (value === undefined) return Number.POSITIVE_INFINITY
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0)
+    throw new TypeError(`${what} must be > 0`)
+  return value
+}
+
 /** @param {FailureMode} mode */
 function isErrorMode(mode) {
   return mode === 'error-503' || mode === 'error-429' || mode === 'error-500'
@@ -653,15 +819,17 @@ function positive(value, fallback, what) {
 }
 
 /**
- * Roughly four characters a token, as tokenizers average on English; exact counts do not matter here,
- * only that a longer prompt reports more tokens.
+ * The prompt's text, every message's content in order: the fake counts tokens from it (four
+ * characters a token; exact counts do not matter, only that a longer prompt has more) and hashes it
+ * in blocks for the prefix cache.
  * @param {unknown} input chat messages or a completions prompt
  */
-function countPromptTokens(input) {
-  let chars = 0
+function promptText(input) {
+  /** @type {string[]} */
+  const parts = []
   /** @param {unknown} value */
   const walk = (value) => {
-    if (typeof value === 'string') chars += value.length
+    if (typeof value === 'string') parts.push(value)
     else if (Array.isArray(value)) value.forEach(walk)
     else if (value && typeof value === 'object') {
       const v = /** @type {Record<string, unknown>} */ (value)
@@ -669,7 +837,7 @@ function countPromptTokens(input) {
     }
   }
   walk(input)
-  return Math.ceil(chars / 4)
+  return parts.join('')
 }
 
 /** @param {string} text */
@@ -702,6 +870,13 @@ const HELP = `Usage: node examples/fake-model-server.js [options]
   --seed N             seed for answer lengths and words
   --failure MODE       none | error-503 | error-429 | error-500 | reset | stall | die-mid-stream
   --retry-after S      Retry-After seconds on 503/429 (default 1)
+  --prefill-tps N      prompt tokens prefilled a second, uncached ones only (default unlimited)
+  --block-size N       KV-cache block size in tokens (default 16, as vLLM)
+  --kv-tokens N        KV-cache size in tokens; full, requests wait (default 450000)
+  --no-prefix-caching  forget prompts once answered
+  --metrics FORMAT     /metrics names: vllm | vllm-v0 | sglang | tgi | llamacpp | none (default vllm)
+  --time-scale F       multiply every delay by F (default 1)
+  --vllm               start from VLLM_LLAMA_8B_A100 (later flags override)
 
 Prints the server's URL on stdout; stops on SIGINT or SIGTERM.`
 
@@ -723,6 +898,13 @@ async function main(argv) {
       seed: { type: 'string' },
       failure: { type: 'string' },
       'retry-after': { type: 'string' },
+      'prefill-tps': { type: 'string' },
+      'block-size': { type: 'string' },
+      'kv-tokens': { type: 'string' },
+      'no-prefix-caching': { type: 'boolean' },
+      metrics: { type: 'string' },
+      'time-scale': { type: 'string' },
+      vllm: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   })
@@ -745,7 +927,8 @@ async function main(argv) {
   } else {
     answerTokens = num(values.tokens)
   }
-  const fake = await startFakeModelServer({
+  /** @type {FakeModelServerOptions} */
+  const given = {
     port: num(values.port),
     host: values.host,
     name: values.name,
@@ -759,7 +942,17 @@ async function main(argv) {
     seed: num(values.seed),
     failureMode: /** @type {FailureMode | undefined} */ (values.failure),
     retryAfterSeconds: num(values['retry-after']),
-  })
+    prefillTokensPerSecond: num(values['prefill-tps']),
+    blockSize: num(values['block-size']),
+    kvCacheTokens: num(values['kv-tokens']),
+    prefixCaching: values['no-prefix-caching'] ? false : undefined,
+    metricsFormat: /** @type {MetricsFormat | undefined} */ (values.metrics),
+    timeScale: num(values['time-scale']),
+  }
+  /** @type {Record<string, unknown>} */
+  const options = values.vllm ? { ...VLLM_LLAMA_8B_A100 } : {}
+  for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value
+  const fake = await startFakeModelServer(options)
   console.log(fake.url)
   console.error(`fake model server ${fake.name} serving ${fake.models.join(', ')}`)
   const stop = () => void fake.close()

@@ -7,8 +7,10 @@ import {
   type FailureMode,
   type FakeModelServer,
   type FakeModelServerOptions,
+  type MetricsFormat,
   paretoTokens,
   startFakeModelServer,
+  VLLM_LLAMA_8B_A100,
 } from '../examples/fake-model-server.js'
 
 const open: FakeModelServer[] = []
@@ -355,6 +357,265 @@ describe('cancellation', () => {
     await waitFor(() => server.stats.cancelled === 2, 'the cancellation before headers')
     expect(server.stats).toMatchObject({ queued: 0, inFlight: 0, completed: 0, tokens: 0 })
     await Promise.allSettled([a, b])
+  })
+})
+
+/** `/metrics` as name → value, labels dropped (each fake exposes one series a name). */
+async function metricsOf(server: FakeModelServer): Promise<Map<string, number>> {
+  const res = await fetch(`${server.url}/metrics`)
+  expect(res.status).toBe(200)
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/)
+  const values = new Map<string, number>()
+  for (const line of (await res.text()).split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/.exec(line)
+    if (m) values.set(m[1] as string, Number(m[3]))
+  }
+  return values
+}
+
+/** A prompt of exactly `chars` characters (the fake counts four a token), distinct per `seed`. */
+function text(chars: number, seed: string): string {
+  return `${seed}:`.padEnd(chars, `${seed} lorem ipsum `).slice(0, chars)
+}
+
+const conversation = (system: string, user: string) => ({
+  messages: [
+    { role: 'system', content: system },
+    { role: 'user', content: user },
+  ],
+})
+
+/** Milliseconds until the first content token of a streamed chat answer; the rest is abandoned. */
+async function timeToFirstToken(server: FakeModelServer, body: Record<string, unknown>): Promise<number> {
+  const controller = abortable()
+  const started = performance.now()
+  const res = await chat(server, { ...body, stream: true }, controller.signal)
+  const events = sseData(res)
+  for (;;) {
+    const { value, done } = await events.next()
+    if (done) throw new Error('no token')
+    if (value !== '[DONE]' && JSON.parse(value).choices[0]?.delta?.content) break
+  }
+  const elapsed = performance.now() - started
+  controller.abort()
+  await events.next().catch(() => {})
+  return elapsed
+}
+
+describe('prefix cache and prefill', () => {
+  it('reports the cached part of a repeated prefix in whole blocks, and counts it in the metrics', async () => {
+    const server = await fake({ answerTokens: 2 })
+    const system = text(1000, 'sys') // 15 whole blocks of 16 tokens (64 characters) and a bit
+    const first = await json(await chat(server, conversation(system, 'first question')))
+    expect(first.usage.prompt_tokens).toBe(Math.ceil((1000 + 14) / 4))
+    expect(first.usage.prompt_tokens_details).toEqual({ cached_tokens: 0 })
+
+    // Same system prompt, another question: the blocks before the question are reused.
+    const second = await json(await chat(server, conversation(system, 'second question!')))
+    expect(second.usage.prompt_tokens_details.cached_tokens).toBe(15 * 16)
+
+    // The very same prompt again: everything but the last token's block, as vLLM recomputes that one.
+    const prompt = text(1024, 'exact')
+    await chat(server, { messages: [{ role: 'user', content: prompt }] }).then(json)
+    const again = await json(await chat(server, { messages: [{ role: 'user', content: prompt }] }))
+    expect(again.usage.prompt_tokens).toBe(256)
+    expect(again.usage.prompt_tokens_details.cached_tokens).toBe(15 * 16)
+
+    expect(server.stats.cachedPromptTokens).toBe(2 * 15 * 16)
+    const metrics = await metricsOf(server)
+    expect(metrics.get('vllm:prefix_cache_hits_total')).toBe(2 * 15 * 16)
+    expect(metrics.get('vllm:prefix_cache_queries_total')).toBe(
+      first.usage.prompt_tokens + second.usage.prompt_tokens + 2 * 256,
+    )
+    expect(metrics.get('vllm:prompt_tokens_total')).toBe(metrics.get('vllm:prefix_cache_queries_total'))
+    expect(metrics.get('vllm:generation_tokens_total')).toBe(8)
+  })
+
+  it('prefills only the uncached tokens, so a repeated prefix answers its first token sooner', async () => {
+    // 2,000 prompt tokens at 5,000 a second: 400 ms cold; warm, one block of 16 tokens (~3 ms).
+    const server = await fake({ prefillTokensPerSecond: 5000, timePerTokenMs: 1000, answerTokens: 3 })
+    const body = { messages: [{ role: 'user', content: text(8000, 'long') }] }
+    const cold = await timeToFirstToken(server, body)
+    const warm = await timeToFirstToken(server, body)
+    expect(cold).toBeGreaterThanOrEqual(390)
+    expect(warm).toBeLessThan(cold / 2)
+    expect(server.stats.cachedPromptTokens).toBe(1984)
+  })
+
+  it('forgets the least recently freed blocks first, a prompt’s end before its beginning', async () => {
+    // 8 blocks in all; each request holds 5 (4 prompt blocks and one for the answer).
+    const server = await fake({ kvCacheTokens: 128, answerTokens: 1 })
+    const a = { messages: [{ role: 'user', content: text(257, 'a') }] }
+    const b = { messages: [{ role: 'user', content: text(257, 'b') }] }
+    await chat(server, a).then(json)
+    await chat(server, b).then(json) // needs one of a's four cached blocks: its last one goes
+    const res = await json(await chat(server, a))
+    expect(res.usage.prompt_tokens_details.cached_tokens).toBe(3 * 16)
+    expect(server.kvCache).toMatchObject({ usedBlocks: 0, totalBlocks: 8, blockSize: 16, usage: 0 })
+  })
+
+  it('never reuses a prefix with prefix caching off', async () => {
+    const server = await fake({ prefixCaching: false, answerTokens: 1 })
+    const body = { messages: [{ role: 'user', content: text(2000, 'p') }] }
+    await chat(server, body).then(json)
+    expect((await json(await chat(server, body))).usage.prompt_tokens_details.cached_tokens).toBe(0)
+  })
+
+  it('scales every delay with timeScale', async () => {
+    const server = await fake({ timeToFirstTokenMs: 600_000, timePerTokenMs: 600_000, timeScale: 1e-5 })
+    const body = await json(await chat(server))
+    expect(body.usage.completion_tokens).toBe(16)
+  })
+})
+
+describe('KV-cache capacity', () => {
+  it('queues a request whose sequence does not fit, and starts it when blocks free up', async () => {
+    // 4 blocks; each request asks for 41 tokens (1 prompt + 40 answer): 3 blocks.
+    const server = await fake({ kvCacheTokens: 64, timePerTokenMs: 5, answerTokens: longOrShort })
+    const holder = abortable()
+    const held = expectingFailure(chat(server, { long: true, max_tokens: 40, stream: true }, holder.signal))
+    await waitFor(() => server.stats.inFlight === 1, 'the first answer to run')
+    expect(server.kvCache.usedBlocks).toBe(3)
+
+    const waiting = chat(server, { long: true, max_tokens: 40 })
+    await waitFor(() => server.stats.queued === 1, 'the second to wait for blocks')
+    const busy = await metricsOf(server)
+    expect(busy.get('vllm:num_requests_running')).toBe(1)
+    expect(busy.get('vllm:num_requests_waiting')).toBe(1)
+    expect(busy.get('vllm:kv_cache_usage_perc')).toBe(0.75)
+
+    holder.abort()
+    await Promise.allSettled([held])
+    const answer = await json(await waiting)
+    expect(answer.usage.completion_tokens).toBe(40)
+    expect(answer.choices[0].finish_reason).toBe('length')
+    const idle = await metricsOf(server)
+    expect([idle.get('vllm:num_requests_running'), idle.get('vllm:num_requests_waiting')]).toEqual([0, 0])
+    expect(idle.get('vllm:kv_cache_usage_perc')).toBe(0)
+  })
+
+  it('counts a queue full of requests waiting for blocks against queueLimit', async () => {
+    const server = await fake({
+      kvCacheTokens: 32,
+      queueLimit: 0,
+      timePerTokenMs: 5,
+      answerTokens: longOrShort,
+    })
+    const holder = abortable()
+    const held = expectingFailure(chat(server, { long: true, max_tokens: 20, stream: true }, holder.signal))
+    await waitFor(() => server.stats.inFlight === 1, 'the first answer to run')
+    const rejected = await chat(server, { max_tokens: 20, long: true })
+    expect(rejected.status).toBe(503)
+    expect((await json(rejected)).error.code).toBe('queue_full')
+    holder.abort()
+    await Promise.allSettled([held])
+  })
+
+  it('refuses a prompt longer than the cache, and cuts an answer where the cache ends', async () => {
+    const server = await fake({ kvCacheTokens: 64, answerTokens: 1000 })
+    const tooLong = await chat(server, { messages: [{ role: 'user', content: text(400, 'x') }] })
+    expect(tooLong.status).toBe(400)
+    expect((await json(tooLong)).error).toMatchObject({ code: 'context_length_exceeded', param: 'messages' })
+    const cut = await json(await chat(server, { messages: [{ role: 'user', content: text(40, 'y') }] }))
+    expect(cut.usage).toMatchObject({ prompt_tokens: 10, completion_tokens: 54 })
+    expect(cut.choices[0].finish_reason).toBe('length')
+  })
+})
+
+describe('usage on streams', () => {
+  it('sends no usage at all unless stream_options.include_usage is set', async () => {
+    const server = await fake({ answerTokens: 3 })
+    const data: string[] = []
+    for await (const d of sseData(await chat(server, { stream: true }))) data.push(d)
+    expect(data.at(-1)).toBe('[DONE]')
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d))
+    expect(chunks.some((c) => 'usage' in c)).toBe(false)
+    expect(chunks.every((c) => c.choices.length === 1)).toBe(true)
+    expect(chunks.at(-1).choices[0]).toMatchObject({ delta: {}, finish_reason: 'stop' })
+    expect(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null)).toBe(true)
+  })
+
+  it('with include_usage: usage null on every chunk, then one usage chunk with no choices', async () => {
+    const server = await fake({ answerTokens: 3 })
+    const body = { messages: [{ role: 'user', content: text(400, 'u') }], stream: true }
+    await chat(server, body).then((r) => r.text())
+    const data: string[] = []
+    for await (const d of sseData(await chat(server, { ...body, stream_options: { include_usage: true } })))
+      data.push(d)
+    expect(data.at(-1)).toBe('[DONE]')
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d))
+    const last = chunks.at(-1)
+    expect(last.choices).toEqual([])
+    expect(last.usage).toEqual({
+      prompt_tokens: 100,
+      completion_tokens: 3,
+      total_tokens: 103,
+      prompt_tokens_details: { cached_tokens: 96 },
+    })
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true)
+    expect(chunks.at(-2).choices[0].finish_reason).toBe('stop')
+  })
+})
+
+describe('/metrics', () => {
+  it('speaks vLLM by default, with the model name and engine labels', async () => {
+    const server = await fake({ models: ['meta-llama/Llama-3.1-8B-Instruct'] })
+    const body = await (await fetch(`${server.url}/metrics`)).text()
+    expect(body).toContain('# TYPE vllm:num_requests_waiting gauge\n')
+    expect(body).toContain(
+      'vllm:kv_cache_usage_perc{engine="0",model_name="meta-llama/Llama-3.1-8B-Instruct"} 0.0\n',
+    )
+    expect(body).toContain('# TYPE vllm:prefix_cache_hits_total counter\n')
+    expect(body).not.toContain('gpu_cache_usage_perc')
+  })
+
+  it.each([
+    ['vllm-v0', ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:gpu_cache_usage_perc']],
+    ['sglang', ['sglang:num_running_reqs', 'sglang:num_queue_reqs', 'sglang:token_usage']],
+    ['tgi', ['tgi_batch_current_size', 'tgi_queue_size', 'tgi_batch_current_max_tokens']],
+    [
+      'llamacpp',
+      ['llamacpp:requests_processing', 'llamacpp:requests_deferred', 'llamacpp:kv_cache_usage_ratio'],
+    ],
+  ] as const)('emits %s names instead, with running, waiting and KV load', async (format, names) => {
+    const server = await fake({
+      metricsFormat: format,
+      kvCacheTokens: 64,
+      capacity: 1,
+      timePerTokenMs: 1000,
+      answerTokens: longOrShort,
+    })
+    const holder = abortable()
+    const held = expectingFailure(chat(server, { long: true, max_tokens: 31, stream: true }, holder.signal))
+    await waitFor(() => server.stats.inFlight === 1, 'one answer running')
+    const queued = expectingFailure(chat(server, {}, abortable().signal))
+    await waitFor(() => server.stats.queued === 1, 'one answer waiting')
+    const metrics = await metricsOf(server)
+    const [running, waiting, kv] = names
+    expect(metrics.get(running)).toBe(1)
+    expect(metrics.get(waiting)).toBe(1)
+    // TGI has no KV usage; it reports the token budget of the running batch instead.
+    expect(metrics.get(kv)).toBe(format === 'tgi' ? 32 : 0.5)
+    expect([...metrics.keys()].every((name) => !name.startsWith('vllm:') || format === 'vllm-v0')).toBe(true)
+    holder.abort()
+    await Promise.allSettled([held, queued])
+  })
+
+  it('answers 404 with metrics off, and fails with the failure modes like every other path', async () => {
+    const off = await fake({ metricsFormat: 'none' })
+    expect((await fetch(`${off.url}/metrics`)).status).toBe(404)
+    const failing = await fake({ failureMode: 'error-500' })
+    expect((await fetch(`${failing.url}/metrics`)).status).toBe(500)
+    await expect(startFakeModelServer({ metricsFormat: 'prom' as MetricsFormat })).rejects.toThrow(
+      /Unknown metrics format/,
+    )
+  })
+
+  it('offers vLLM-like numbers as a preset', async () => {
+    const server = await fake({ ...VLLM_LLAMA_8B_A100, timeScale: 0.01, answerTokens: 4 })
+    const body = await json(await chat(server))
+    expect(body.usage.completion_tokens).toBe(4)
+    expect(server.kvCache.totalBlocks).toBe(Math.floor(450_000 / 16))
   })
 })
 
