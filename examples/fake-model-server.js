@@ -1,10 +1,13 @@
 /**
  * A fake OpenAI-compatible model server for examples, tests and benchmarks.
  *
- * It behaves like a GPU inference server where that matters to a gateway: a fixed number of answers
- * are generated at once (the batch), more wait in a FIFO queue, the first token takes longer than
- * the next ones, every token gets slower as the batch grows, answer lengths can be heavy-tailed, and
- * a client that goes away stops its generation at once. Failure modes can be switched at runtime.
+ * It behaves like vLLM where that matters to a gateway: a fixed number of answers are generated at
+ * once (the batch), more wait in a FIFO queue, a paged KV cache of bounded size holds every running
+ * answer (the next in line waits when it is full) and keeps freed prompt blocks as a prefix cache,
+ * only uncached prompt tokens are prefilled, every token gets slower as the batch grows, answer
+ * lengths can be heavy-tailed, and a client that goes away stops its generation at once. `/metrics`
+ * reports queue, batch and KV usage under vLLM's, SGLang's, TGI's or llama.cpp's names. Failure modes
+ * can be switched at runtime.
  *
  * Only Node built-ins, no build step: `node examples/fake-model-server.js --help`.
  * Types for TypeScript callers live in `fake-model-server.d.ts`.
