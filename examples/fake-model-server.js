@@ -383,6 +383,8 @@ export async function startFakeModelServer(options = {}) {
         const at = queue.indexOf(gen)
         if (at >= 0) queue.splice(at, 1)
         stats.queued = queue.length
+        // The one that left may have been the head the others were waiting behind.
+        if (at === 0) admit()
       }
     })
 
@@ -553,8 +555,14 @@ export async function startFakeModelServer(options = {}) {
     kv.release(gen.blocks)
     gen.blocks = []
     stats.kvBlocksUsed = kv.usedBlocks
-    // First come, first served, as vLLM's scheduler: the head of the queue waits for room, and
-    // nobody behind it overtakes.
+    admit()
+  }
+
+  /**
+   * Starts queued answers while they fit. First come, first served, as vLLM's scheduler: the head
+   * of the queue waits for room, and nobody behind it overtakes.
+   */
+  function admit() {
     while (queue.length > 0 && !closed && canStart(/** @type {Generation} */ (queue[0]))) {
       const next = /** @type {Generation} */ (queue.shift())
       stats.queued = queue.length

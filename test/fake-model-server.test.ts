@@ -494,6 +494,25 @@ describe('KV-cache capacity', () => {
     expect(idle.get('vllm:kv_cache_usage_perc')).toBe(0)
   })
 
+  it('lets the queue move on when the request at its head leaves', async () => {
+    // 4 blocks: the running answer holds 3, the head of the queue needs 3, the one behind it 1.
+    const server = await fake({ kvCacheTokens: 64, timePerTokenMs: 1000, answerTokens: longOrShort })
+    const holder = abortable()
+    const held = expectingFailure(chat(server, { long: true, max_tokens: 40, stream: true }, holder.signal))
+    await waitFor(() => server.stats.inFlight === 1, 'the first answer to run')
+    const head = abortable()
+    const big = expectingFailure(chat(server, { long: true, max_tokens: 40 }, head.signal))
+    await waitFor(() => server.stats.queued === 1, 'the big one to wait')
+    const small = chat(server, { max_tokens: 1 })
+    await waitFor(() => server.stats.queued === 2, 'the small one to wait behind it')
+    expect(server.stats.inFlight).toBe(1)
+
+    head.abort()
+    expect((await json(await small)).usage.completion_tokens).toBe(1)
+    holder.abort()
+    await Promise.allSettled([held, big])
+  })
+
   it('counts a queue full of requests waiting for blocks against queueLimit', async () => {
     const server = await fake({
       kvCacheTokens: 32,
