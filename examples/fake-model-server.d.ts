@@ -111,6 +111,8 @@ export interface FakeServerStats {
   cachedPromptTokens: number
   /** KV-cache blocks held by running answers now. */
   kvBlocksUsed: number
+  /** `GET /metrics` requests (counted in `requests` too). */
+  metricsRequests: number
 }
 
 export interface KvCacheState {
@@ -139,7 +141,7 @@ export interface FakeModelServer {
   readonly models: string[]
   readonly server: Server
   readonly stats: FakeServerStats
-  /** The most recent request of any kind (`/health` included), or null. */
+  /** The most recent request of any kind (`/health` included, `/metrics` not), or null. */
   readonly lastRequest: RecordedRequest | null
   readonly failureMode: FailureMode
   readonly kvCache: KvCacheState

@@ -34,7 +34,7 @@ import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
  * @typedef {{
  *   requests: number, inFlight: number, queued: number, completed: number, cancelled: number,
  *   rejected: number, failed: number, maxConcurrent: number, connections: number, tokens: number,
- *   promptTokens: number, cachedPromptTokens: number, kvBlocksUsed: number,
+ *   promptTokens: number, cachedPromptTokens: number, kvBlocksUsed: number, metricsRequests: number,
  * }} FakeServerStats
  * @typedef {{
  *   method: string, url: string, headers: import('node:http').IncomingHttpHeaders,
@@ -169,6 +169,7 @@ export async function startFakeModelServer(options = {}) {
     promptTokens: 0,
     cachedPromptTokens: 0,
     kvBlocksUsed: 0,
+    metricsRequests: 0,
   }
   /** @type {RecordedRequest | null} */
   let lastRequest = null
@@ -197,13 +198,17 @@ export async function startFakeModelServer(options = {}) {
     req.on('error', () => {})
     req.on('end', () => {
       const body = Buffer.concat(chunks)
-      lastRequest = {
-        method: req.method ?? '',
-        url: req.url ?? '',
-        headers: req.headers,
-        rawHeaders: req.rawHeaders,
-        body,
-      }
+      const url = req.url ?? ''
+      // A gateway scraping /metrics in the background must not hide the request a test looks at.
+      if (url === '/metrics' || url.startsWith('/metrics?')) stats.metricsRequests++
+      else
+        lastRequest = {
+          method: req.method ?? '',
+          url,
+          headers: req.headers,
+          rawHeaders: req.rawHeaders,
+          body,
+        }
       if (closed) return void req.socket.destroy()
       if (tooLarge) return void sendError(res, 413, 'Request body too large.', 'invalid_request_error')
       try {
@@ -728,7 +733,7 @@ export async function startFakeModelServer(options = {}) {
     models,
     server,
     stats,
-    /** The most recent request of any kind, with its body exactly as received. */
+    /** The most recent request of any kind but `/metrics`, with its body exactly as received. */
     get lastRequest() {
       return lastRequest
     },
@@ -761,6 +766,7 @@ export async function startFakeModelServer(options = {}) {
         tokens: 0,
         promptTokens: 0,
         cachedPromptTokens: 0,
+        metricsRequests: 0,
       })
       lastRequest = null
     },

@@ -588,6 +588,14 @@ describe('/metrics', () => {
     expect(body).not.toContain('gpu_cache_usage_perc')
   })
 
+  it('leaves lastRequest to the requests under test', async () => {
+    const server = await fake()
+    await chat(server, { tag: 'mine' }).then(json)
+    await (await fetch(`${server.url}/metrics`)).text()
+    expect(JSON.parse(server.lastRequest?.body.toString() ?? '{}').tag).toBe('mine')
+    expect(server.stats.metricsRequests).toBe(1)
+  })
+
   it.each([
     ['vllm-v0', ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:gpu_cache_usage_perc']],
     ['sglang', ['sglang:num_running_reqs', 'sglang:num_queue_reqs', 'sglang:token_usage']],
@@ -623,6 +631,7 @@ describe('/metrics', () => {
   it('answers 404 with metrics off, and fails with the failure modes like every other path', async () => {
     const off = await fake({ metricsFormat: 'none' })
     expect((await fetch(`${off.url}/metrics`)).status).toBe(404)
+    expect(off.stats).toMatchObject({ requests: 1, metricsRequests: 1 })
     const failing = await fake({ failureMode: 'error-500' })
     expect((await fetch(`${failing.url}/metrics`)).status).toBe(500)
     await expect(startFakeModelServer({ metricsFormat: 'prom' as MetricsFormat })).rejects.toThrow(
