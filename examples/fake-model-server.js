@@ -132,6 +132,7 @@ export async function startFakeModelServer(options = {}) {
   const timeScale = positiveRate(options.timeScale ?? 1, 'timeScale')
   const metricsFormat = checkMetricsFormat(options.metricsFormat ?? 'vllm')
   if (!Number.isInteger(blockSize)) throw new TypeError('blockSize must be an integer')
+  if (kvCacheTokens < blockSize) throw new TypeError('kvCacheTokens must hold at least one block')
   const kv = new KvCache(Math.floor(kvCacheTokens / blockSize), blockSize, options.prefixCaching !== false)
   const maxSequenceTokens = kv.totalBlocks * blockSize
   /** Cumulative, as Prometheus counters are: `resetStats` leaves them alone. */
@@ -184,7 +185,6 @@ export async function startFakeModelServer(options = {}) {
 
   const server = createServer({ noDelay: true }, (req, res) => {
     stats.requests++
-    totals.requests++
     /** @type {Buffer[]} */
     const chunks = []
     let size = 0
@@ -288,6 +288,7 @@ export async function startFakeModelServer(options = {}) {
    * @param {FailureMode} mode
    */
   function acceptCompletion(res, raw, kind, mode) {
+    totals.requests++
     /** @type {any} */
     let body
     try {
