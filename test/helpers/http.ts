@@ -66,6 +66,8 @@ export interface Answer {
 }
 
 export interface SendOptions {
+  /** Default `127.0.0.1`. */
+  host?: string
   method?: string
   path?: string
   /** An object, or a flat `[name, value, …]` list to send repeated or odd headers as written. */
@@ -93,7 +95,7 @@ export function send(port: number, options: SendOptions = {}): Promise<Answer> {
   }
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: '127.0.0.1',
+      host: options.host ?? '127.0.0.1',
       port,
       method: options.method ?? (body === undefined ? 'GET' : 'POST'),
       path: options.path ?? '/',

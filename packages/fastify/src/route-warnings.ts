@@ -34,7 +34,8 @@ const MAX_ROUTE_LINES = 12
  */
 export function warnOnEarlierRoutes(app: FastifyInstance, logger: Logger): void {
   const tree = app.printRoutes({ commonPrefix: false }).trimEnd()
-  if (tree === '') return
+  // Each route line ends with its methods, `(GET, HEAD)`; an empty router prints `(empty tree)`.
+  if (!/\([A-Z]+(, [A-Z]+)*\)/.test(tree)) return
   const lines = tree.split('\n')
   const shown = lines.slice(0, MAX_ROUTE_LINES).join('\n')
   const more = lines.length > MAX_ROUTE_LINES ? `\n… and ${lines.length - MAX_ROUTE_LINES} more lines` : ''
