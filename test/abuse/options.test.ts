@@ -1,5 +1,8 @@
-import { tollgate as expressTollgate, OptionError } from '@tollgate/express'
-import fastifyTollgate, { OptionError as FastifyOptionError } from '@tollgate/fastify'
+import { tollgate as expressTollgate, OptionError, type TollgateExpressOptions } from '@tollgate/express'
+import fastifyTollgate, {
+  OptionError as FastifyOptionError,
+  type TollgateFastifyOptions,
+} from '@tollgate/fastify'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 
@@ -247,5 +250,70 @@ describe('Fastify: register refuses bad options', () => {
       'tollgate: option "hook" must be one of "onRequest", "preHandler"; got "onSend"',
     )
     await app.close()
+  })
+})
+
+// The type makes this list complete (a missing or extra key does not compile); the test makes sure
+// the unknown-option check knows every one of them, whichever module keeps its part of the names.
+const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
+  defaultLimits: true,
+  applicationLimits: true,
+  keyGenerator: true,
+  cost: true,
+  store: true,
+  keyPrefix: true,
+  headers: true,
+  skip: true,
+  allowList: true,
+  rejectionBody: true,
+  onExceeded: true,
+  logger: true,
+  backends: true,
+  strategy: true,
+  consistentHash: true,
+  health: true,
+  queue: true,
+  latencyDecayMs: true,
+  failurePenaltyMs: true,
+  connectTimeoutMs: true,
+  firstByteTimeoutMs: true,
+  idleTimeoutMs: true,
+  keepAliveTimeoutMs: true,
+  connectionsPerBackend: true,
+  maxAttempts: true,
+  retryBudget: true,
+  maxReplayBodyBytes: true,
+  maxBodyBytes: true,
+  onUnexpectedError: true,
+  hashKey: true,
+  shutdownTimeoutMs: true,
+}
+const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
+  ...EVERY_EXPRESS_OPTION,
+  hook: true,
+}
+
+describe('the unknown-option check knows every option the types declare', () => {
+  it.each(Object.keys(EVERY_EXPRESS_OPTION))('Express: %s', async (name) => {
+    let message = ''
+    try {
+      await expressTollgate({ [name]: true } as never).close()
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).not.toMatch(/unknown option/)
+  })
+
+  it.each(Object.keys(EVERY_FASTIFY_OPTION))('Fastify: %s', async (name) => {
+    const app = Fastify()
+    let message = ''
+    try {
+      await app.register(fastifyTollgate, { [name]: true } as never)
+    } catch (error) {
+      message = (error as Error).message
+    } finally {
+      await app.close()
+    }
+    expect(message).not.toMatch(/unknown option/)
   })
 })
