@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { BackendState } from '../../src/balance/backend-state.js'
 import { BalancerError } from '../../src/balance/errors.js'
+import { peakEwmaLoad } from '../../src/balance/load.js'
 import {
   createPicker,
   LeastConnectionsPicker,
@@ -123,6 +124,22 @@ describe('power of two choices', () => {
     const counts = countPicks(picks(new PowerOfTwoPicker(seededRandom(3)), backends, 1000))
     expect(counts.B).toBeUndefined()
     expect(counts.A! + counts.C!).toBe(1000)
+  })
+})
+
+describe('loads and pickers compose', () => {
+  it('runs least connections on the peak-EWMA load, and on a load of its own', () => {
+    const clock = manualClock()
+    const { backends } = registryOf([1, 1, 1], clock.now)
+    const [a, b, c] = backends as [BackendState, BackendState, BackendState]
+    a.latency.observe(300, clock.now())
+    b.latency.observe(20, clock.now())
+    c.latency.observe(100, clock.now())
+    const byLatency = new LeastConnectionsPicker(peakEwmaLoad)
+    for (let i = 0; i < 5; i++) expect(byLatency.pick(backends)).toBe(b)
+    // A new signal is one more Load: here, prefer the backend whose id sorts last.
+    const byId = new LeastConnectionsPicker({ compare: (x, y) => (x.id < y.id ? 1 : x.id > y.id ? -1 : 0) })
+    for (let i = 0; i < 5; i++) expect(byId.pick(backends)).toBe(c)
   })
 })
 
