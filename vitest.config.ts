@@ -1,15 +1,18 @@
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
-const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url))
+const src = (pkg: string, file = 'index') =>
+  fileURLToPath(new URL(`./packages/${pkg}/src/${file}.ts`, import.meta.url))
 
 // Tests run against the TypeScript sources; `npm test` builds first so the
 // published dist is type-checked and importable too (see test/packages.test.ts).
-const alias = {
-  '@tollgate/core': src('core'),
-  '@tollgate/fastify': src('fastify'),
-  '@tollgate/express': src('express'),
-}
+// Exact matches: a plain '@tollgate/core' key would also catch '@tollgate/core/internal'.
+const alias = [
+  { find: /^@tollgate\/core$/, replacement: src('core') },
+  { find: /^@tollgate\/core\/internal$/, replacement: src('core', 'internal') },
+  { find: /^@tollgate\/fastify$/, replacement: src('fastify') },
+  { find: /^@tollgate\/express$/, replacement: src('express') },
+]
 
 export default defineConfig({
   resolve: { alias },

@@ -1,5 +1,4 @@
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { BackendsHandle } from '@tollgate/core'
 import { tollgate as expressTollgate } from '@tollgate/express'
 import fastifyTollgate from '@tollgate/fastify'
@@ -8,7 +7,7 @@ import Fastify from 'fastify'
 import OpenAI from 'openai'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FakeModelServer } from '../examples/fake-model-server.js'
-import { Cleanup, closeServer, fake } from './helpers/http.js'
+import { Cleanup, closeServer, fake, portOf } from './helpers/http.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -29,7 +28,7 @@ async function fastifyGateway(backends: BackendList): Promise<Started> {
   app.get('/v1/models', app.tollgate.listModels())
   await app.listen({ port: 0, host: '127.0.0.1' })
   return {
-    base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`,
+    base: `http://127.0.0.1:${portOf(app.server)}`,
     backends: app.tollgate.backends,
   }
 }
@@ -45,7 +44,7 @@ async function expressGateway(backends: BackendList): Promise<Started> {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
   })
   cleanup.add(() => closeServer(server), null)
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, backends: gate.backends }
+  return { base: `http://127.0.0.1:${portOf(server)}`, backends: gate.backends }
 }
 
 describe.each([

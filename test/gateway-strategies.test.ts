@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net'
 import tollgate, { type BackendConfig, type StrategyName } from '@tollgate/fastify'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FakeModelServer, FakeModelServerOptions } from '../examples/fake-model-server.js'
-import { type Answer, Cleanup, chat, countBy, fake, send } from './helpers/http.js'
+import { type Answer, Cleanup, chat, countBy, fake, portOf, send } from './helpers/http.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -31,7 +30,7 @@ async function threeBackends(
   })
   app.post('/v1/chat/completions', app.tollgate.forward())
   await app.listen({ port: 0, host: '127.0.0.1' })
-  return { port: (app.server.address() as AddressInfo).port, fakes }
+  return { port: portOf(app.server), fakes }
 }
 
 function ask(port: number, headers: Record<string, string> = {}): Promise<Answer> {

@@ -1,19 +1,19 @@
 import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { tollgate as expressTollgate, type Gate } from '@tollgate/express'
+import { type ExpressTollgate, tollgate as expressTollgate } from '@tollgate/express'
 import fastifyTollgate from '@tollgate/fastify'
 import express from 'express'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type FakeModelServer, startFakeModelServer } from '../../examples/fake-model-server.js'
 import { send } from '../faults/support.js'
+import { portOf } from '../helpers/ports.js'
 
 // Who the client is decides whose budget a request spends. Requests come over real sockets from
 // 127.0.0.1; the headers below are what an attacker writes to look like someone else.
 
 const apps: FastifyInstance[] = []
 const servers: Server[] = []
-const gates: Gate[] = []
+const gates: ExpressTollgate[] = []
 let fake: FakeModelServer | undefined
 
 afterAll(async () => {
@@ -35,7 +35,7 @@ async function fastifyApp(trustProxy: TrustProxy): Promise<Target> {
   await app.register(fastifyTollgate, { defaultLimits: '3 per minute' })
   app.get('/whoami', async (request) => ({ key: request.rateLimit?.key, ip: request.ip }))
   await app.listen({ port: 0, host: '127.0.0.1' })
-  return { port: (app.server.address() as AddressInfo).port }
+  return { port: portOf(app.server) }
 }
 
 async function expressApp(trustProxy: TrustProxy): Promise<Target> {
@@ -50,7 +50,7 @@ async function expressApp(trustProxy: TrustProxy): Promise<Target> {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
   })
   servers.push(server)
-  return { port: (server.address() as AddressInfo).port }
+  return { port: portOf(server) }
 }
 
 async function whoami(target: Target, headers: Record<string, string>) {
@@ -132,7 +132,7 @@ describe('what the backend is told about the client', () => {
     await app.register(fastifyTollgate, { backends: [{ url: fake.url }] })
     app.get('/v1/models', app.tollgate.forward())
     await app.listen({ port: 0, host: '127.0.0.1' })
-    const port = (app.server.address() as AddressInfo).port
+    const port = portOf(app.server)
     const answer = await send(port, {
       path: '/v1/models',
       headers: { 'x-forwarded-for': '1.2.3.4', forwarded: 'for=1.2.3.4', 'x-forwarded-host': 'evil.example' },

@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { LimitEngine, MemoryStore } from '@tollgate/core'
+import { LimitEngine, MemoryStore } from '@tollgate/core/internal'
 import { afterEach, describe, expect, it } from 'vitest'
 
 // 100 000 distinct clients through the memory store: what they cost, how they leave, and that

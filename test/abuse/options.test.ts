@@ -1,5 +1,8 @@
-import { tollgate as expressTollgate } from '@tollgate/express'
-import fastifyTollgate from '@tollgate/fastify'
+import { tollgate as expressTollgate, OptionError, type TollgateExpressOptions } from '@tollgate/express'
+import fastifyTollgate, {
+  OptionError as FastifyOptionError,
+  type TollgateFastifyOptions,
+} from '@tollgate/fastify'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
 
@@ -51,7 +54,7 @@ const cases: Case[] = [
     options: { backends: [{ url: 'http://x', models: 'llama' }] },
     value: 'llama',
   },
-  { option: 'backends[0]', options: { backends: [{ url: 'http://x', wieght: 2 }] }, value: 'wieght' },
+  { option: 'backends[0].wieght', options: { backends: [{ url: 'http://x', wieght: 2 }] }, value: null },
   {
     option: 'backends[1].id',
     options: { backends: [{ url: 'http://x' }, { url: 'http://x' }] },
@@ -66,7 +69,7 @@ const cases: Case[] = [
     value: -1,
   },
   { option: 'health', options: { backends: B, health: 'yes' }, value: 'yes' },
-  { option: 'health', options: { backends: B, health: { ejection: {} } }, value: 'ejection' },
+  { option: 'health.ejection', options: { backends: B, health: { ejection: {} } }, value: null },
   { option: 'health.outlier', options: { backends: B, health: { outlier: 'on' } }, value: 'on' },
   {
     option: 'health.outlier.consecutiveFailures',
@@ -91,7 +94,7 @@ const cases: Case[] = [
   },
   { option: 'health.maxCoolDownMs', options: { backends: B, health: { maxCoolDownMs: -1 } }, value: -1 },
   { option: 'queue', options: { backends: B, queue: 5 }, value: 5 },
-  { option: 'queue', options: { backends: B, queue: { length: 5 } }, value: 'length' },
+  { option: 'queue.length', options: { backends: B, queue: { length: 5 } }, value: null },
   { option: 'queue.size', options: { backends: B, queue: { size: -1 } }, value: -1 },
   { option: 'queue.timeoutMs', options: { backends: B, queue: { timeoutMs: 0 } }, value: 0 },
   { option: 'latencyDecayMs', options: { backends: B, latencyDecayMs: 0 }, value: 0 },
@@ -110,7 +113,7 @@ const cases: Case[] = [
   },
   { option: 'retryBudget', options: { backends: B, retryBudget: 'x' }, value: 'x' },
   { option: 'retryBudget.ratio', options: { backends: B, retryBudget: { ratio: -1 } }, value: -1 },
-  { option: 'retryBudget', options: { backends: B, retryBudget: { percent: 20 } }, value: 'percent' },
+  { option: 'retryBudget.percent', options: { backends: B, retryBudget: { percent: 20 } }, value: null },
   { option: 'maxReplayBodyBytes', options: { backends: B, maxReplayBodyBytes: -1 }, value: -1 },
   { option: 'maxBodyBytes', options: { backends: B, maxBodyBytes: 0 }, value: 0 },
   { option: 'maxBodyBytes', options: { backends: B, maxBodyBytes: '10mb' }, value: '10mb' },
@@ -131,12 +134,25 @@ function valuePattern(value: Case['value']): RegExp {
   return new RegExp(escapeRegExp(String(value)))
 }
 
+/**
+ * Options checked by the forwarder's own modules and by the notation parser, which have their
+ * own message tests; every other option error is an OptionError in the one shared format.
+ */
+const CHECKED_ELSEWHERE =
+  /^(defaultLimits|applicationLimits|connectTimeoutMs|firstByteTimeoutMs|idleTimeoutMs|keepAliveTimeoutMs|connectionsPerBackend|maxAttempts|retryBudget|maxReplayBodyBytes|maxBodyBytes)\b/
+
+const FORMAT =
+  /^tollgate: (option "[^"]+" (must be .+; got .+|.+)|unknown option "[^"]+"(; did you mean "[^"]+"\?)? Known options are .+)$/s
+
 function expectNamed(error: unknown, c: Case): void {
-  // TypeError (OptionError is one) or LimitParseError for notation.
   expect(error).toBeInstanceOf(Error)
   const message = (error as Error).message
   expect(message).toContain(c.option)
   if (c.value !== null) expect(message).toMatch(valuePattern(c.value))
+  if (!CHECKED_ELSEWHERE.test(c.option)) {
+    expect(error).toBeInstanceOf(OptionError)
+    expect(message).toMatch(FORMAT)
+  }
 }
 
 describe('Express: tollgate() refuses bad options', () => {
@@ -160,6 +176,7 @@ describe('Express: tollgate() refuses bad options', () => {
       expect(() => gate.forward({ rewrite: 5 } as never)).toThrow(/rewrite.*5/)
       expect(() => gate.forward({ bogus: 1 } as never)).toThrow(/bogus/)
       expect(() => gate.forward({ hashKey: 7 } as never)).toThrow(/hashKey.*7/)
+      expect(() => gate.limit(false as never)).toThrow(OptionError)
     } finally {
       void gate.close()
     }
@@ -205,5 +222,98 @@ describe('Fastify: register refuses bad options', () => {
     } finally {
       await app.close()
     }
+  })
+
+  it('one OptionError class for both adapters, and for a call that needs backends', async () => {
+    expect(FastifyOptionError).toBe(OptionError)
+    const app = Fastify()
+    await app.register(fastifyTollgate, {})
+    try {
+      expect(() => app.tollgate.forward()).toThrow(OptionError)
+      expect(() => app.tollgate.forward()).toThrow(
+        /^tollgate: option "backends" must be set for app\.tollgate\.forward\(\), e\.g\. register the plugin with/,
+      )
+      expect(() => app.tollgate.backends).toThrow(OptionError)
+    } finally {
+      await app.close()
+    }
+    const gate = expressTollgate({ defaultLimits: '1/second' })
+    expect(() => gate.listModels()).toThrow(
+      /^tollgate: option "backends" must be set for gate\.listModels\(\)/,
+    )
+    await gate.close()
+  })
+
+  it('names a bad hook option in the shared format', async () => {
+    const app = Fastify()
+    await expect(app.register(fastifyTollgate, { hook: 'onSend' } as never)).rejects.toThrow(
+      'tollgate: option "hook" must be one of "onRequest", "preHandler"; got "onSend"',
+    )
+    await app.close()
+  })
+})
+
+// The type makes this list complete (a missing or extra key does not compile); the test makes sure
+// the unknown-option check knows every one of them, whichever module keeps its part of the names.
+const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
+  defaultLimits: true,
+  applicationLimits: true,
+  keyGenerator: true,
+  cost: true,
+  store: true,
+  keyPrefix: true,
+  headers: true,
+  skip: true,
+  allowList: true,
+  rejectionBody: true,
+  onExceeded: true,
+  logger: true,
+  backends: true,
+  strategy: true,
+  consistentHash: true,
+  health: true,
+  queue: true,
+  latencyDecayMs: true,
+  failurePenaltyMs: true,
+  connectTimeoutMs: true,
+  firstByteTimeoutMs: true,
+  idleTimeoutMs: true,
+  keepAliveTimeoutMs: true,
+  connectionsPerBackend: true,
+  maxAttempts: true,
+  retryBudget: true,
+  maxReplayBodyBytes: true,
+  maxBodyBytes: true,
+  onUnexpectedError: true,
+  hashKey: true,
+  shutdownTimeoutMs: true,
+}
+const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
+  ...EVERY_EXPRESS_OPTION,
+  hook: true,
+}
+
+describe('the unknown-option check knows every option the types declare', () => {
+  it.each(Object.keys(EVERY_EXPRESS_OPTION))('Express: %s', async (name) => {
+    let message = ''
+    try {
+      await expressTollgate({ [name]: true } as never).close()
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).not.toMatch(/unknown option/)
+  })
+
+  it.each(Object.keys(EVERY_FASTIFY_OPTION))('Fastify: %s', async (name) => {
+    const app = Fastify()
+    let message = ''
+    try {
+      await app.register(fastifyTollgate, { [name]: true } as never)
+    } catch (error) {
+      message = (error as Error).message
+    } finally {
+      await app.close()
+    }
+    expect(message).not.toMatch(/unknown option/)
   })
 })

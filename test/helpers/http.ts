@@ -1,42 +1,25 @@
 import http, { type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http'
-import net, { type AddressInfo, type Socket } from 'node:net'
+import net, { type Socket } from 'node:net'
 import {
   type FakeModelServer,
   type FakeModelServerOptions,
   startFakeModelServer,
 } from '../../examples/fake-model-server.js'
+import type { Cleanup } from './cleanup.js'
+import { listen } from './ports.js'
+
+export { Cleanup, closeServer } from './cleanup.js'
+export { closedPort, freePort, listen, portOf } from './ports.js'
+export { waitFor } from './wait.js'
 
 /**
  * What the forwarding tests share: fake backends, a sentinel that must never be reached, and
  * clients on fresh connections (no agent), so nothing a test opened outlives it.
  */
 
-/** Everything a test opened, closed in reverse order by `run()` (call it in afterEach). */
-export class Cleanup {
-  readonly #closers: (() => Promise<unknown> | unknown)[] = []
-
-  add<T>(closer: () => Promise<unknown> | unknown, value: T): T {
-    this.#closers.push(closer)
-    return value
-  }
-
-  async run(): Promise<void> {
-    const closers = this.#closers.splice(0).reverse()
-    for (const close of closers) await close()
-  }
-}
-
 export async function fake(cleanup: Cleanup, options: FakeModelServerOptions = {}): Promise<FakeModelServer> {
   const server = await startFakeModelServer(options)
   return cleanup.add(() => server.close(), server)
-}
-
-/** Closes an http.Server that may still hold keep-alive or streaming connections. */
-export function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.closeAllConnections()
-    server.close(() => resolve())
-  })
 }
 
 export interface Sentinel {
@@ -54,8 +37,7 @@ export async function sentinel(cleanup: Cleanup): Promise<Sentinel> {
     sockets.add(socket)
     socket.destroy()
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  const port = await listen(server)
   cleanup.add(
     () =>
       new Promise<void>((resolve) => {
@@ -72,15 +54,6 @@ export async function sentinel(cleanup: Cleanup): Promise<Sentinel> {
   }
 }
 
-/** A port nothing listens on: connections to it are refused at once. */
-export async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
-
 export interface Answer {
   status: number
   headers: IncomingHttpHeaders
@@ -93,6 +66,8 @@ export interface Answer {
 }
 
 export interface SendOptions {
+  /** Default `127.0.0.1`. */
+  host?: string
   method?: string
   path?: string
   /** An object, or a flat `[name, value, …]` list to send repeated or odd headers as written. */
@@ -120,7 +95,7 @@ export function send(port: number, options: SendOptions = {}): Promise<Answer> {
   }
   return new Promise((resolve, reject) => {
     const req = http.request({
-      host: '127.0.0.1',
+      host: options.host ?? '127.0.0.1',
       port,
       method: options.method ?? (body === undefined ? 'GET' : 'POST'),
       path: options.path ?? '/',
@@ -254,14 +229,6 @@ export function openStream(port: number, options: SendOptions): Promise<OpenStre
 /** A chat completion request body; `extra` overrides or adds fields. */
 export function chat(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], ...extra }
-}
-
-export async function waitFor(check: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
 }
 
 /** How many answers each backend gave, by its `x-backend` header. */

@@ -1,60 +1,37 @@
-export { ActiveHealthCheck, type ActiveHealthCheckOptions } from './balance/active-health-check.js'
-export type { BackendState, BackendView } from './balance/backend-state.js'
-export { BackendBalancer, type BalancerOptions, type HealthOptions } from './balance/balancer.js'
+/**
+ * The public surface of `@tollgate/core`: what an application writes or reads when it uses
+ * tollgate through `@tollgate/fastify` or `@tollgate/express` — limit notation, option and
+ * decision types, stores, picker types and the errors tollgate throws. The pieces the adapters
+ * assemble tollgate from are on `@tollgate/core/internal`, which may change in any release.
+ *
+ * How the layers fit together and the path of one request: docs/DESIGN.md ("Layers").
+ */
+
+// Options (what `register(tollgate, …)` and `tollgate(…)` take).
+export type { ActiveHealthCheckOptions } from './balance/active-health-check.js'
+// Backends and strategies (`strategy: (candidates, ctx) => …`, `app.tollgate.backends`).
+export type { BackendView } from './balance/backend-state.js'
+export type { BalancerOptions, HealthOptions } from './balance/balancer.js'
 export type { ConcurrencyQueueOptions } from './balance/concurrency-queue.js'
+// Errors.
 export { BalancerError } from './balance/errors.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
-export {
-  type ConsistentHashOptions,
-  createPicker,
-  type Picker,
-  type PickerFunction,
-  type StrategyName,
-  strategyNames,
-} from './balance/pickers/index.js'
-export type { BackendRegistry } from './balance/registry.js'
-export type {
-  AttemptOutcome,
-  BackendConfig,
-  BackendLease,
-  BackendSnapshot,
-  BackendStatus,
-  BackendTarget,
-  Balancer,
-  PickContext,
-} from './balance/types.js'
-export { BodyTooLargeError, errorBody, sendJsonError } from './forward/errors.js'
-export {
-  createForwarder,
-  type Forwarder,
-  type ForwarderOptions,
-  type ForwardRequest,
-} from './forward/forwarder.js'
-export { compilePathRewrite, type PathRewrite } from './forward/request-target.js'
+export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js'
+export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
+export type { BackendConfig, BackendSnapshot, BackendStatus, PickContext } from './balance/types.js'
+export type { PathRewrite } from './forward/request-target.js'
 export type { RetryBudgetOptions } from './forward/retry-budget.js'
 export type { UpstreamPoolOptions } from './forward/upstream-pools.js'
-export { BackendsHandle } from './gateway/backends-handle.js'
-export { type ForwardRoute, Gateway, modelOf } from './gateway/gateway.js'
-export {
-  type ForwardOptions,
-  GATEWAY_OPTION_NAMES,
-  type GatewayOptions,
-  type HashKeySource,
-  pickGatewayOptions,
-} from './gateway/gateway-options.js'
-export {
-  InvalidJsonBodyError,
-  isJsonRequest,
-  modelFromJson,
-  readRequestBody,
-} from './gateway/routing-body.js'
+export type { BackendsHandle } from './gateway/backends-handle.js'
+export type { ForwardOptions, GatewayOptions, HashKeySource } from './gateway/gateway-options.js'
+// Decisions (`request.rateLimit`, `rejectionBody`, `onExceeded`).
 export type { LimitDecision, WindowState } from './limits/decision.js'
-export { HEADER_MODES, type HeaderMode, writeRateLimitHeaders } from './limits/headers.js'
+export type { HeaderMode } from './limits/headers.js'
+// Stores: the ones tollgate ships and the interface of your own.
 export { InsuredStore, type Logger, type StoreErrorMode } from './limits/insured-store.js'
 export { clientKeyFromIp } from './limits/ip-key.js'
-export { LimitEngine, RATE_LIMIT_OPTION_NAMES, RouteLimit } from './limits/limit-engine.js'
-export { RateLimiter, type WindowGroup } from './limits/limiter.js'
 export { MemoryStore, type MemoryStoreOptions } from './limits/memory-store.js'
+// Limit notation: "200 per day, 50 per hour".
 export {
   describeLimit,
   LimitParseError,

@@ -9,7 +9,7 @@ import {
   modelOf,
   readRequestBody,
   sendJsonError,
-} from '@tollgate/core'
+} from '@tollgate/core/internal'
 import type { Request, RequestHandler, Response } from 'express'
 import { keptRawBody } from './raw-body.js'
 

@@ -1,14 +1,33 @@
 export type {
   BackendConfig,
   BackendSnapshot,
+  BackendStatus,
+  BackendsHandle,
+  BackendView,
   ForwardOptions,
+  GatewayOptions,
+  HitResult,
   LimitDecision,
+  LimitStore,
+  PickContext,
+  PickerFunction,
+  RateLimitItem,
   RateLimitOptions,
   RouteLimitOptions,
+  RouteLimitSpec,
   StrategyName,
+  WindowSpec,
   WindowState,
 } from '@tollgate/core'
-export { BalancerError, LimitParseError, OptionError } from '@tollgate/core'
-export { type Gate, tollgate } from './gate.js'
+export {
+  BalancerError,
+  LimitParseError,
+  MemoryStore,
+  OptionError,
+  parseLimits,
+  RedisStore,
+  StoreUnavailableError,
+} from '@tollgate/core'
+export { type ExpressTollgate, type Gate, tollgate } from './express-tollgate.js'
 export type { TollgateExpressOptions } from './options.js'
 export { keepRawBody } from './raw-body.js'

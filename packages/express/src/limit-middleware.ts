@@ -1,4 +1,5 @@
-import { type HeaderMode, type LimitDecision, type RouteLimit, writeRateLimitHeaders } from '@tollgate/core'
+import type { LimitDecision } from '@tollgate/core'
+import type { LimitedRoute } from '@tollgate/core/internal'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 declare global {
@@ -14,23 +15,20 @@ function setHeader(res: Response, name: string, value: string): void {
   res.setHeader(name, value)
 }
 
-/** Counts the request, sets the headers and answers 429 when a window is full. */
-export function limitMiddleware(limit: RouteLimit<Request>, headers: HeaderMode): RequestHandler {
-  const policyHeader = limit.limiter.policyHeader
-
+/** Counts the request and answers what the core makes of the decision. */
+export function limitMiddleware(route: LimitedRoute<Request>): RequestHandler {
   function apply(decision: LimitDecision | null, req: Request, res: Response, next: NextFunction): void {
     if (decision === null) return next()
     req.rateLimit = decision
-    writeRateLimitHeaders(decision, headers, policyHeader, res, setHeader)
-    if (decision.allowed) return next()
-    res.setHeader('Retry-After', String(decision.retryAfter))
-    res.status(429).json(limit.rejection(req, decision))
+    const rejection = route.apply(req, decision, res, setHeader)
+    if (rejection === undefined) return next()
+    res.status(rejection.status).json(rejection.body)
   }
 
   return function tollgateLimit(req: Request, res: Response, next: NextFunction): void {
-    let result: ReturnType<typeof limit.check>
+    let result: ReturnType<typeof route.check>
     try {
-      result = limit.check(req, req.ip)
+      result = route.check(req, req.ip)
     } catch (error) {
       return next(error)
     }

@@ -1,5 +1,5 @@
-import type { ForwardOptions, Gateway } from '@tollgate/core'
-import { modelOf } from '@tollgate/core'
+import type { ForwardOptions, Gateway } from '@tollgate/core/internal'
+import { modelOf } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { rawBodyOf } from './raw-body.js'
 

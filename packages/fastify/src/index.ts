@@ -3,17 +3,35 @@ import { tollgate } from './plugin.js'
 export type {
   BackendConfig,
   BackendSnapshot,
+  BackendStatus,
+  BackendsHandle,
+  BackendView,
   ForwardOptions,
+  GatewayOptions,
+  HitResult,
   LimitDecision,
+  LimitStore,
+  PickContext,
+  PickerFunction,
+  RateLimitItem,
   RateLimitOptions,
   RouteLimitOptions,
   RouteLimitSpec,
   StrategyName,
+  WindowSpec,
   WindowState,
 } from '@tollgate/core'
-export { BalancerError, LimitParseError, OptionError } from '@tollgate/core'
+export {
+  BalancerError,
+  LimitParseError,
+  MemoryStore,
+  OptionError,
+  parseLimits,
+  RedisStore,
+  StoreUnavailableError,
+} from '@tollgate/core'
+export { FastifyTollgate, type Tollgate } from './fastify-tollgate.js'
 export type { ForwardHandler } from './forward-handler.js'
 export type { TollgateFastifyOptions } from './options.js'
 export { tollgate } from './plugin.js'
-export type { Tollgate } from './tollgate.js'
 export default tollgate

@@ -1,4 +1,5 @@
 import type { GatewayOptions, RateLimitOptions } from '@tollgate/core'
+import { optionNames } from '@tollgate/core/internal'
 import type { FastifyRequest } from 'fastify'
 
 export interface TollgateFastifyOptions
@@ -11,4 +12,12 @@ export interface TollgateFastifyOptions
   hook?: 'onRequest' | 'preHandler'
 }
 
-export const FASTIFY_OPTION_NAMES = ['hook'] as const
+type FastifyOwnOptions = Omit<
+  TollgateFastifyOptions,
+  keyof RateLimitOptions<FastifyRequest> | keyof GatewayOptions<FastifyRequest>
+>
+
+/** The options only the Fastify plugin has, checked against its options type. */
+export const FASTIFY_OPTION_NAMES = optionNames<FastifyOwnOptions>()(['hook'])
+
+export const HOOK_NAMES = ['onRequest', 'preHandler'] as const

@@ -1,24 +1,18 @@
-import {
-  GATEWAY_OPTION_NAMES,
-  Gateway,
-  type LimitDecision,
-  LimitEngine,
-  OptionError,
-  pickGatewayOptions,
-  type RouteLimitSpec,
-} from '@tollgate/core'
+import type { LimitDecision, RouteLimitSpec } from '@tollgate/core'
+import { checkOneOf, TollgateCore } from '@tollgate/core/internal'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { forwardAnyBody } from './any-body-parser.js'
+import { FastifyTollgate } from './fastify-tollgate.js'
 import { isForwardHandler } from './forward-handler.js'
-import { FASTIFY_OPTION_NAMES, type TollgateFastifyOptions } from './options.js'
+import { FASTIFY_OPTION_NAMES, HOOK_NAMES, type TollgateFastifyOptions } from './options.js'
 import { rateLimitHook } from './rate-limit-hook.js'
 import { keepRawBody } from './raw-body.js'
-import { Tollgate } from './tollgate.js'
+import { warnOnEarlierRoutes, warnOnMiscasedRateLimit } from './route-warnings.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    tollgate: Tollgate
+    tollgate: FastifyTollgate
   }
   interface FastifyContextConfig {
     /** This route's limits: a string, options, or `false` for none. */
@@ -54,31 +48,23 @@ function ownOptions(options: TollgateFastifyOptions): TollgateFastifyOptions {
 
 async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyOptions): Promise<void> {
   const options = ownOptions(registered)
-  // Checked before the engine exists, so a bad value leaves nothing open behind it.
-  const hookName = options.hook ?? 'onRequest'
-  if (hookName !== 'onRequest' && hookName !== 'preHandler') {
-    throw new OptionError(
-      `tollgate: option "hook" must be "onRequest" or "preHandler"; got ${JSON.stringify(hookName)}`,
-    )
-  }
-  const engine = new LimitEngine<FastifyRequest>(options, app.log, [
-    ...FASTIFY_OPTION_NAMES,
-    ...GATEWAY_OPTION_NAMES,
-  ])
-  let gateway: Gateway<FastifyRequest> | undefined
-  try {
-    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options))
-  } catch (error) {
-    await engine.close()
-    throw error
-  }
-  const maxBodyBytes = gateway?.maxBodyBytes ?? 0
+  // Checked before the core exists, so a bad value leaves nothing open behind it.
+  const hookName = options?.hook ?? 'onRequest'
+  checkOneOf('hook', hookName, HOOK_NAMES)
+  const core = new TollgateCore<FastifyRequest>(options, {
+    logger: app.log,
+    optionNames: FASTIFY_OPTION_NAMES,
+    backendsExample: "register the plugin with { backends: [{ url: 'http://…' }] }",
+  })
+  const logger = options.logger ?? app.log
+  warnOnEarlierRoutes(app, logger)
+  const maxBodyBytes = core.maxBodyBytes
   const bodyLimit = Number.isSafeInteger(maxBodyBytes) ? maxBodyBytes : Number.MAX_SAFE_INTEGER
 
-  app.decorate('tollgate', new Tollgate(engine, gateway))
+  app.decorate('tollgate', new FastifyTollgate(core))
   app.decorateRequest('rateLimit', null)
   // A catch-all parser of the app's own (registered before tollgate) stays in charge.
-  if (gateway !== undefined && !app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
+  if (core.hasBackends && !app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
 
   // A HEAD request runs the GET handler, so it must draw on the GET route's counters
   // rather than open a second budget for the same work. Fastify adds the HEAD twin
@@ -92,28 +78,24 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     }
     const methodList = asArray(route.method)
     const methods = methodList.join(',')
+    if (methods !== 'HEAD') warnOnMiscasedRateLimit(logger, route.config, `${methods} ${route.url}`)
     const where = `config.rateLimit of ${methods} ${route.url}`
     let scope = `${methods} ${route.url}`
     if (methodList.includes('GET')) getScopes.set(route.url, scope)
     else if (methods === 'HEAD') scope = getScopes.get(route.url) ?? scope
-    const limit = engine.route(scope, route.config?.rateLimit, where)
-    if (limit === null) return
-    const hook = rateLimitHook(limit, engine.headers)
+    const limited = core.limitRoute(scope, route.config?.rateLimit, where)
+    if (limited === null) return
     // Count before the route's own hooks so a rejected request costs as little as possible.
-    route[hookName] = [hook, ...asArray(route[hookName] as never)] as never
+    route[hookName] = [rateLimitHook(limited), ...asArray(route[hookName] as never)] as never
   })
 
   // Fastify closes its HTTP server (and waits for every connection) before any plugin's onClose
-  // runs, so a long stream would hold app.close() open with the shutdown deadline never started:
-  // the gateway starts closing here, while the server stops taking connections.
+  // runs, so the gateway starts closing here, while the server stops taking connections.
   app.addHook('preClose', (done) => {
-    gateway?.close().catch(() => {})
+    core.beginClose()
     done()
   })
-  app.addHook('onClose', async () => {
-    await gateway?.close()
-    await engine.close()
-  })
+  app.addHook('onClose', () => core.close())
 }
 
 /** The tollgate Fastify plugin: register it before the routes it should limit. */

@@ -1,4 +1,5 @@
-import { type HeaderMode, type LimitDecision, type RouteLimit, writeRateLimitHeaders } from '@tollgate/core'
+import type { LimitDecision } from '@tollgate/core'
+import type { LimitedRoute } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 
 function setHeader(reply: FastifyReply, name: string, value: string): void {
@@ -7,11 +8,9 @@ function setHeader(reply: FastifyReply, name: string, value: string): void {
 
 /**
  * A callback-style hook (no promise unless the store or a user callback is async)
- * that counts the request, sets the headers and answers 429 when a window is full.
+ * that counts the request and answers what the core makes of the decision.
  */
-export function rateLimitHook(limit: RouteLimit<FastifyRequest>, headers: HeaderMode) {
-  const policyHeader = limit.limiter.policyHeader
-
+export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
   function apply(
     decision: LimitDecision | null,
     request: FastifyRequest,
@@ -20,15 +19,14 @@ export function rateLimitHook(limit: RouteLimit<FastifyRequest>, headers: Header
   ): void {
     if (decision === null) return done()
     request.rateLimit = decision
-    writeRateLimitHeaders(decision, headers, policyHeader, reply, setHeader)
-    if (decision.allowed) return done()
-    let body: unknown
+    let rejection: ReturnType<typeof route.apply>
     try {
-      body = limit.rejection(request, decision)
+      rejection = route.apply(request, decision, reply, setHeader)
     } catch (error) {
       return done(error as Error)
     }
-    reply.header('Retry-After', String(decision.retryAfter)).code(429).send(body)
+    if (rejection === undefined) return done()
+    reply.code(rejection.status).send(rejection.body)
   }
 
   return function tollgateRateLimit(
@@ -36,9 +34,9 @@ export function rateLimitHook(limit: RouteLimit<FastifyRequest>, headers: Header
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    let result: ReturnType<typeof limit.check>
+    let result: ReturnType<typeof route.check>
     try {
-      result = limit.check(request, request.ip)
+      result = route.check(request, request.ip)
     } catch (error) {
       return done(error as Error)
     }

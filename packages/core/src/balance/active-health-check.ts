@@ -1,7 +1,8 @@
 import type { Agent } from 'undici'
+import { optionNames } from '../option-names.js'
 import { undici } from '../undici-loader.js'
+import { checkNumber, fail } from '../validation.js'
 import type { BackendState } from './backend-state.js'
-import { checkNumber, quote } from './config.js'
 import type { BackendMembers } from './registry.js'
 
 export interface ActiveHealthCheckOptions {
@@ -16,6 +17,14 @@ export interface ActiveHealthCheckOptions {
   /** Failing probes in a row that mark a backend unhealthy. Default 3. */
   unhealthyThreshold?: number
 }
+
+export const ACTIVE_CHECK_OPTION_NAMES = optionNames<ActiveHealthCheckOptions>()([
+  'path',
+  'intervalMs',
+  'timeoutMs',
+  'healthyThreshold',
+  'unhealthyThreshold',
+])
 
 interface ProbeStreak {
   passes: number
@@ -37,120 +46,124 @@ export class ActiveHealthCheck {
   readonly healthyThreshold: number
   readonly unhealthyThreshold: number
 
-  private readonly streaks = new WeakMap<BackendState, ProbeStreak>()
-  private readonly agent: Agent
-  private readonly closing = new AbortController()
-  private timer: NodeJS.Timeout | undefined
-  private round: Promise<void> | undefined
-  private closed = false
+  readonly #streaks = new WeakMap<BackendState, ProbeStreak>()
+  readonly #agent: Agent
+  readonly #closing = new AbortController()
+  readonly #members: BackendMembers
+  readonly #onChange: ((backend: BackendState) => void) | undefined
+  #timer: NodeJS.Timeout | undefined
+  #round: Promise<void> | undefined
+  #closed = false
 
+  /** `onChange` is called when some backend's verdict changed. */
   constructor(
-    private readonly members: BackendMembers,
+    members: BackendMembers,
     options: ActiveHealthCheckOptions = {},
-    /** Called when some backend's verdict changed. */
-    private readonly onChange?: (backend: BackendState) => void,
+    onChange?: (backend: BackendState) => void,
   ) {
+    this.#members = members
+    this.#onChange = onChange
     const o = 'health.activeCheck'
     const path = options.path ?? '/health'
     if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//')) {
-      throw new TypeError(`${o}.path must be an absolute path like '/health', got ${quote(path)}`)
+      fail(`${o}.path`, "an absolute path like '/health'", path)
     }
     this.path = path
-    this.intervalMs = checkNumber(options.intervalMs, `${o}.intervalMs`, 10_000, {
+    this.intervalMs = checkNumber(`${o}.intervalMs`, options.intervalMs, 10_000, {
       min: 0,
       minExclusive: true,
     })
-    this.timeoutMs = checkNumber(options.timeoutMs, `${o}.timeoutMs`, 2_000, { min: 0, minExclusive: true })
-    this.healthyThreshold = checkNumber(options.healthyThreshold, `${o}.healthyThreshold`, 2, {
+    this.timeoutMs = checkNumber(`${o}.timeoutMs`, options.timeoutMs, 2_000, { min: 0, minExclusive: true })
+    this.healthyThreshold = checkNumber(`${o}.healthyThreshold`, options.healthyThreshold, 2, {
       integer: true,
       min: 1,
     })
-    this.unhealthyThreshold = checkNumber(options.unhealthyThreshold, `${o}.unhealthyThreshold`, 3, {
+    this.unhealthyThreshold = checkNumber(`${o}.unhealthyThreshold`, options.unhealthyThreshold, 3, {
       integer: true,
       min: 1,
     })
-    this.agent = new (undici().Agent)({ connections: 1, connect: { timeout: this.timeoutMs } })
+    this.#agent = new (undici().Agent)({ connections: 1, connect: { timeout: this.timeoutMs } })
   }
 
   /** Starts probing: one round at once, then one every `intervalMs`. */
   start(): void {
-    if (this.closed || this.timer || this.round) return
-    this.schedule(0)
+    if (this.#closed || this.#timer || this.#round) return
+    this.#schedule(0)
   }
 
   /** Runs one round of probes now and resolves when every probe has ended. */
   checkNow(): Promise<void> {
-    if (this.closed) return Promise.resolve()
-    this.round ??= this.probeAll().finally(() => {
-      this.round = undefined
+    if (this.#closed) return Promise.resolve()
+    this.#round ??= this.#probeAll().finally(() => {
+      this.#round = undefined
     })
-    return this.round
+    return this.#round
   }
 
   /** Stops the timer, aborts probes in flight and closes the probe connections. */
   async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    clearTimeout(this.timer)
-    this.timer = undefined
-    this.closing.abort()
-    await this.round?.catch(() => {})
-    await this.agent.close()
+    if (this.#closed) return
+    this.#closed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#closing.abort()
+    await this.#round?.catch(() => {})
+    await this.#agent.close()
   }
 
-  private schedule(delay: number): void {
-    this.timer = setTimeout(() => {
-      this.timer = undefined
+  #schedule(delay: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
       void this.checkNow().then(() => {
-        if (!this.closed) this.schedule(this.intervalMs)
+        if (!this.#closed) this.#schedule(this.intervalMs)
       })
     }, delay)
     // A health timer must never be what keeps the process alive.
-    this.timer.unref()
+    this.#timer.unref()
   }
 
-  private async probeAll(): Promise<void> {
-    await Promise.all(this.members.list().map((b) => this.probe(b)))
+  async #probeAll(): Promise<void> {
+    await Promise.all(this.#members.list().map((b) => this.#probe(b)))
   }
 
-  private async probe(backend: BackendState): Promise<void> {
+  async #probe(backend: BackendState): Promise<void> {
     let passed = false
     try {
       const { statusCode, body } = await undici().request(new URL(this.path, backend.url.origin), {
-        dispatcher: this.agent,
+        dispatcher: this.#agent,
         method: 'GET',
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
-        signal: AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.timeoutMs)]),
+        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.timeoutMs)]),
       })
       await body.dump()
       passed = statusCode >= 200 && statusCode < 400
     } catch {
       passed = false
     }
-    if (this.closed) return
-    this.record(backend, passed)
+    if (this.#closed) return
+    this.#record(backend, passed)
   }
 
-  private record(backend: BackendState, passed: boolean): void {
-    let streak = this.streaks.get(backend)
+  #record(backend: BackendState, passed: boolean): void {
+    let streak = this.#streaks.get(backend)
     if (!streak) {
       streak = { passes: 0, failures: 0 }
-      this.streaks.set(backend, streak)
+      this.#streaks.set(backend, streak)
     }
     if (passed) {
       streak.passes++
       streak.failures = 0
       if (!backend.activeHealthy && streak.passes >= this.healthyThreshold) {
         backend.activeHealthy = true
-        this.onChange?.(backend)
+        this.#onChange?.(backend)
       }
     } else {
       streak.failures++
       streak.passes = 0
       if (backend.activeHealthy && streak.failures >= this.unhealthyThreshold) {
         backend.activeHealthy = false
-        this.onChange?.(backend)
+        this.#onChange?.(backend)
       }
     }
   }

@@ -63,8 +63,8 @@ export class BackendState implements BackendTarget {
   activeHealthy = true
   readonly latency: PeakEwma
 
-  private readonly now: () => number
-  private drainWaiters: (() => void)[] = []
+  readonly #now: () => number
+  #drainWaiters: (() => void)[] = []
 
   constructor(config: ValidatedBackendConfig, options: BackendStateOptions = {}) {
     this.id = config.id
@@ -73,13 +73,13 @@ export class BackendState implements BackendTarget {
     this.models = config.models ? new Set(config.models) : null
     this.zone = config.zone
     this.maxConcurrency = config.maxConcurrency
-    this.now = options.now ?? Date.now
+    this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }
 
   /** Peak-EWMA latency estimate in ms (time to response headers); 0 until measured. */
   get latencyMs(): number {
-    return this.latency.value(this.now())
+    return this.latency.value(this.#now())
   }
 
   get latencyMeasured(): boolean {
@@ -100,12 +100,7 @@ export class BackendState implements BackendTarget {
 
   /** Passes both health verdicts: not ejected by the outlier detector, not failed by active checks. */
   healthy(now: number): boolean {
-    return this.activeHealthy && this.ejectedUntil <= now
-  }
-
-  /** May be picked for a new request (capacity aside). */
-  available(now: number = this.now()): boolean {
-    return !this.draining && this.coolDownUntil <= now && this.activeHealthy && this.ejectedUntil <= now
+    return this.activeHealthy && !this.isEjected(now)
   }
 
   /** Below `maxConcurrency` (always true without one). */
@@ -113,31 +108,31 @@ export class BackendState implements BackendTarget {
     return this.maxConcurrency === null || this.inFlight < this.maxConcurrency
   }
 
-  status(now: number = this.now()): BackendStatus {
+  status(now: number = this.#now()): BackendStatus {
     if (this.draining) return 'draining'
-    if (this.ejectedUntil > now) return 'ejected'
+    if (this.isEjected(now)) return 'ejected'
     if (!this.activeHealthy) return 'unhealthy'
-    if (this.coolDownUntil > now) return 'cooling-down'
+    if (this.isCoolingDown(now)) return 'cooling-down'
     return 'healthy'
   }
 
   /** Resolves once nothing is in flight; used by `BackendRegistry.drain`. */
   whenIdle(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve()
-    return new Promise((resolve) => this.drainWaiters.push(resolve))
+    return new Promise((resolve) => this.#drainWaiters.push(resolve))
   }
 
   /** Called by the lease when an attempt ends. */
   release(): void {
     if (this.inFlight > 0) this.inFlight--
-    if (this.inFlight === 0 && this.drainWaiters.length > 0) {
-      const waiters = this.drainWaiters
-      this.drainWaiters = []
+    if (this.inFlight === 0 && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters
+      this.#drainWaiters = []
       for (const resolve of waiters) resolve()
     }
   }
 
-  snapshot(now: number = this.now()): BackendSnapshot {
+  snapshot(now: number = this.#now()): BackendSnapshot {
     return {
       id: this.id,
       url: this.url.pathname === '/' ? this.url.origin : this.url.origin + this.url.pathname,
@@ -152,7 +147,7 @@ export class BackendState implements BackendTarget {
       totalErrors: this.totalErrors,
       consecutiveFailures: this.consecutiveFailures,
       latencyMs: Math.round(this.latency.value(now) * 1000) / 1000,
-      ejectedUntil: this.ejectedUntil > now ? this.ejectedUntil : null,
+      ejectedUntil: this.isEjected(now) ? this.ejectedUntil : null,
     }
   }
 }

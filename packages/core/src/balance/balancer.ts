@@ -1,9 +1,20 @@
-import { ActiveHealthCheck, type ActiveHealthCheckOptions } from './active-health-check.js'
+import { optionNames } from '../option-names.js'
+import type { UserCallbacks } from '../user-callback.js'
+import { checkNumber, checkObject, checkOptionGroup, describeValue } from '../validation.js'
+import {
+  ACTIVE_CHECK_OPTION_NAMES,
+  ActiveHealthCheck,
+  type ActiveHealthCheckOptions,
+} from './active-health-check.js'
 import type { BackendState } from './backend-state.js'
-import { ConcurrencyQueue, type ConcurrencyQueueOptions, STILL_FULL } from './concurrency-queue.js'
-import { checkNumber, checkOptionObject, quote } from './config.js'
+import {
+  ConcurrencyQueue,
+  type ConcurrencyQueueOptions,
+  QUEUE_OPTION_NAMES,
+  STILL_FULL,
+} from './concurrency-queue.js'
 import { BalancerError } from './errors.js'
-import { OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
+import { OUTLIER_OPTION_NAMES, OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
 import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
 import { BackendRegistry } from './registry.js'
@@ -43,23 +54,27 @@ export interface BalancerOptions {
   now?: () => number
   /** Uniform random source in [0, 1); injected by tests. */
   random?: RandomSource
+  /** The guard a custom picker function is called through. */
+  callbacks?: UserCallbacks
 }
 
-const OUTLIER_OPTIONS = ['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent']
-const ACTIVE_CHECK_OPTIONS = ['path', 'intervalMs', 'timeoutMs', 'healthyThreshold', 'unhealthyThreshold']
+const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
+const CONSISTENT_HASH_OPTION_NAMES = optionNames<ConsistentHashOptions>()(['loadFactor', 'virtualNodes'])
 
 class BalancerLease implements BackendLease {
-  private done = false
+  readonly backend: BackendState
+  readonly #balancer: BackendBalancer
+  #done = false
 
-  constructor(
-    private readonly balancer: BackendBalancer,
-    readonly backend: BackendState,
-  ) {}
+  constructor(balancer: BackendBalancer, backend: BackendState) {
+    this.#balancer = balancer
+    this.backend = backend
+  }
 
   finish(outcome: AttemptOutcome): void {
-    if (this.done) return
-    this.done = true
-    this.balancer.record(this.backend, outcome)
+    if (this.#done) return
+    this.#done = true
+    this.#balancer.record(this.backend, outcome)
   }
 }
 
@@ -73,52 +88,50 @@ export class BackendBalancer implements Balancer {
   readonly picker: Picker
   readonly outlierDetector: OutlierDetector | null
   readonly activeHealthCheck: ActiveHealthCheck | null
-  private readonly queue: ConcurrencyQueue<BackendLease>
-  private readonly now: () => number
-  private readonly failurePenaltyMs: number
-  private readonly maxCoolDownMs: number
+  readonly #queue: ConcurrencyQueue<BackendLease>
+  readonly #now: () => number
+  readonly #failurePenaltyMs: number
+  readonly #maxCoolDownMs: number
   // Reused on every pick to keep the request path free of allocation.
-  private readonly candidates: BackendState[] = []
-  private readonly fullCandidates: BackendState[] = []
-  private closed = false
+  readonly #candidates: BackendState[] = []
+  readonly #fullCandidates: BackendState[] = []
+  #closed = false
 
   constructor(options: BalancerOptions = {}) {
-    if (typeof options !== 'object' || options === null) {
-      throw new TypeError(
-        `balancer options must be an object like { backends: [...] }, got ${quote(options)}`,
-      )
-    }
-    checkOptionObject(options.health, 'health', ['outlier', 'activeCheck', 'maxCoolDownMs'])
-    checkOptionObject(options.health?.outlier, 'health.outlier', OUTLIER_OPTIONS, true)
-    checkOptionObject(options.health?.activeCheck, 'health.activeCheck', ACTIVE_CHECK_OPTIONS, true)
-    checkOptionObject(options.queue, 'queue', ['size', 'timeoutMs', 'retryAfterMs'])
-    checkOptionObject(options.consistentHash, 'consistentHash', ['loadFactor', 'virtualNodes'])
-    checkNumber(options.consistentHash?.loadFactor, 'consistentHash.loadFactor', 0.25, { min: 0 })
-    checkNumber(options.consistentHash?.virtualNodes, 'consistentHash.virtualNodes', 160, {
+    const raw: unknown = options
+    checkObject('options', raw)
+    checkOptionGroup('health', options.health, HEALTH_OPTION_NAMES)
+    checkOptionGroup('health.outlier', options.health?.outlier, OUTLIER_OPTION_NAMES, true)
+    checkOptionGroup('health.activeCheck', options.health?.activeCheck, ACTIVE_CHECK_OPTION_NAMES, true)
+    checkOptionGroup('queue', options.queue, QUEUE_OPTION_NAMES)
+    checkOptionGroup('consistentHash', options.consistentHash, CONSISTENT_HASH_OPTION_NAMES)
+    checkNumber('consistentHash.loadFactor', options.consistentHash?.loadFactor, 0.25, { min: 0 })
+    checkNumber('consistentHash.virtualNodes', options.consistentHash?.virtualNodes, 160, {
       integer: true,
       min: 1,
     })
-    this.now = options.now ?? Date.now
+    this.#now = options.now ?? Date.now
     this.picker = createPicker(options.strategy ?? 'round-robin', {
       random: options.random,
       consistentHash: options.consistentHash,
+      callbacks: options.callbacks,
     })
     const health = options.health ?? {}
-    this.failurePenaltyMs = checkNumber(options.failurePenaltyMs, 'failurePenaltyMs', 1_000, { min: 0 })
-    this.maxCoolDownMs = checkNumber(health.maxCoolDownMs, 'health.maxCoolDownMs', 60_000, { min: 0 })
-    const latencyDecayMs = checkNumber(options.latencyDecayMs, 'latencyDecayMs', 10_000, {
+    this.#failurePenaltyMs = checkNumber('failurePenaltyMs', options.failurePenaltyMs, 1_000, { min: 0 })
+    this.#maxCoolDownMs = checkNumber('health.maxCoolDownMs', health.maxCoolDownMs, 60_000, { min: 0 })
+    const latencyDecayMs = checkNumber('latencyDecayMs', options.latencyDecayMs, 10_000, {
       min: 0,
       minExclusive: true,
     })
     this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
-    this.queue = new ConcurrencyQueue(options.queue)
+    this.#queue = new ConcurrencyQueue(options.queue)
     this.registry = new BackendRegistry(options.backends ?? [], {
-      now: this.now,
+      now: this.#now,
       latencyDecayMs,
-      onChange: () => this.queue.wake(),
+      onChange: () => this.#queue.wake(),
     })
     this.activeHealthCheck = health.activeCheck
-      ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.queue.wake())
+      ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.#queue.wake())
       : null
     this.activeHealthCheck?.start()
   }
@@ -128,22 +141,24 @@ export class BackendBalancer implements Balancer {
     exclude: ReadonlySet<string>,
     signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease> {
-    if (this.closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
+    if (this.#closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
     if (typeof signal !== 'function') signal?.throwIfAborted()
-    const lease = this.select(ctx, exclude)
+    const lease = this.#select(ctx, exclude)
     if (lease !== STILL_FULL) return lease
     // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
     const waitSignal = typeof signal === 'function' ? signal() : signal
     waitSignal?.throwIfAborted()
-    const waitingOn = [...this.fullCandidates]
-    for (const b of waitingOn) b.queued++
-    return this.queue.enqueue(
-      () => this.select(ctx, exclude),
+    const waitingOn = [...this.#fullCandidates]
+    const waiting = this.#queue.enqueue(
+      () => this.#select(ctx, exclude),
       waitSignal,
       () => {
         for (const b of waitingOn) b.queued--
       },
     )
+    // Counted only now: a full queue throws above, and a request turned away never waited.
+    for (const b of waitingOn) b.queued++
+    return waiting
   }
 
   models(): string[] {
@@ -156,20 +171,20 @@ export class BackendBalancer implements Balancer {
 
   /** Requests waiting for a backend below its maxConcurrency. */
   get queueLength(): number {
-    return this.queue.length
+    return this.#queue.length
   }
 
   /** Stops health-check timers and fails requests still waiting in the queue. */
   async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    this.queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
+    if (this.#closed) return
+    this.#closed = true
+    this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
     await this.activeHealthCheck?.close()
   }
 
   /** Applies one attempt's outcome to its backend; called once per lease. */
   record(backend: BackendState, outcome: AttemptOutcome): void {
-    const now = this.now()
+    const now = this.#now()
     backend.release()
     if (!outcome.cancelled) {
       if (outcome.ok) {
@@ -177,38 +192,38 @@ export class BackendBalancer implements Balancer {
         this.outlierDetector?.onSuccess(backend)
       } else {
         backend.totalErrors++
-        backend.latency.observe(Math.max(outcome.latencyMs, this.failurePenaltyMs), now)
+        backend.latency.observe(Math.max(outcome.latencyMs, this.#failurePenaltyMs), now)
         // 429 says "busy", not "broken": it cools the backend down but does not count toward ejection.
         if (outcome.status !== 429) this.outlierDetector?.onFailure(backend, now, this.registry.list())
       }
     }
     const retryAfterMs = outcome.retryAfterMs
     if (retryAfterMs !== undefined && retryAfterMs > 0) {
-      const until = now + Math.min(retryAfterMs, this.maxCoolDownMs)
+      const until = now + Math.min(retryAfterMs, this.#maxCoolDownMs)
       if (until > backend.coolDownUntil) backend.coolDownUntil = until
     }
-    this.queue.wake()
+    this.#queue.wake()
   }
 
   /**
    * A lease on a backend chosen by the picker, STILL_FULL when the only usable backends are at
    * maxConcurrency, or a thrown BalancerError when nothing can serve the request.
    */
-  private select(ctx: PickContext, exclude: ReadonlySet<string>): BackendLease | typeof STILL_FULL {
+  #select(ctx: PickContext, exclude: ReadonlySet<string>): BackendLease | typeof STILL_FULL {
     const model = ctx.model
     if (model !== undefined && this.registry.size > 0 && !this.registry.knowsModel(model)) {
       const models = this.registry.models()
       throw new BalancerError(
-        `The model ${quote(model)} does not exist; available models: ${models.join(', ')}`,
+        `The model ${describeValue(model)} does not exist; available models: ${models.join(', ')}`,
         404,
         'unknown_model',
         undefined,
         { models },
       )
     }
-    const now = this.now()
-    const candidates = this.candidates
-    const full = this.fullCandidates
+    const now = this.#now()
+    const candidates = this.#candidates
+    const full = this.#fullCandidates
     candidates.length = 0
     full.length = 0
     let matching = 0
@@ -222,7 +237,7 @@ export class BackendBalancer implements Balancer {
       if (model !== undefined && !b.serves(model)) continue
       matching++
       if (b.draining) continue
-      if (b.coolDownUntil > now) {
+      if (b.isCoolingDown(now)) {
         if (b.coolDownUntil < soonest) soonest = b.coolDownUntil
         continue
       }
@@ -234,7 +249,7 @@ export class BackendBalancer implements Balancer {
       }
       if (!healthy) {
         unhealthy++
-        if (b.ejectedUntil > now && b.ejectedUntil < soonest) soonest = b.ejectedUntil
+        if (b.isEjected(now) && b.ejectedUntil < soonest) soonest = b.ejectedUntil
         continue
       }
       if (b.hasCapacity()) candidates.push(b)
@@ -247,7 +262,7 @@ export class BackendBalancer implements Balancer {
     if (candidates.length === 0 && full.length === 0 && healthyMatching === 0 && unhealthy > 0) {
       for (const b of this.registry.list()) {
         if (model !== undefined && !b.serves(model)) continue
-        if (b.draining || b.coolDownUntil > now || (checkExclude && exclude.has(b.id))) continue
+        if (b.draining || b.isCoolingDown(now) || (checkExclude && exclude.has(b.id))) continue
         if (b.hasCapacity()) candidates.push(b)
         else full.push(b)
       }
@@ -255,7 +270,7 @@ export class BackendBalancer implements Balancer {
 
     if (candidates.length === 0) {
       if (full.length > 0) return STILL_FULL
-      throw this.noBackend(model, matching, tried, soonest, now)
+      throw this.#noBackend(model, matching, tried, soonest, now)
     }
 
     const backend = this.picker.pick(candidates, ctx, this.registry)
@@ -267,7 +282,7 @@ export class BackendBalancer implements Balancer {
     return new BalancerLease(this, backend)
   }
 
-  private noBackend(
+  #noBackend(
     model: string | undefined,
     matching: number,
     tried: number,
@@ -280,7 +295,7 @@ export class BackendBalancer implements Balancer {
     else if (tried > 0 && tried === matching)
       message = 'Every backend has already been tried for this request'
     else if (model !== undefined)
-      message = `No backend serving the model ${quote(model)} is available right now`
+      message = `No backend serving the model ${describeValue(model)} is available right now`
     else message = 'No backend is available right now'
     return new BalancerError(message, 503, 'no_backend_available', retryAfterMs)
   }

@@ -1,4 +1,5 @@
-import { checkNumber } from './config.js'
+import { optionNames } from '../option-names.js'
+import { checkNumber } from '../validation.js'
 import { BalancerError } from './errors.js'
 
 export interface ConcurrencyQueueOptions {
@@ -9,6 +10,12 @@ export interface ConcurrencyQueueOptions {
   /** Retry-After suggested to a client turned away because the queue is full or timed out. Default 1 000 ms. */
   retryAfterMs?: number
 }
+
+export const QUEUE_OPTION_NAMES = optionNames<ConcurrencyQueueOptions>()([
+  'size',
+  'timeoutMs',
+  'retryAfterMs',
+])
 
 /** What a waiter's attempt returns while everything it could use is still full. */
 export const STILL_FULL: unique symbol = Symbol('still full')
@@ -37,17 +44,17 @@ export class ConcurrencyQueue<T> {
   readonly size: number
   readonly timeoutMs: number
   readonly retryAfterMs: number
-  private waiters: Waiter<T>[] = []
-  private waking = false
+  #waiters: Waiter<T>[] = []
+  #waking = false
 
   constructor(options: ConcurrencyQueueOptions = {}) {
-    this.size = checkNumber(options.size, 'queue.size', 100, { integer: true, min: 0 })
-    this.timeoutMs = checkNumber(options.timeoutMs, 'queue.timeoutMs', 30_000, { min: 0, minExclusive: true })
-    this.retryAfterMs = checkNumber(options.retryAfterMs, 'queue.retryAfterMs', 1_000, { min: 0 })
+    this.size = checkNumber('queue.size', options.size, 100, { integer: true, min: 0 })
+    this.timeoutMs = checkNumber('queue.timeoutMs', options.timeoutMs, 30_000, { min: 0, minExclusive: true })
+    this.retryAfterMs = checkNumber('queue.retryAfterMs', options.retryAfterMs, 1_000, { min: 0 })
   }
 
   get length(): number {
-    return this.waiters.length
+    return this.#waiters.length
   }
 
   /**
@@ -55,7 +62,7 @@ export class ConcurrencyQueue<T> {
    * queue is full. `leave` runs exactly once when the waiter leaves the queue, however it ends.
    */
   enqueue(attempt: () => T | typeof STILL_FULL, signal?: AbortSignal, leave?: () => void): Promise<T> {
-    if (this.waiters.length >= this.size) {
+    if (this.#waiters.length >= this.size) {
       throw new BalancerError(
         'Every backend is at its concurrency limit and the wait queue is full',
         503,
@@ -74,7 +81,7 @@ export class ConcurrencyQueue<T> {
         onAbort: undefined,
       }
       waiter.timer = setTimeout(() => {
-        this.settle(waiter)
+        this.#settle(waiter)
         reject(
           new BalancerError(
             `No backend became free within ${this.timeoutMs} ms`,
@@ -87,27 +94,27 @@ export class ConcurrencyQueue<T> {
       waiter.timer.unref()
       if (signal) {
         waiter.onAbort = () => {
-          this.settle(waiter)
+          this.#settle(waiter)
           reject(signal.reason)
         }
         signal.addEventListener('abort', waiter.onAbort, { once: true })
       }
-      this.waiters.push(waiter)
+      this.#waiters.push(waiter)
     })
   }
 
   /** Capacity may have appeared (a lease finished, a backend came back): serve who can be served. */
   wake(): void {
-    if (this.waking || this.waiters.length === 0) return
-    this.waking = true
+    if (this.#waking || this.#waiters.length === 0) return
+    this.#waking = true
     try {
-      for (let i = 0; i < this.waiters.length; ) {
-        const waiter = this.waiters[i] as Waiter<T>
+      for (let i = 0; i < this.#waiters.length; ) {
+        const waiter = this.#waiters[i] as Waiter<T>
         let result: T | typeof STILL_FULL
         try {
           result = waiter.attempt()
         } catch (error) {
-          this.settle(waiter)
+          this.#settle(waiter)
           waiter.reject(error)
           continue
         }
@@ -115,26 +122,26 @@ export class ConcurrencyQueue<T> {
           i++
           continue
         }
-        this.settle(waiter)
+        this.#settle(waiter)
         waiter.resolve(result)
       }
     } finally {
-      this.waking = false
+      this.#waking = false
     }
   }
 
   /** Fails every waiter, e.g. when the balancer closes. */
   rejectAll(error: unknown): void {
-    for (const waiter of [...this.waiters]) {
-      this.settle(waiter)
+    for (const waiter of [...this.#waiters]) {
+      this.#settle(waiter)
       waiter.reject(error)
     }
   }
 
-  private settle(waiter: Waiter<T>): void {
-    const i = this.waiters.indexOf(waiter)
+  #settle(waiter: Waiter<T>): void {
+    const i = this.#waiters.indexOf(waiter)
     if (i === -1) return
-    this.waiters.splice(i, 1)
+    this.#waiters.splice(i, 1)
     clearTimeout(waiter.timer)
     if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort)
     waiter.leave?.()

@@ -1,5 +1,6 @@
+import { optionNames } from '../option-names.js'
+import { checkNumber, fail } from '../validation.js'
 import type { BackendState } from './backend-state.js'
-import { checkNumber } from './config.js'
 
 export interface OutlierDetectorOptions {
   /** Failures in a row that eject a backend. Default 5. */
@@ -11,6 +12,13 @@ export interface OutlierDetectorOptions {
   /** At most this share of the registered backends is ejected at once. Default 50. */
   maxEjectionPercent?: number
 }
+
+export const OUTLIER_OPTION_NAMES = optionNames<OutlierDetectorOptions>()([
+  'consecutiveFailures',
+  'baseEjectionMs',
+  'maxEjectionMs',
+  'maxEjectionPercent',
+])
 
 /**
  * Passive health: watches attempt outcomes and takes a backend that keeps failing out of
@@ -30,24 +38,22 @@ export class OutlierDetector {
 
   constructor(options: OutlierDetectorOptions = {}) {
     const o = 'health.outlier'
-    this.consecutiveFailures = checkNumber(options.consecutiveFailures, `${o}.consecutiveFailures`, 5, {
+    this.consecutiveFailures = checkNumber(`${o}.consecutiveFailures`, options.consecutiveFailures, 5, {
       integer: true,
       min: 1,
     })
-    this.baseEjectionMs = checkNumber(options.baseEjectionMs, `${o}.baseEjectionMs`, 30_000, {
+    this.baseEjectionMs = checkNumber(`${o}.baseEjectionMs`, options.baseEjectionMs, 30_000, {
       min: 0,
       minExclusive: true,
     })
-    this.maxEjectionMs = checkNumber(options.maxEjectionMs, `${o}.maxEjectionMs`, 300_000, {
+    this.maxEjectionMs = checkNumber(`${o}.maxEjectionMs`, options.maxEjectionMs, 300_000, {
       min: this.baseEjectionMs,
     })
-    this.maxEjectionPercent = checkNumber(options.maxEjectionPercent, `${o}.maxEjectionPercent`, 50, {
+    this.maxEjectionPercent = checkNumber(`${o}.maxEjectionPercent`, options.maxEjectionPercent, 50, {
       min: 0,
     })
     if (this.maxEjectionPercent > 100) {
-      throw new TypeError(
-        `${o}.maxEjectionPercent must be between 0 and 100 (default 50), got ${this.maxEjectionPercent}`,
-      )
+      fail(`${o}.maxEjectionPercent`, 'a number from 0 to 100 (default 50)', this.maxEjectionPercent)
     }
   }
 
@@ -58,9 +64,9 @@ export class OutlierDetector {
   /** Counts a failure; returns true when it ejected the backend. */
   onFailure(backend: BackendState, now: number, all: readonly BackendState[]): boolean {
     backend.consecutiveFailures++
-    if (backend.consecutiveFailures < this.consecutiveFailures || backend.ejectedUntil > now) return false
+    if (backend.consecutiveFailures < this.consecutiveFailures || backend.isEjected(now)) return false
     let ejected = 0
-    for (const b of all) if (b !== backend && b.ejectedUntil > now) ejected++
+    for (const b of all) if (b !== backend && b.isEjected(now)) ejected++
     if (ejected + 1 > Math.floor((all.length * this.maxEjectionPercent) / 100)) return false
 
     // A backend that stayed healthy for a full max-ejection period starts over at the base time.

@@ -9,34 +9,34 @@
  * probing again instead of being shunned forever.
  */
 export class PeakEwma {
-  private estimate = 0
-  private updatedAt = 0
-  private hasSample = false
+  #estimate = 0
+  #updatedAt = 0
+  #hasSample = false
 
   /** @param decayMs time constant: after `decayMs` without samples, 1/e of the estimate remains. */
   constructor(readonly decayMs = 10_000) {}
 
   /** False until the first sample: pickers treat such a backend optimistically so it gets tried. */
   get measured(): boolean {
-    return this.hasSample
+    return this.#hasSample
   }
 
   observe(sampleMs: number, now: number): void {
     if (!(sampleMs >= 0) || !Number.isFinite(sampleMs)) return
-    if (!this.hasSample) {
-      this.estimate = sampleMs
-      this.hasSample = true
+    if (!this.#hasSample) {
+      this.#estimate = sampleMs
+      this.#hasSample = true
     } else {
-      const decay = Math.exp(-Math.max(0, now - this.updatedAt) / this.decayMs)
-      const faded = this.estimate * decay
-      this.estimate = sampleMs > faded ? sampleMs : faded + sampleMs * (1 - decay)
+      const decay = Math.exp(-Math.max(0, now - this.#updatedAt) / this.decayMs)
+      const faded = this.#estimate * decay
+      this.#estimate = sampleMs > faded ? sampleMs : faded + sampleMs * (1 - decay)
     }
-    this.updatedAt = now
+    this.#updatedAt = now
   }
 
   /** The estimate in milliseconds as of `now`; 0 while unmeasured. */
   value(now: number): number {
-    if (!this.hasSample) return 0
-    return this.estimate * Math.exp(-Math.max(0, now - this.updatedAt) / this.decayMs)
+    if (!this.#hasSample) return 0
+    return this.#estimate * Math.exp(-Math.max(0, now - this.#updatedAt) / this.decayMs)
   }
 }

@@ -1,5 +1,6 @@
+import { describeValue, fail, failWith } from '../validation.js'
 import { BackendState, type BackendStateOptions } from './backend-state.js'
-import { quote, validateBackendConfig, validateBackendConfigs } from './config.js'
+import { validateBackendConfig, validateBackendConfigs } from './config.js'
 import type { BackendConfig, BackendSnapshot } from './types.js'
 
 /** The membership a picker may need beyond the candidates, e.g. to build a hash ring. */
@@ -17,43 +18,44 @@ export interface BackendRegistryOptions extends BackendStateOptions {
 
 /** The registered backends, changeable at runtime. */
 export class BackendRegistry implements BackendMembers {
-  private backends: readonly BackendState[] = []
-  private readonly byId = new Map<string, BackendState>()
-  private modelList: string[] | null = null
-  private anyModelCount = 0
-  private readonly modelCounts = new Map<string, number>()
-  private readonly stateOptions: BackendStateOptions
-  private readonly onChange: (() => void) | undefined
-  private readonly now: () => number
-  private _version = 0
+  #backends: readonly BackendState[] = []
+  readonly #byId = new Map<string, BackendState>()
+  #modelList: string[] | null = null
+  #anyModelCount = 0
+  readonly #modelCounts = new Map<string, number>()
+  readonly #stateOptions: BackendStateOptions
+  readonly #onChange: (() => void) | undefined
+  readonly #now: () => number
+  #version = 0
 
   constructor(configs: readonly BackendConfig[] = [], options: BackendRegistryOptions = {}) {
-    this.now = options.now ?? Date.now
-    this.stateOptions = { now: this.now, latencyDecayMs: options.latencyDecayMs }
-    this.onChange = options.onChange
+    this.#now = options.now ?? Date.now
+    this.#stateOptions = { now: this.#now, latencyDecayMs: options.latencyDecayMs }
+    this.#onChange = options.onChange
     for (const config of validateBackendConfigs(configs))
-      this.insert(new BackendState(config, this.stateOptions))
+      this.#insert(new BackendState(config, this.#stateOptions))
   }
 
   get version(): number {
-    return this._version
+    return this.#version
   }
 
   get size(): number {
-    return this.backends.length
+    return this.#backends.length
   }
 
-  /** Registers a backend; throws a TypeError for a bad config or an id already registered. */
+  /** Registers a backend; throws an OptionError for a bad config or an id already registered. */
   add(config: BackendConfig): BackendState {
     const validated = validateBackendConfig(config, 'backend')
-    if (this.byId.has(validated.id)) {
-      throw new TypeError(
-        `backend id ${quote(validated.id)} is already registered; remove it first or give the new one a distinct id`,
+    if (this.#byId.has(validated.id)) {
+      failWith(
+        'backend.id',
+        `${describeValue(validated.id)} is already registered; remove it first or give the new one a distinct id`,
       )
     }
-    const state = new BackendState(validated, this.stateOptions)
-    this.insert(state)
-    this.onChange?.()
+    const state = new BackendState(validated, this.#stateOptions)
+    this.#insert(state)
+    this.#onChange?.()
     return state
   }
 
@@ -62,94 +64,92 @@ export class BackendRegistry implements BackendMembers {
    * Use `drain` first to stop new requests and wait for those. Returns false for an unknown id.
    */
   remove(id: string): boolean {
-    const state = this.byId.get(id)
+    const state = this.#byId.get(id)
     if (!state) return false
-    this.byId.delete(id)
-    this.backends = this.backends.filter((b) => b !== state)
+    this.#byId.delete(id)
+    this.#backends = this.#backends.filter((b) => b !== state)
     if (state.models === null) {
-      this.anyModelCount--
+      this.#anyModelCount--
     } else {
       for (const model of state.models) {
-        const count = (this.modelCounts.get(model) ?? 1) - 1
-        if (count === 0) this.modelCounts.delete(model)
-        else this.modelCounts.set(model, count)
+        const count = (this.#modelCounts.get(model) ?? 1) - 1
+        if (count === 0) this.#modelCounts.delete(model)
+        else this.#modelCounts.set(model, count)
       }
     }
-    this.modelList = null
-    this._version++
-    this.onChange?.()
+    this.#modelList = null
+    this.#version++
+    this.#onChange?.()
     return true
   }
 
   /** Stops new requests to a backend; resolves when its in-flight requests have finished. */
   drain(id: string): Promise<void> {
-    const state = this.require(id)
+    const state = this.#require(id)
     state.draining = true
     return state.whenIdle()
   }
 
   /** Takes a drained backend back into rotation. */
   undrain(id: string): void {
-    const state = this.require(id)
+    const state = this.#require(id)
     if (!state.draining) return
     state.draining = false
-    this.onChange?.()
+    this.#onChange?.()
   }
 
   get(id: string): BackendState | undefined {
-    return this.byId.get(id)
+    return this.#byId.get(id)
   }
 
   has(id: string): boolean {
-    return this.byId.has(id)
+    return this.#byId.has(id)
   }
 
   list(): readonly BackendState[] {
-    return this.backends
+    return this.#backends
   }
 
   snapshot(): BackendSnapshot[] {
-    const now = this.now()
-    return this.backends.map((b) => b.snapshot(now))
+    const now = this.#now()
+    return this.#backends.map((b) => b.snapshot(now))
   }
 
   /** Every model some backend declares, sorted; empty when none declare models. */
   models(): string[] {
-    this.modelList ??= [...this.modelCounts.keys()].sort()
-    return [...this.modelList]
+    this.#modelList ??= [...this.#modelCounts.keys()].sort()
+    return [...this.#modelList]
   }
 
   /** Whether any backend declares models, i.e. whether requests are routed by their `model`. */
   get declaresModels(): boolean {
-    return this.modelCounts.size > 0
+    return this.#modelCounts.size > 0
   }
 
   /** True when some registered backend serves `model` (a backend without `models` serves all). */
   knowsModel(model: string): boolean {
-    return this.anyModelCount > 0 || this.modelCounts.has(model)
+    return this.#anyModelCount > 0 || this.#modelCounts.has(model)
   }
 
-  private insert(state: BackendState): void {
-    if (this.byId.has(state.id)) {
-      throw new TypeError(`backend id ${quote(state.id)} is already registered`)
-    }
-    this.byId.set(state.id, state)
+  #insert(state: BackendState): void {
+    if (this.#byId.has(state.id)) failWith('backend.id', `${describeValue(state.id)} is already registered`)
+    this.#byId.set(state.id, state)
     // Copy on write: a picker iterating the old array is never disturbed by a change.
-    this.backends = [...this.backends, state]
+    this.#backends = [...this.#backends, state]
     if (state.models === null) {
-      this.anyModelCount++
+      this.#anyModelCount++
     } else {
-      for (const model of state.models) this.modelCounts.set(model, (this.modelCounts.get(model) ?? 0) + 1)
+      for (const model of state.models) this.#modelCounts.set(model, (this.#modelCounts.get(model) ?? 0) + 1)
     }
-    this.modelList = null
-    this._version++
+    this.#modelList = null
+    this.#version++
   }
 
-  private require(id: string): BackendState {
-    const state = this.byId.get(id)
+  #require(id: string): BackendState {
+    const state = this.#byId.get(id)
     if (!state) {
-      const known = [...this.byId.keys()].map((k) => quote(k)).join(', ') || 'none'
-      throw new Error(`no backend with id ${quote(id)}; registered: ${known}`)
+      const known = [...this.#byId.keys()].map((k) => describeValue(k)).join(', ') || 'none'
+      fail('id', `the id of a registered backend (registered: ${known})`, id)
     }
     return state
   }

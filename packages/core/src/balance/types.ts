@@ -1,10 +1,11 @@
 /**
  * The contract between the backend registry, the pickers and the forwarder.
  *
- * Load signals (in flight, latency estimate) live on the backend's state and
- * are updated through `Balancer.acquire` and `BackendLease.finish`; pickers only
- * read them. Health pieces (outlier detector, active checker, Retry-After
- * cool-down) talk to pickers only through `BackendState.available`.
+ * Raw signals (in flight, latency estimate) live on the backend's state and are updated through
+ * `Balancer.acquire` and `BackendLease.finish`; a `Load` (load.ts) turns them into a comparison
+ * and pickers only compare. Health pieces (outlier detector, active checker, Retry-After
+ * cool-down) never talk to pickers: they mark the backend's state, and the balancer leaves
+ * unhealthy, ejected or cooling-down backends out of the candidates a picker sees.
  */
 
 export interface BackendConfig {

@@ -1,13 +1,14 @@
 import type { BalancerOptions } from '../balance/balancer.js'
 import type { ForwarderOptions } from '../forward/forwarder.js'
 import type { PathRewrite } from '../forward/request-target.js'
+import { optionNames } from '../option-names.js'
 
 /** Where a request's consistent-hash key comes from: a header name, or a function of the request. */
 export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
 
 /** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
 export interface GatewayOptions<Req>
-  extends Omit<BalancerOptions, 'now' | 'random'>,
+  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks'>,
     Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite'> {
   /** Consistent-hash key. Default: the `X-Session-Id` header. */
   hashKey?: HashKeySource<Req>
@@ -26,7 +27,8 @@ export interface ForwardOptions<Req> {
   hashKey?: HashKeySource<Req>
 }
 
-export const GATEWAY_OPTION_NAMES = [
+/** Checked against `GatewayOptions`: an option added there and not here fails to compile. */
+export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'backends',
   'strategy',
   'consistentHash',
@@ -46,7 +48,9 @@ export const GATEWAY_OPTION_NAMES = [
   'onUnexpectedError',
   'hashKey',
   'shutdownTimeoutMs',
-] as const
+])
+
+export const FORWARD_OPTION_NAMES = optionNames<ForwardOptions<unknown>>()(['rewrite', 'hashKey'])
 
 /** The balancing and forwarding part of an adapter's options (which also hold limit options). */
 export function pickGatewayOptions<Req>(options: object): GatewayOptions<Req> {

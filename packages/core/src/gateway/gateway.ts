@@ -2,9 +2,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { BackendBalancer } from '../balance/balancer.js'
 import { createForwarder, type Forwarder } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
-import { checkKnownKeys, fail } from '../validation.js'
+import type { UserCallbacks } from '../user-callback.js'
+import { checkKnownKeys, checkOptionalFunction, fail } from '../validation.js'
 import { BackendsHandle } from './backends-handle.js'
 import {
+  FORWARD_OPTION_NAMES,
   type ForwardOptions,
   GATEWAY_OPTION_NAMES,
   type GatewayOptions,
@@ -18,10 +20,10 @@ export interface ForwardRoute<Req> {
 }
 
 /**
- * The balancing half of tollgate, framework-agnostic: one balancer and one
- * forwarder (one connection pool per backend) shared by every forward route.
+ * The forwarding half of tollgate, framework-agnostic: one balancer and one forwarder (one
+ * connection pool per backend) shared by every forward route, and their shutdown.
  */
-export class Gateway<Req> {
+export class ForwardingGateway<Req> {
   readonly balancer: BackendBalancer
   readonly forwarder: Forwarder
   readonly backends: BackendsHandle
@@ -32,7 +34,8 @@ export class Gateway<Req> {
   readonly #shutdownTimeoutMs: number
   #closing: Promise<void> | undefined
 
-  constructor(options: GatewayOptions<Req>) {
+  /** `callbacks` guards the user's functions among the options (custom picker, onUnexpectedError). */
+  constructor(options: GatewayOptions<Req>, callbacks: UserCallbacks) {
     const {
       backends,
       strategy,
@@ -43,9 +46,11 @@ export class Gateway<Req> {
       failurePenaltyMs,
       hashKey,
       shutdownTimeoutMs,
+      onUnexpectedError,
       ...forwarding
     } = options
     checkHashKey('hashKey', hashKey)
+    checkOptionalFunction('onUnexpectedError', onUnexpectedError)
     this.#shutdownTimeoutMs = checkShutdownTimeout(shutdownTimeoutMs)
     this.balancer = new BackendBalancer({
       backends,
@@ -55,9 +60,16 @@ export class Gateway<Req> {
       queue,
       latencyDecayMs,
       failurePenaltyMs,
+      callbacks,
     })
     try {
-      this.forwarder = createForwarder({ ...forwarding, balancer: this.balancer })
+      this.forwarder = createForwarder({
+        ...forwarding,
+        balancer: this.balancer,
+        onUnexpectedError:
+          onUnexpectedError &&
+          ((error: unknown) => callbacks.notify('onUnexpectedError', onUnexpectedError, error)),
+      })
     } catch (error) {
       void this.balancer.close()
       throw error
@@ -72,10 +84,8 @@ export class Gateway<Req> {
   /** Validates a route's forward options once, when the route is declared. */
   route(options: ForwardOptions<Req> = {}): ForwardRoute<Req> {
     const raw: unknown = options
-    if (raw === null || typeof raw !== 'object') {
-      throw new TypeError(`tollgate: forward() options must be an object; got ${JSON.stringify(raw)}`)
-    }
-    checkKnownKeys('forward()', raw as Record<string, unknown>, ['rewrite', 'hashKey'])
+    if (raw === null || typeof raw !== 'object') fail('forward()', 'an object { rewrite?, hashKey? }', raw)
+    checkKnownKeys('forward()', raw, FORWARD_OPTION_NAMES)
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
     return {
@@ -140,11 +150,8 @@ function checkShutdownTimeout(value: unknown): number {
 
 function checkHashKey(option: string, value: unknown): void {
   if (value === undefined || typeof value === 'function') return
-  if (typeof value !== 'string' || value === '') {
-    throw new TypeError(
-      `tollgate: option "${option}" must be a header name or a function of the request; got ${JSON.stringify(value)}`,
-    )
-  }
+  if (typeof value !== 'string' || value === '')
+    fail(option, 'a header name or a function of the request', value)
 }
 
 function hashKeyReader<Req>(source: HashKeySource<Req> | undefined): ForwardRoute<Req>['hashKey'] {
@@ -164,4 +171,5 @@ export function modelOf(body: unknown): string | undefined {
   return typeof model === 'string' ? model : undefined
 }
 
-export { GATEWAY_OPTION_NAMES }
+/** @deprecated the old name of `ForwardingGateway`. */
+export { ForwardingGateway as Gateway, GATEWAY_OPTION_NAMES }

@@ -103,10 +103,10 @@ describe('active health check', () => {
   it('rejects bad options with the value quoted', () => {
     const registry = new BackendRegistry([])
     expect(() => new ActiveHealthCheck(registry, { path: 'health' })).toThrow(
-      "health.activeCheck.path must be an absolute path like '/health', got 'health'",
+      `tollgate: option "health.activeCheck.path" must be an absolute path like '/health'; got "health"`,
     )
     expect(() => new ActiveHealthCheck(registry, { intervalMs: 0 })).toThrow(
-      'health.activeCheck.intervalMs must be a number greater than 0 (default 10000), got 0',
+      'tollgate: option "health.activeCheck.intervalMs" must be a number greater than 0 (default 10000); got 0',
     )
   })
 })

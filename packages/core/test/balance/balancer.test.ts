@@ -74,7 +74,7 @@ describe('BackendBalancer', () => {
     for (let i = 0; i < 4; i++) expect(lease(b, { model: 'qwen-2' }).backend.id).toBe('small')
     const error = caught(() => b.acquire({ model: 'gpt-5' }, none))
     expect(error).toMatchObject({ status: 404, code: 'unknown_model', details: { models: b.models() } })
-    expect(error.message).toContain("'gpt-5'")
+    expect(error.message).toContain('"gpt-5"')
 
     // Known model, but its only backend is draining: 503, not 404.
     void b.registry.drain('big')
@@ -192,7 +192,9 @@ describe('BackendBalancer', () => {
     expect(drained).toBe(true)
     b.registry.undrain('A')
     expect(new Set(Array.from({ length: 4 }, () => lease(b).backend.id))).toEqual(new Set(['A', 'B']))
-    expect(() => b.registry.drain('nope')).toThrow("no backend with id 'nope'; registered: 'A', 'B'")
+    expect(() => b.registry.drain('nope')).toThrow(
+      'tollgate: option "id" must be the id of a registered backend (registered: "A", "B"); got "nope"',
+    )
   })
 
   it('adds and removes backends at runtime', () => {
@@ -235,9 +237,9 @@ describe('BackendBalancer', () => {
     })
     expect(lease(b, { hashKey: 'C' }).backend.id).toBe('C')
     expect(caught(() => b.acquire({ hashKey: 'Z' }, none))).toMatchObject({ code: 'no_backend_available' })
-    expect(() => createBalancer({ strategy: 'fastest' as never })).toThrow("got 'fastest'")
+    expect(() => createBalancer({ strategy: 'fastest' as never })).toThrow('got "fastest"')
     expect(() => createBalancer({ backends: [{ url: 'http://a', weight: -2 }] })).toThrow(
-      'backends[0].weight must be a positive number (default 1), got -2',
+      'tollgate: option "backends[0].weight" must be a positive number (default 1); got -2',
     )
   })
 

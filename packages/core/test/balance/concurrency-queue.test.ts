@@ -60,6 +60,15 @@ describe('maxConcurrency and the wait queue', () => {
     expect(error).toMatchObject({ status: 503, code: 'queue_full', retryAfterMs: 2_000 })
   })
 
+  it('counts as queued only the requests that entered the queue, not those turned away', () => {
+    const b = balancer({ backends: backendConfigs([1], { maxConcurrency: 1 }), queue: { size: 1 } })
+    fill(b, 1)
+    const waiting = b.acquire({}, none) as Promise<BackendLease>
+    waiting.catch(() => {})
+    for (let i = 0; i < 7; i++) expect(() => b.acquire({}, none)).toThrow(/queue is full/)
+    expect(b.snapshot()[0]?.queued).toBe(1)
+  })
+
   it('answers 503 queue_timeout when no backend frees up in time', async () => {
     const b = balancer({ backends: backendConfigs([1], { maxConcurrency: 1 }), queue: { timeoutMs: 30 } })
     fill(b, 1)

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { BackendState } from '../../src/balance/backend-state.js'
+import { BalancerError } from '../../src/balance/errors.js'
+import { peakEwmaLoad } from '../../src/balance/load.js'
 import {
   createPicker,
   LeastConnectionsPicker,
@@ -9,6 +11,7 @@ import {
   RandomPicker,
   RoundRobinPicker,
 } from '../../src/balance/pickers/index.js'
+import { UserCallbacks } from '../../src/user-callback.js'
 import { countPicks, manualClock, registryOf, seededRandom } from './helpers.js'
 
 function picks(picker: Picker, candidates: readonly BackendState[], n: number): (BackendState | undefined)[] {
@@ -124,6 +127,22 @@ describe('power of two choices', () => {
   })
 })
 
+describe('loads and pickers compose', () => {
+  it('runs least connections on the peak-EWMA load, and on a load of its own', () => {
+    const clock = manualClock()
+    const { backends } = registryOf([1, 1, 1], clock.now)
+    const [a, b, c] = backends as [BackendState, BackendState, BackendState]
+    a.latency.observe(300, clock.now())
+    b.latency.observe(20, clock.now())
+    c.latency.observe(100, clock.now())
+    const byLatency = new LeastConnectionsPicker(peakEwmaLoad)
+    for (let i = 0; i < 5; i++) expect(byLatency.pick(backends)).toBe(b)
+    // A new signal is one more Load: here, prefer the backend whose id sorts last.
+    const byId = new LeastConnectionsPicker({ compare: (x, y) => (x.id < y.id ? 1 : x.id > y.id ? -1 : 0) })
+    for (let i = 0; i < 5; i++) expect(byId.pick(backends)).toBe(c)
+  })
+})
+
 describe('least latency', () => {
   it('avoids a backend with high recorded latency', () => {
     const clock = manualClock()
@@ -177,20 +196,52 @@ describe('createPicker', () => {
 
   it('rejects an unknown name, quoting it and listing the valid ones', () => {
     expect(() => createPicker('fastest' as never)).toThrow(
-      "strategy must be one of 'round-robin', 'random', 'least-connections', 'power-of-two', 'least-latency', 'consistent-hash' or a picker function, got 'fastest'",
+      'tollgate: option "strategy" must be one of "round-robin", "random", "least-connections", "power-of-two", "least-latency", "consistent-hash" or a picker function; got "fastest"',
     )
   })
 
   it('adapts a custom function returning a backend or an id, and refuses foreign choices', () => {
     const { registry, backends } = registryOf([1, 1, 1])
-    const byId = createPicker((candidates) => candidates.at(-1)?.id)
+    const warnings: string[] = []
+    const callbacks = new UserCallbacks({ warn: (message: string) => warnings.push(message) })
+    const byId = createPicker((candidates) => candidates.at(-1)?.id, { callbacks })
     expect(byId.pick(backends, {}, registry)?.id).toBe('C')
-    const byObject = createPicker((candidates, ctx) => candidates.find((c) => c.id === ctx.hashKey))
+    const byObject = createPicker((candidates, ctx) => candidates.find((c) => c.id === ctx.hashKey), {
+      callbacks,
+    })
     expect(byObject.pick(backends, { hashKey: 'B' }, registry)?.id).toBe('B')
     expect(byObject.pick(backends, { hashKey: 'Z' }, registry)).toBeUndefined()
-    const rogue = createPicker(() => 'http://evil.example')
-    expect(() => rogue.pick(backends, {}, registry)).toThrow(
-      "custom picker returned 'http://evil.example', which is not one of the candidates",
+    const rogue = createPicker(() => 'http://evil.example', { callbacks })
+    expect(() => rogue.pick(backends, {}, registry)).toThrow(BalancerError)
+    expect(warnings).toEqual([
+      expect.stringContaining('"http://evil.example", which is not one of the candidates'),
+    ])
+  })
+
+  it('answers 503 for a custom function that throws or returns a promise, logging it once', async () => {
+    const { registry, backends } = registryOf([1, 1])
+    const warnings: string[] = []
+    const callbacks = new UserCallbacks({ warn: (message: string) => warnings.push(message) })
+    const throwing = createPicker(
+      () => {
+        throw new Error('picker bug')
+      },
+      { callbacks },
     )
+    for (let i = 0; i < 3; i++) {
+      expect(() => throwing.pick(backends, {}, registry)).toThrow(
+        expect.objectContaining({ status: 503, code: 'no_backend_available' }),
+      )
+    }
+    expect(warnings).toEqual([expect.stringContaining('picker bug')])
+    // A rejected promise must not become an unhandled rejection.
+    const asyncPicker = createPicker(
+      (async () => {
+        throw new Error('async picker bug')
+      }) as never,
+      { callbacks: new UserCallbacks({ warn: () => {} }) },
+    )
+    expect(() => asyncPicker.pick(backends, {}, registry)).toThrow(BalancerError)
+    await new Promise((resolve) => setImmediate(resolve))
   })
 })

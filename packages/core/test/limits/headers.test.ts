@@ -8,7 +8,7 @@ import {
   parseLimits,
   RateLimiter,
   writeRateLimitHeaders,
-} from '../../src/index.js'
+} from '../../src/internal.js'
 
 const stores: MemoryStore[] = []
 afterEach(() => {

@@ -11,7 +11,7 @@ import {
   type StoreErrorMode,
   StoreUnavailableError,
   type WindowSpec,
-} from '../../src/index.js'
+} from '../../src/internal.js'
 import {
   CLIENT_KINDS,
   type ClientKind,

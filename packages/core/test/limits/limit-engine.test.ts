@@ -9,7 +9,7 @@ import {
   type RateLimitOptions,
   type RouteLimit,
   type RouteLimitSpec,
-} from '../../src/index.js'
+} from '../../src/internal.js'
 
 interface Req {
   ip?: string

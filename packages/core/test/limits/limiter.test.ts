@@ -10,7 +10,7 @@ import {
   RedisStore,
   type WindowGroup,
   type WindowSpec,
-} from '../../src/index.js'
+} from '../../src/internal.js'
 
 const SECOND = 1_000
 const MINUTE = 60 * SECOND

@@ -30,18 +30,18 @@ export class ConsistentHashPicker implements Picker {
   readonly name = 'consistent-hash'
   readonly loadFactor: number
   readonly virtualNodes: number
-  private readonly fallback = new LeastConnectionsPicker()
+  readonly #fallback = new LeastConnectionsPicker()
 
-  private builtVersion = -1
-  private builtFrom: readonly BackendState[] | null = null
-  private members: BackendState[] = []
-  private indexOf = new Map<BackendState, number>()
-  private points = new Uint32Array(0)
-  private owners = new Int32Array(0)
+  #builtVersion = -1
+  #builtFrom: readonly BackendState[] | null = null
+  #members: BackendState[] = []
+  #indexOf = new Map<BackendState, number>()
+  #points = new Uint32Array(0)
+  #owners = new Int32Array(0)
   // Per-pick marks stamped with an epoch, so that a pick needs no Set of its own.
-  private candidateMark = new Int32Array(0)
-  private visitedMark = new Int32Array(0)
-  private epoch = 0
+  #candidateMark = new Int32Array(0)
+  #visitedMark = new Int32Array(0)
+  #epoch = 0
 
   constructor(options: ConsistentHashOptions = {}) {
     this.loadFactor = options.loadFactor ?? 0.25
@@ -54,30 +54,30 @@ export class ConsistentHashPicker implements Picker {
     members: BackendMembers,
   ): BackendState | undefined {
     const key = ctx.hashKey
-    if (candidates.length <= 1 || key === undefined || key === '') return this.fallback.pick(candidates)
+    if (candidates.length <= 1 || key === undefined || key === '') return this.#fallback.pick(candidates)
     const all = members.list()
-    if (members.version !== this.builtVersion || all !== this.builtFrom) this.build(all, members.version)
+    if (members.version !== this.#builtVersion || all !== this.#builtFrom) this.#build(all, members.version)
 
-    if (++this.epoch >= 0x7fffffff) {
-      this.epoch = 1
-      this.candidateMark.fill(0)
-      this.visitedMark.fill(0)
+    if (++this.#epoch >= 0x7fffffff) {
+      this.#epoch = 1
+      this.#candidateMark.fill(0)
+      this.#visitedMark.fill(0)
     }
-    const epoch = this.epoch
+    const epoch = this.#epoch
     let totalInFlight = 0
     let totalWeight = 0
     let onRing = 0
     for (const c of candidates) {
       totalInFlight += c.inFlight
       totalWeight += c.weight
-      const i = this.indexOf.get(c)
+      const i = this.#indexOf.get(c)
       if (i !== undefined) {
-        this.candidateMark[i] = epoch
+        this.#candidateMark[i] = epoch
         onRing++
       }
     }
 
-    const points = this.points
+    const points = this.#points
     const n = points.length
     if (n > 0 && onRing > 0) {
       const budget = (1 + this.loadFactor) * (totalInFlight + 1)
@@ -85,19 +85,19 @@ export class ConsistentHashPicker implements Picker {
       let seen = 0
       for (let step = 0; step < n; step++, pos++) {
         if (pos === n) pos = 0
-        const owner = this.owners[pos] as number
-        if (this.candidateMark[owner] !== epoch || this.visitedMark[owner] === epoch) continue
-        this.visitedMark[owner] = epoch
-        const backend = this.members[owner] as BackendState
+        const owner = this.#owners[pos] as number
+        if (this.#candidateMark[owner] !== epoch || this.#visitedMark[owner] === epoch) continue
+        this.#visitedMark[owner] = epoch
+        const backend = this.#members[owner] as BackendState
         if (backend.inFlight + 1 <= Math.ceil((budget * backend.weight) / totalWeight)) return backend
         if (++seen === onRing) break
       }
     }
     // Every candidate is at its bound (possible only with rounding) or off the ring.
-    return this.fallback.pick(candidates)
+    return this.#fallback.pick(candidates)
   }
 
-  private build(all: readonly BackendState[], version: number): void {
+  #build(all: readonly BackendState[], version: number): void {
     const n = all.length
     const counts = all.map((b) =>
       Math.min(maxPointsPerBackend, Math.max(1, Math.round(this.virtualNodes * b.weight))),
@@ -113,15 +113,15 @@ export class ConsistentHashPicker implements Picker {
       (x, y) =>
         x.point - y.point || compare((all[x.owner] as BackendState).id, (all[y.owner] as BackendState).id),
     )
-    this.points = Uint32Array.from(entries, (e) => e.point)
-    this.owners = Int32Array.from(entries, (e) => e.owner)
-    this.members = [...all]
-    this.indexOf = new Map(all.map((b, i) => [b, i]))
-    this.candidateMark = new Int32Array(n)
-    this.visitedMark = new Int32Array(n)
-    this.epoch = 0
-    this.builtVersion = version
-    this.builtFrom = all
+    this.#points = Uint32Array.from(entries, (e) => e.point)
+    this.#owners = Int32Array.from(entries, (e) => e.owner)
+    this.#members = [...all]
+    this.#indexOf = new Map(all.map((b, i) => [b, i]))
+    this.#candidateMark = new Int32Array(n)
+    this.#visitedMark = new Int32Array(n)
+    this.#epoch = 0
+    this.#builtVersion = version
+    this.#builtFrom = all
   }
 }
 

@@ -1,8 +1,7 @@
-import type { BackendState } from '../backend-state.js'
-import { quote } from '../config.js'
-import type { BackendMembers } from '../registry.js'
-import type { PickContext } from '../types.js'
+import { UserCallbacks } from '../../user-callback.js'
+import { describeValue, fail } from '../../validation.js'
 import { type ConsistentHashOptions, ConsistentHashPicker } from './consistent-hash.js'
+import { CustomPicker } from './custom.js'
 import { LeastConnectionsPicker } from './least-connections.js'
 import { LeastLatencyPicker } from './least-latency.js'
 import {
@@ -17,6 +16,7 @@ import { RandomPicker } from './random.js'
 import { RoundRobinPicker } from './round-robin.js'
 
 export { type ConsistentHashOptions, ConsistentHashPicker } from './consistent-hash.js'
+export { CustomPicker } from './custom.js'
 export { LeastConnectionsPicker } from './least-connections.js'
 export { LeastLatencyPicker } from './least-latency.js'
 export {
@@ -33,38 +33,14 @@ export { RoundRobinPicker } from './round-robin.js'
 export interface PickerOptions {
   random?: RandomSource
   consistentHash?: ConsistentHashOptions
-}
-
-/** Adapts a user's picker function, making sure it can only choose among the candidates. */
-export class CustomPicker implements Picker {
-  readonly name: string
-
-  constructor(private readonly fn: PickerFunction) {
-    this.name = fn.name || 'custom'
-  }
-
-  pick(
-    candidates: readonly BackendState[],
-    ctx: PickContext,
-    _members: BackendMembers,
-  ): BackendState | undefined {
-    const choice = this.fn(candidates, ctx)
-    if (choice === undefined) return undefined
-    for (const c of candidates) {
-      if (c === choice || c.id === choice) return c
-    }
-    // Forwarding anywhere but a registered, available backend is never allowed.
-    const shown = typeof choice === 'string' ? choice : (choice as { id?: unknown } | null)?.id
-    throw new TypeError(
-      `custom picker returned ${quote(shown ?? choice)}, which is not one of the candidates it was given; ` +
-        'return one of them, its id, or undefined',
-    )
-  }
+  /** The guard a custom picker function is called through; default one that logs to `console`. */
+  callbacks?: UserCallbacks
 }
 
 /** A picker for a strategy name or a custom function; unknown names throw at creation. */
 export function createPicker(strategy: StrategyName | PickerFunction, options: PickerOptions = {}): Picker {
-  if (typeof strategy === 'function') return new CustomPicker(strategy)
+  if (typeof strategy === 'function')
+    return new CustomPicker(strategy, options.callbacks ?? new UserCallbacks(console))
   const random = options.random ?? Math.random
   switch (strategy) {
     case 'round-robin':
@@ -80,8 +56,10 @@ export function createPicker(strategy: StrategyName | PickerFunction, options: P
     case 'consistent-hash':
       return new ConsistentHashPicker(options.consistentHash)
     default:
-      throw new TypeError(
-        `strategy must be one of ${strategyNames.map((s) => quote(s)).join(', ')} or a picker function, got ${quote(strategy)}`,
+      return fail(
+        'strategy',
+        `one of ${strategyNames.map((s) => describeValue(s)).join(', ')} or a picker function`,
+        strategy,
       )
   }
 }

@@ -13,7 +13,7 @@ import type { Picker } from './picker.js'
 export class RoundRobinPicker implements Picker {
   readonly name = 'round-robin'
   // Scores live beside the backends rather than on them so that pickers stay independent.
-  private readonly scores = new WeakMap<BackendState, number>()
+  readonly #scores = new WeakMap<BackendState, number>()
 
   pick(candidates: readonly BackendState[]): BackendState | undefined {
     if (candidates.length <= 1) return candidates[0]
@@ -21,15 +21,15 @@ export class RoundRobinPicker implements Picker {
     let bestScore = 0
     let total = 0
     for (const backend of candidates) {
-      const score = (this.scores.get(backend) ?? 0) + backend.weight
-      this.scores.set(backend, score)
+      const score = (this.#scores.get(backend) ?? 0) + backend.weight
+      this.#scores.set(backend, score)
       total += backend.weight
       if (best === undefined || score > bestScore || (score === bestScore && backend.weight < best.weight)) {
         best = backend
         bestScore = score
       }
     }
-    if (best) this.scores.set(best, bestScore - total)
+    if (best) this.#scores.set(best, bestScore - total)
     return best
   }
 }

@@ -1,19 +1,12 @@
-import {
-  type BackendsHandle,
-  type ForwardOptions,
-  GATEWAY_OPTION_NAMES,
-  Gateway,
-  LimitEngine,
-  OptionError,
-  pickGatewayOptions,
-  type RouteLimitOptions,
-} from '@tollgate/core'
+import type { BackendsHandle, ForwardOptions, RouteLimitOptions } from '@tollgate/core'
+import { fail, TollgateCore } from '@tollgate/core/internal'
 import type { Request, RequestHandler } from 'express'
 import { forwardMiddleware } from './forward-middleware.js'
 import { limitMiddleware } from './limit-middleware.js'
 import type { TollgateExpressOptions } from './options.js'
 
-export interface Gate {
+/** What `tollgate()` returns: middleware factories over one set of options, store and backends. */
+export interface ExpressTollgate {
   /**
    * A middleware with its own counters. No `spec`: the default limits. A string:
    * these limits instead. Mount it with `app.use(path, ...)` to share one set of
@@ -38,23 +31,16 @@ export interface Gate {
   close(): Promise<void>
 }
 
+/** @deprecated the old name of `ExpressTollgate`. */
+export type Gate = ExpressTollgate
+
 /** Creates the Express side of tollgate: `const gate = tollgate({ defaultLimits: '200 per day' })`. */
-export function tollgate(options: TollgateExpressOptions = {}): Gate {
+export function tollgate(options: TollgateExpressOptions = {}): ExpressTollgate {
+  const core = new TollgateCore<Request>(options, {
+    logger: console,
+    backendsExample: "tollgate({ backends: [{ url: 'http://…' }] })",
+  })
   const logger = options.logger ?? console
-  const engine = new LimitEngine<Request>(options, console, GATEWAY_OPTION_NAMES)
-  let gateway: Gateway<Request> | undefined
-  try {
-    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options))
-  } catch (error) {
-    void engine.close()
-    throw error
-  }
-  const requireGateway = (what: string): Gateway<Request> => {
-    if (gateway === undefined) {
-      throw new OptionError(`tollgate: ${what} needs backends: tollgate({ backends: [{ url: 'http://…' }] })`)
-    }
-    return gateway
-  }
   let count = 0
 
   return {
@@ -62,39 +48,34 @@ export function tollgate(options: TollgateExpressOptions = {}): Gate {
       count += 1
       const where = `gate.limit() #${count}`
       if (spec !== undefined && typeof spec !== 'string' && (spec === null || typeof spec !== 'object')) {
-        throw new OptionError(
-          `tollgate: ${where} takes a limit string or options; got ${JSON.stringify(spec)} (use no middleware for no limit)`,
-        )
+        fail(where, 'a limit string or options (use no middleware for no limit)', spec)
       }
       const merged =
         typeof spec === 'object' ? { ...spec, ...routeOptions } : { ...routeOptions, limits: spec }
-      if (merged.limits === undefined && !engine.hasDefaults) {
-        throw new OptionError(
-          `tollgate: ${where} has no limit: pass one, e.g. gate.limit('10 per minute'), or set defaultLimits`,
-        )
+      if (merged.limits === undefined && !core.hasDefaults) {
+        fail(where, "given a limit, e.g. gate.limit('10 per minute'), or defaultLimits set", undefined)
       }
       if (merged.limits === undefined) delete merged.limits
-      const limit = engine.route(`limit-${count}`, merged, where)
-      if (limit === null) throw new OptionError(`tollgate: ${where} has no limit`)
-      return limitMiddleware(limit, engine.headers)
+      const limited = core.limitRoute(`limit-${count}`, merged, where)
+      if (limited === null) fail(where, 'a limit', spec)
+      return limitMiddleware(limited)
     },
     forward(forwardOptions) {
-      return forwardMiddleware(requireGateway('gate.forward()'), forwardOptions, logger)
+      return forwardMiddleware(core.gateway('gate.forward()'), forwardOptions, logger)
     },
     listModels() {
-      const gw = requireGateway('gate.listModels()')
-      const forward = forwardMiddleware(gw, undefined, logger)
+      const forward = forwardMiddleware(core.gateway('gate.listModels()'), undefined, logger)
       return (req, res, next) => {
-        if (!gw.routesByModel) return forward(req, res, next)
-        res.json(gw.modelList())
+        const list = core.modelList()
+        if (list === undefined) return forward(req, res, next)
+        res.json(list)
       }
     },
     get backends() {
-      return requireGateway('gate.backends').backends
+      return core.backends('gate.backends')
     },
-    async close() {
-      await gateway?.close()
-      await engine.close()
+    close() {
+      return core.close()
     },
   }
 }
