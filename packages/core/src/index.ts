@@ -2,6 +2,12 @@ export { ActiveHealthCheck, type ActiveHealthCheckOptions } from './balance/acti
 export type { BackendState, BackendView } from './balance/backend-state.js'
 export { BackendBalancer, type BalancerOptions, type HealthOptions } from './balance/balancer.js'
 export type { ConcurrencyQueueOptions } from './balance/concurrency-queue.js'
+export {
+  type DiscoveredBackends,
+  DnsDiscovery,
+  type DnsDiscoveryOptions,
+  type DnsResolverLike,
+} from './balance/dns-discovery.js'
 export { BalancerError } from './balance/errors.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
 export {
