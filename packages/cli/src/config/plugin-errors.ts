@@ -42,8 +42,10 @@ export function pluginProblem(
     }
     path = parts
   }
-  // A value that came from the environment may be a secret: say what is wrong, never what it was.
-  if (source.fromEnvironment(path))
-    text = text.replace(/; got .*$/s, ' (the value comes from an environment variable)')
+  // A value from the environment may be a secret, and plugin messages may quote a value anywhere
+  // (a limit string's parse error does): keep only the option's name.
+  if (path.length > 0 && source.fromEnvironment(path)) {
+    text = `option "${formatPath(path)}" is not valid; its value comes from an environment variable and is not shown`
+  }
   return new ConfigError([source.atPath(path, text)])
 }
