@@ -63,8 +63,12 @@ status: { path: /gateway, refreshMs: 5 }
     expect(problems).toHaveLength(5)
     expect(problems[0]).toMatch(/:4:1: unknown key "defautLimits"; did you mean "defaultLimits"\?/)
     expect(problems[1]).toMatch(/:5:1: unknown key "listen2"/)
-    expect(problems.join('\n')).toMatch(/:7:27: routes\[0\]\.path must be a path starting with \/; got "v1\/chat"/)
-    expect(problems.join('\n')).toMatch(/:8:5: routes\[1\] must be a route with exactly one of forward: true or models: true/)
+    expect(problems.join('\n')).toMatch(
+      /:7:27: routes\[0\]\.path must be a path starting with \/; got "v1\/chat"/,
+    )
+    expect(problems.join('\n')).toMatch(
+      /:8:5: routes\[1\] must be a route with exactly one of forward: true or models: true/,
+    )
     expect(problems.join('\n')).toMatch(/:9:38: status\.refreshMs must be >= 200; got 5/)
   })
 
@@ -89,7 +93,9 @@ keyPrefix: "$\${literal}"
   it('never prints a value that came from the environment', async () => {
     const secret = 'sk-very-secret-value'
     const schema = problemsOf(() =>
-      loadConfig(file(`backends:\n  - { url: "\${BACKEND_URL}" }\n`), { BACKEND_URL: `ftp://user:${secret}@x` }),
+      loadConfig(file(`backends:\n  - { url: "\${BACKEND_URL}" }\n`), {
+        BACKEND_URL: `ftp://user:${secret}@x`,
+      }),
     )
     expect(schema).toHaveLength(1)
     expect(schema[0]).toMatch(/backends\[0\]\.url must be an http:\/\/ or https:\/\/ URL$/)
@@ -97,7 +103,9 @@ keyPrefix: "$\${literal}"
       checkConfigFile(file(`defaultLimits: "\${LIMITS}"\nroutes: []\n`), { LIMITS: secret }),
     )
     expect(plugin).toHaveLength(1)
-    expect(plugin[0]).toMatch(/:1:16: option "defaultLimits" is not valid; its value comes from an environment variable/)
+    expect(plugin[0]).toMatch(
+      /:1:16: option "defaultLimits" is not valid; its value comes from an environment variable/,
+    )
     expect([...schema, ...plugin].join('\n')).not.toContain('very-secret')
   })
 
@@ -110,12 +118,21 @@ routes:
   - { method: POST, path: /v1/chat/completions, forward: true, rateLimit: 60 per minte }
 `)
     const strategy = await asyncProblemsOf(() => checkConfigFile(path, {}))
-    expect(strategy).toEqual([expect.stringMatching(/:4:11: .*strategy.* must be one of .*round-robin.*got .*fastest/)])
+    expect(strategy).toEqual([
+      expect.stringMatching(/:4:11: .*strategy.* must be one of .*round-robin.*got .*fastest/),
+    ])
 
     const route = await asyncProblemsOf(() =>
-      checkConfigFile(file(`routes:\n  - { method: POST, path: /a, forward: true, rateLimit: 60 per minte }\nbackends: []\n`), {}),
+      checkConfigFile(
+        file(
+          `routes:\n  - { method: POST, path: /a, forward: true, rateLimit: 60 per minte }\nbackends: []\n`,
+        ),
+        {},
+      ),
     )
-    expect(route).toEqual([expect.stringMatching(/:2:57: option "routes\[0\]\.rateLimit".*unknown unit "minte"/)])
+    expect(route).toEqual([
+      expect.stringMatching(/:2:57: option "routes\[0\]\.rateLimit".*unknown unit "minte"/),
+    ])
   })
 
   it('refuses keys that only code can give, and metrics until it exists', () => {

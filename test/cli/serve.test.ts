@@ -77,7 +77,9 @@ describe('tollgate serve', () => {
     file.write(gatewayYaml([{ url: 'ftp://nowhere', id: 'b' }]))
     expect(await gateway.reload()).toBe(false)
     expect(logs.records.filter((r) => r.level >= 50).map((r) => r.msg)).toEqual([
-      expect.stringMatching(/refused the new config, the running one stays: gateway\.yaml:3:\d+: backends\[0\]\.url must be/),
+      expect.stringMatching(
+        /refused the new config, the running one stays: gateway\.yaml:3:\d+: backends\[0\]\.url must be/,
+      ),
     ])
     file.write(gatewayYaml([{ url: a.url, id: 'a' }], 'defaultLimits: 1 per fortnight\n'))
     expect(await gateway.reload()).toBe(false)

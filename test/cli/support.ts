@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pino } from 'pino'
-import type { Cleanup } from '../helpers/http.js'
 import { type RunningGateway, serve } from '../../packages/cli/src/index.js'
+import type { Cleanup } from '../helpers/http.js'
 
 /** A gateway file in a directory of its own (the CLI watches the directory). */
 export function configFile(text: string): { path: string; write(text: string): void } {
@@ -26,7 +26,13 @@ export async function startCli(
 ): Promise<{ gateway: RunningGateway; port: number; logs: Logs }> {
   const records: Logs['records'] = []
   const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) })
-  const gateway = await serve({ configFile: path, port: 0, env: options.env ?? {}, logger, watch: options.watch ?? false })
+  const gateway = await serve({
+    configFile: path,
+    port: 0,
+    env: options.env ?? {},
+    logger,
+    watch: options.watch ?? false,
+  })
   cleanup.add(() => gateway.close(), null)
   const port = Number(new URL(gateway.url).port)
   return { gateway, port, logs: { records, messages: () => records.map((r) => r.msg) } }
@@ -34,7 +40,10 @@ export async function startCli(
 
 export function gatewayYaml(backends: { url: string; id: string; weight?: number }[], extra = ''): string {
   const list = backends
-    .map((b) => `  - { url: "${b.url}", id: ${b.id}, models: [fake-model]${b.weight ? `, weight: ${b.weight}` : ''} }`)
+    .map(
+      (b) =>
+        `  - { url: "${b.url}", id: ${b.id}, models: [fake-model]${b.weight ? `, weight: ${b.weight}` : ''} }`,
+    )
     .join('\n')
   return `listen: { host: 127.0.0.1, port: 0 }
 backends:
