@@ -72,7 +72,7 @@ status: { path: /gateway, refreshMs: 5 }
     expect(problems.join('\n')).toMatch(/:9:38: status\.refreshMs must be >= 200; got 5/)
   })
 
-  it('interpolates ${VAR} from the environment, with defaults', () => {
+  it('interpolates environment variables, with defaults', () => {
     const { config } = loadConfig(
       file(`listen: { host: 127.0.0.1, port: 8080 }
 backends:
@@ -82,7 +82,7 @@ keyPrefix: "$\${literal}"
       { MODEL_HOST: '10.1.2.3' },
     )
     expect(config.plugin.backends?.[0]?.url).toBe('http://10.1.2.3:8000')
-    expect(config.plugin.keyPrefix).toBe('${literal}')
+    expect(config.plugin.keyPrefix).toBe(`\${literal}`)
   })
 
   it('names a missing variable', () => {
