@@ -68,9 +68,8 @@ export class GenerationServer {
     return previous === undefined ? Promise.resolve() : this.#retire(previous)
   }
 
-  #retire(generation: Generation): Promise<void> {
-    const retired = generation
-      .idle()
+  #retire(generation: Generation, waitForIdle = true): Promise<void> {
+    const retired = (waitForIdle ? generation.idle() : Promise.resolve())
       .then(() => generation.app.close())
       .catch((error: unknown) =>
         generation.app.log.error({ err: error }, 'tollgate: closing the previous config failed'),
@@ -81,14 +80,15 @@ export class GenerationServer {
   }
 
   /**
-   * Stops taking connections, lets the current app finish its requests (its own
-   * shutdownTimeoutMs cuts streams that run on), then closes every connection.
+   * Stops taking connections and closes the current app at once: the plugin's own close lets
+   * requests in flight run for its shutdownTimeoutMs and then cuts them, so the whole shutdown
+   * fits in that deadline (a Kubernetes grace period is set from it). Then closes every connection.
    */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     this.server.closeIdleConnections()
     const current = this.#current
-    if (current) await this.#retire(current)
+    if (current) await this.#retire(current, false)
     await Promise.all(this.#retiring)
     this.server.closeAllConnections()
     await closed
