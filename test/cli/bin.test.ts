@@ -37,7 +37,7 @@ describe('the tollgate command', () => {
     expect(await good.exited).toBe(0)
     expect(good.output().stdout).toMatch(/gateway\.yaml: ok \(3 backends, 3 routes\)/)
 
-    const bad = configFile('backends:\n  - { url: "${MODEL_URL}" }\n')
+    const bad = configFile(`backends:\n  - { url: "\${MODEL_URL}" }\n`)
     const failed = run(['check', '--config', bad.path], { MODEL_URL: 'ftp://secret-host' })
     expect(await failed.exited).toBe(1)
     expect(failed.output().stderr).toBe(

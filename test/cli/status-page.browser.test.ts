@@ -75,7 +75,7 @@ status: { path: /gateway, refreshMs: 200 }
     expect(await cells(0)).toEqual(['good', 'healthy', 'eu-1', '0 %', '0 / 4', '0', '0 ms', '0', '0', '—'])
     expect((await cells(1)).slice(0, 3)).toEqual([HOSTILE_ID, 'healthy', 'eu-2'])
     expect(await page.locator('#backends img').count()).toBe(0)
-    expect(await page.evaluate(() => (window as { __injected?: number }).__injected)).toBeUndefined()
+    expect(await page.evaluate(() => (globalThis as { __injected?: number }).__injected)).toBeUndefined()
     expect(await page.locator('#routes tbody tr').allTextContents()).toEqual([
       'POST/v1/chat/completions60 per minute',
       'GET/v1/modelsnone',
