@@ -85,6 +85,22 @@ keyPrefix: "$\${literal}"
     expect(config.plugin.keyPrefix).toBe(`\${literal}`)
   })
 
+  it('hides the credentials of a URL it shows', () => {
+    const problems = problemsOf(() => loadConfig(file('redis: http://user:hunter2@cache:6379\n'), {}))
+    expect(problems).toEqual([
+      expect.stringMatching(/:1:8: redis must be a redis:\/\/ .*; got "http:\/\/\*\*\*@cache:6379"$/),
+    ])
+  })
+
+  it('gives DNS entries no id: each address gets its own', () => {
+    const problems = problemsOf(() =>
+      loadConfig(file('backends:\n  - { dns: models.internal, port: 80, id: x }\n'), {}),
+    )
+    expect(problems).toEqual([
+      expect.stringMatching(/:2:39: unknown key "backends\[0\]\.id"; known keys are dns, port/),
+    ])
+  })
+
   it('names a missing variable', () => {
     const problems = problemsOf(() => loadConfig(file(`redis: \${REDIS_URL}\n`), {}))
     expect(problems).toEqual([expect.stringMatching(/:1:8: environment variable REDIS_URL is not set$/)])

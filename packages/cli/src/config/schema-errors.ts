@@ -12,6 +12,8 @@ function pathOf(instancePath: string): (string | number)[] {
 
 /** A value from the file, safe to print: scalars as written, anything else by its kind. */
 export function describeScalar(value: unknown): string {
+  // A URL may carry a password (redis://:secret@host): never show what sits before its `@`.
+  if (typeof value === 'string') value = value.replace(/\/\/[^/@\s]*@/g, '//***@')
   if (typeof value === 'string')
     return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}…` : JSON.stringify(value)
   if (value === null || typeof value !== 'object') return String(value)
@@ -85,7 +87,7 @@ export function schemaProblems(
       problems.push(
         source.atPath(
           full,
-          `unknown key "${formatPath(full)}"${guess ? `; did you mean "${guess}"?` : ''} Known keys are ${known.join(', ')}`,
+          `unknown key "${formatPath(full)}"${guess ? `; did you mean "${guess}"? Known` : '; known'} keys are ${known.join(', ')}`,
           { key: true },
         ),
       )

@@ -15,7 +15,6 @@ const httpUrl = { type: 'string', pattern: '^https?://[^\\s]+$', description: 'a
 const path = { type: 'string', pattern: '^/', description: 'a path starting with /' }
 
 const backendCommon = {
-  id: nonEmptyString,
   weight: { type: 'number', exclusiveMinimum: 0 },
   models,
   zone: nonEmptyString,
@@ -26,7 +25,7 @@ const urlBackend = {
   type: 'object',
   required: ['url'],
   additionalProperties: false,
-  properties: { url: httpUrl, ...backendCommon },
+  properties: { url: httpUrl, id: nonEmptyString, ...backendCommon },
 }
 
 /** A Kubernetes headless Service or any name with several A/AAAA records: one backend per address. */

@@ -12,7 +12,7 @@ export interface RouteConfig {
 }
 
 /** A backend entry that names a DNS name: one backend per address it resolves to. */
-export interface DnsBackendConfig extends Omit<BackendConfig, 'url'> {
+export interface DnsBackendConfig extends Omit<BackendConfig, 'url' | 'id'> {
   dns: string
   port: number
   scheme?: 'http' | 'https'
