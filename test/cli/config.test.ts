@@ -151,6 +151,13 @@ routes:
     ])
   })
 
+  it('places a route error that is not about limits at the route', async () => {
+    const problems = await asyncProblemsOf(() =>
+      checkConfigFile(file('routes:\n  - { method: POST, path: /a, forward: true }\n'), {}),
+    )
+    expect(problems).toEqual([expect.stringMatching(/:2:5: routes\[0\]: .*backends/)])
+  })
+
   it('refuses keys that only code can give, and metrics until it exists', () => {
     const problems = problemsOf(() => loadConfig(file('keyGenerator: x\nmetrics: { path: /metrics }\n'), {}))
     expect(problems[0]).toMatch(/:1:1: "keyGenerator" takes a function/)

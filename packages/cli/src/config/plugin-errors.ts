@@ -25,7 +25,11 @@ export function pluginProblem(
   const quoted = /option "([^"]+)"/.exec(message)
   let path: ConfigPath = []
   let text = message
-  if (routeIndex !== undefined) {
+  if (routeIndex !== undefined && !quoted?.[1]?.startsWith('config.rateLimit of ')) {
+    // Not about the route's limits (e.g. forward: true in a file without backends).
+    path = ['routes', routeIndex]
+    text = `${formatPath(path)}: ${message}`
+  } else if (routeIndex !== undefined) {
     const inner = quoted?.[1]?.replace(/^config\.rateLimit of [A-Z,]+ \S+?(?=\.|$)/, '') ?? ''
     path = ['routes', routeIndex, 'rateLimit', ...parsePath(inner)]
     text = quoted
