@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { DnsResolverLike } from '@tollgate/core'
 import { pino } from 'pino'
 import { type RunningGateway, serve } from '../../packages/cli/src/index.js'
 import type { Cleanup } from '../helpers/http.js'
@@ -22,7 +23,7 @@ export interface Logs {
 export async function startCli(
   cleanup: Cleanup,
   path: string,
-  options: { env?: NodeJS.ProcessEnv; watch?: boolean } = {},
+  options: { env?: NodeJS.ProcessEnv; watch?: boolean; dnsResolver?: DnsResolverLike } = {},
 ): Promise<{ gateway: RunningGateway; port: number; logs: Logs }> {
   const records: Logs['records'] = []
   const logger = pino({ level: 'info' }, { write: (line: string) => void records.push(JSON.parse(line)) })
@@ -32,6 +33,7 @@ export async function startCli(
     env: options.env ?? {},
     logger,
     watch: options.watch ?? false,
+    dnsResolver: options.dnsResolver,
   })
   cleanup.add(() => gateway.close(), null)
   const port = Number(new URL(gateway.url).port)

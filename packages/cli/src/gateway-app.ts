@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { DnsDiscovery, type StoreOption } from '@tollgate/core'
+import { DnsDiscovery, type DnsResolverLike, type StoreOption } from '@tollgate/core'
 import tollgate from '@tollgate/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
 import type { GatewayConfig, RouteConfig } from './config/types.js'
@@ -23,6 +23,8 @@ export interface GatewayAppOptions {
   logger: FastifyBaseLogger | boolean
   /** Whether the readiness probe answers 200 (config loaded, Redis reached, not shutting down). */
   ready: () => boolean
+  /** Resolves the `dns` backend entries; default the system's resolver. */
+  dnsResolver?: DnsResolverLike
 }
 
 /** One Fastify gateway built from a config, not listening: the caller routes requests to `handler`. */
@@ -91,6 +93,7 @@ export async function buildGatewayApp(
             refreshMs,
             backend,
             logger: app.log,
+            resolver: options.dnsResolver,
           }),
         )
       }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { type FSWatcher, readFileSync, watch } from 'node:fs'
 import { dirname } from 'node:path'
+import type { DnsResolverLike } from '@tollgate/core'
 import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
 import { ConfigError } from './config/config-error.js'
@@ -8,7 +9,7 @@ import { loadConfig } from './config/load-config.js'
 import { pluginProblem } from './config/plugin-errors.js'
 import type { ConfigSource } from './config/source.js'
 import type { GatewayConfig } from './config/types.js'
-import { buildGatewayApp, RouteError } from './gateway-app.js'
+import { buildGatewayApp, type GatewayAppOptions, RouteError } from './gateway-app.js'
 import { GenerationServer } from './server/generations.js'
 import { createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
 
@@ -21,6 +22,8 @@ export interface ServeOptions {
   logger?: FastifyBaseLogger
   /** Reload when the file (or its directory, for Kubernetes ConfigMaps) changes. Default true. */
   watch?: boolean
+  /** Resolves the `dns` backend entries; default the system's resolver. */
+  dnsResolver?: DnsResolverLike
 }
 
 export interface RunningGateway {
@@ -49,11 +52,10 @@ async function buildFor(
   config: GatewayConfig,
   source: ConfigSource,
   store: SharedStore,
-  logger: FastifyBaseLogger | boolean,
-  ready: () => boolean,
+  options: Omit<GatewayAppOptions, 'store'>,
 ) {
   try {
-    return await buildGatewayApp(config, { store: store.option, logger, ready })
+    return await buildGatewayApp(config, { ...options, store: store.option })
   } catch (error) {
     throw asConfigError(error, config, source)
   }
@@ -67,7 +69,10 @@ export async function checkConfigFile(
   const { config, source } = loadConfig(file, env)
   const store = createSharedStore(undefined)
   try {
-    const built = await buildFor({ ...config, dnsBackends: [] }, source, store, false, () => false)
+    const built = await buildFor({ ...config, dnsBackends: [] }, source, store, {
+      logger: false,
+      ready: () => false,
+    })
     await built.app.close()
   } finally {
     await store.close()
@@ -85,10 +90,11 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   let redisReached = config.redis === undefined
   const ready = () => redisReached && !closing
   const generations = new GenerationServer()
+  const appOptions = { logger, ready, dnsResolver: options.dnsResolver }
   let fileHash = hashOf(options.configFile)
 
   try {
-    const first = await buildFor(config, source, store, logger, ready)
+    const first = await buildFor(config, source, store, appOptions)
     await generations.swap(first.app, first.handler, config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS)
   } catch (error) {
     await store.close()
@@ -126,7 +132,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
           `${restartOnly.join(' and ')} changed; that takes a restart, so the running config stays`,
         ])
       }
-      const built = await buildFor(next.config, next.source, store, logger, ready)
+      const built = await buildFor(next.config, next.source, store, appOptions)
       const drainMs = config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS
       config = next.config
       source = next.source
