@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { ConfigError } from './config/config-error.js'
-import { checkConfigFile, serve } from './serve.js'
+import { checkConfigFile, type RunningGateway, serve } from './serve.js'
 
 const USAGE = `usage: tollgate serve --config gateway.yaml [--port N]
        tollgate check --config gateway.yaml
@@ -44,20 +44,39 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       console.log(`${values.config}: ok (${backends} backends, ${config.routes.length} routes)`)
       return 0
     }
-    const gateway = await serve({ configFile: values.config, port, env })
-    return await new Promise<number>((resolve) => {
+    // Installed before the file is loaded: SIGHUP's default action would kill a starting gateway,
+    // and a SIGTERM during startup must still stop it once it is up.
+    let gateway: RunningGateway | undefined
+    let hangUp = false
+    let stopping = false
+    const reload = () => {
+      if (gateway) void gateway.reload()
+      else hangUp = true
+    }
+    const stopped = new Promise<number>((resolve) => {
       const stop = () => {
-        process.off('SIGHUP', reload)
-        gateway.close().then(
+        stopping = true
+        gateway?.close().then(
           () => resolve(0),
           () => resolve(1),
         )
       }
-      const reload = () => void gateway.reload()
-      process.on('SIGHUP', reload)
       process.once('SIGTERM', stop)
       process.once('SIGINT', stop)
-    })
+      process.on('SIGHUP', reload)
+    }).finally(() => process.off('SIGHUP', reload))
+    try {
+      gateway = await serve({ configFile: values.config, port, env })
+    } catch (error) {
+      process.off('SIGHUP', reload)
+      throw error
+    }
+    if (stopping) {
+      await gateway.close()
+      return 0
+    }
+    if (hangUp) void gateway.reload()
+    return await stopped
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.problems.join('\n'))
