@@ -28,7 +28,7 @@ function stop(child: ChildProcess) {
 }
 
 describe('the tollgate command', () => {
-  it('check: exit 0 for a good file, 1 with file:line:col for a bad one, 2 for bad usage', async () => {
+  it('exits 0 for a good file, 1 with file:line:col for a bad one or a port in use, 2 for bad usage', async () => {
     const good = run([
       'check',
       '--config',
@@ -43,6 +43,17 @@ describe('the tollgate command', () => {
     expect(failed.output().stderr).toBe(
       'gateway.yaml:2:12: backends[0].url must be an http:// or https:// URL\n',
     )
+
+    const taken = configFile(
+      `listen: { host: 127.0.0.1, port: ${await closedPort()} }\nredis: redis://127.0.0.1:${await closedPort()}\n`,
+    )
+    const first = run(['serve', '--config', taken.path])
+    cleanup.add(stop(first.child), null)
+    await waitFor(() => first.output().stdout.includes('listening on'), 'the first gateway to listen')
+    const second = run(['serve', '--config', taken.path])
+    cleanup.add(stop(second.child), null)
+    expect(await second.exited).toBe(1)
+    expect(second.output().stderr).toMatch(/tollgate: listen EADDRINUSE/)
 
     const usage = run(['serve'])
     expect(await usage.exited).toBe(2)

@@ -108,13 +108,21 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   }
 
   const port = options.port ?? config.listen.port
-  await new Promise<void>((resolve, reject) => {
-    generations.server.once('error', reject)
-    generations.server.listen(port, config.listen.host, () => {
-      generations.server.off('error', reject)
-      resolve()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      generations.server.once('error', reject)
+      generations.server.listen(port, config.listen.host, () => {
+        generations.server.off('error', reject)
+        resolve()
+      })
     })
-  })
+  } catch (error) {
+    // A port in use must end the command, not leave an app and a Redis client holding it open.
+    closing = true
+    await generations.close()
+    await store.close()
+    throw error
+  }
   const address = generations.server.address()
   const boundPort = typeof address === 'object' && address ? address.port : port
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
