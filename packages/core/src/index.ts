@@ -13,6 +13,13 @@ export type { ActiveHealthCheckOptions } from './balance/active-health-check.js'
 export type { BackendView } from './balance/backend-state.js'
 export type { BalancerOptions, HealthOptions } from './balance/balancer.js'
 export type { ConcurrencyQueueOptions } from './balance/concurrency-queue.js'
+// Backends found by DNS (a Kubernetes headless Service).
+export {
+  type DiscoveredBackends,
+  DnsDiscovery,
+  type DnsDiscoveryOptions,
+  type DnsResolverLike,
+} from './balance/dns-discovery.js'
 // Errors.
 export { BalancerError } from './balance/errors.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'

@@ -1,0 +1,111 @@
+import { GATEWAY_OPTION_NAMES, RATE_LIMIT_OPTION_NAMES } from '@tollgate/core/internal'
+import { Ajv } from 'ajv'
+import { ConfigError } from './config-error.js'
+import { CLI_KEYS, CODE_ONLY_OPTIONS, configSchema } from './schema.js'
+import { schemaProblems } from './schema-errors.js'
+import { ConfigSource } from './source.js'
+import type { DnsBackendConfig, GatewayConfig, RedisConfig, RouteConfig } from './types.js'
+
+const validate = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(configSchema)
+
+/** Every key a gateway file may hold: the CLI's own and the plugin's option names. */
+export function knownKeys(): string[] {
+  const plugin = [...RATE_LIMIT_OPTION_NAMES, ...GATEWAY_OPTION_NAMES, 'hook']
+  return [...new Set([...CLI_KEYS, ...plugin])].filter(
+    (k) => !(CODE_ONLY_OPTIONS as readonly string[]).includes(k),
+  )
+}
+
+function topLevelProblems(source: ConfigSource, value: Record<string, unknown>): string[] {
+  const known = knownKeys()
+  const problems: string[] = []
+  for (const key of Object.keys(value)) {
+    if ((CODE_ONLY_OPTIONS as readonly string[]).includes(key)) {
+      problems.push(
+        source.atPath(
+          [key],
+          `"${key}" takes a function or an object made in code; it has no YAML form (set "redis" for a shared store)`,
+          { key: true },
+        ),
+      )
+    } else if (!known.includes(key)) {
+      const lower = key.toLowerCase()
+      const guess = known.find(
+        (k) => k.toLowerCase() === lower || (k.length > 4 && k.toLowerCase().startsWith(lower.slice(0, 5))),
+      )
+      problems.push(
+        source.atPath([key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
+          key: true,
+        }),
+      )
+    }
+  }
+  if (value.metrics !== undefined) {
+    problems.push(
+      source.atPath(
+        ['metrics'],
+        '"metrics" is not available in this version of tollgate yet; remove the key',
+        { key: true },
+      ),
+    )
+  }
+  return problems
+}
+
+/**
+ * Reads, interpolates and validates a gateway file. Throws a ConfigError listing every problem
+ * found (`gateway.yaml:12:5: …`). Plugin option rules (limit strings, strategy names …) are
+ * checked when the plugin is registered; see `checkConfig`.
+ */
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: GatewayConfig; source: ConfigSource } {
+  const source = ConfigSource.read(file, env)
+  const value = source.value
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError([
+      source.atPath([], 'the file must be a mapping of keys such as listen, backends, routes'),
+    ])
+  }
+  const raw = value as Record<string, unknown>
+  const problems = topLevelProblems(source, raw)
+  if (!validate(raw)) problems.push(...schemaProblems(validate.errors ?? [], source, raw))
+  if (problems.length > 0) throw new ConfigError(problems)
+  return { config: toGatewayConfig(raw), source }
+}
+
+function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
+  const { listen, redis, routes, status, metrics: _metrics, backends, ...plugin } = raw
+  const listenConfig = (listen ?? {}) as GatewayConfig['listen']
+  const staticBackends: NonNullable<GatewayConfig['plugin']['backends']> = []
+  const staticBackendIndex: number[] = []
+  const dnsBackends: GatewayConfig['dnsBackends'] = []
+  if (Array.isArray(backends)) {
+    backends.forEach((entry: Record<string, unknown>, index) => {
+      if (typeof entry.dns === 'string')
+        dnsBackends.push({ index, entry: entry as unknown as DnsBackendConfig })
+      else {
+        staticBackends.push(entry as never)
+        staticBackendIndex.push(index)
+      }
+    })
+  }
+  const statusConfig = status as { path: string; refreshMs?: number } | undefined
+  return {
+    listen: {
+      host: listenConfig.host ?? '127.0.0.1',
+      port: listenConfig.port ?? 8080,
+      trustProxy: listenConfig.trustProxy,
+    },
+    redis: typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined),
+    routes: (routes ?? []) as RouteConfig[],
+    status: statusConfig && {
+      path: statusConfig.path.replace(/\/+$/, '') || '/',
+      refreshMs: statusConfig.refreshMs ?? 1000,
+    },
+    plugin: { ...plugin, ...(backends === undefined ? {} : { backends: staticBackends }) },
+    staticBackendIndex,
+    dnsBackends,
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * The shape of a gateway file, as JSON Schema for ajv. It checks the keys the CLI owns (`listen`,
+ * `redis`, `routes`, `status`, backends written as DNS names) in full and the plugin's options by
+ * type only: their ranges and rules are checked once, by the plugin itself, and its errors are
+ * mapped back to the file (see load-config.ts). Plugin options that take a function (`keyGenerator`,
+ * `onExceeded` …) have no YAML form; a gateway that needs them is written in code.
+ */
+
+const positiveInteger = { type: 'integer', minimum: 1 }
+const nonNegativeNumber = { type: 'number', minimum: 0 }
+const limitString = { type: 'string', minLength: 1, description: 'a limit string such as "60 per minute"' }
+const nonEmptyString = { type: 'string', minLength: 1 }
+const models = { type: 'array', minItems: 1, items: nonEmptyString }
+const httpUrl = { type: 'string', pattern: '^https?://[^\\s]+$', description: 'an http:// or https:// URL' }
+const path = { type: 'string', pattern: '^/', description: 'a path starting with /' }
+
+const backendCommon = {
+  weight: { type: 'number', exclusiveMinimum: 0 },
+  models,
+  zone: nonEmptyString,
+  maxConcurrency: positiveInteger,
+}
+
+const urlBackend = {
+  type: 'object',
+  required: ['url'],
+  additionalProperties: false,
+  properties: { url: httpUrl, id: nonEmptyString, ...backendCommon },
+}
+
+/** A Kubernetes headless Service or any name with several A/AAAA records: one backend per address. */
+const dnsBackend = {
+  type: 'object',
+  required: ['dns', 'port'],
+  additionalProperties: false,
+  properties: {
+    dns: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$',
+      description: 'a DNS name such as model.default.svc.cluster.local',
+    },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    scheme: { enum: ['http', 'https'] },
+    basePath: path,
+    refreshMs: { type: 'integer', minimum: 100 },
+    ...backendCommon,
+  },
+}
+
+const routeLimit = {
+  description: 'a limit string, false, or { limits, scope, cost }',
+  anyOf: [
+    limitString,
+    { const: false },
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: { limits: limitString, scope: nonEmptyString, cost: { type: 'integer', minimum: 0 } },
+    },
+  ],
+}
+
+const method = {
+  description: 'an HTTP method in capitals such as POST',
+  enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+}
+
+const route = {
+  type: 'object',
+  required: ['method', 'path'],
+  additionalProperties: false,
+  properties: {
+    method: {
+      description: 'an HTTP method such as POST, or a list of them',
+      anyOf: [method, { type: 'array', minItems: 1, items: method }],
+    },
+    path,
+    forward: {
+      description: 'true, or { rewrite: { stripPrefix, addPrefix }, hashKey }',
+      anyOf: [
+        { const: true },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            rewrite: {
+              type: 'object',
+              required: ['stripPrefix'],
+              additionalProperties: false,
+              properties: { stripPrefix: path, addPrefix: path },
+            },
+            hashKey: nonEmptyString,
+          },
+        },
+      ],
+    },
+    models: { const: true },
+    rateLimit: routeLimit,
+  },
+  description: 'a route with exactly one of forward: true or models: true',
+  oneOf: [{ required: ['forward'] }, { required: ['models'] }],
+}
+
+export const configSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        host: nonEmptyString,
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        trustProxy: {
+          description: 'true, a number of proxy hops, or a list of proxy addresses',
+          anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmptyString],
+        },
+      },
+    },
+    redis: {
+      description: 'a redis:// or rediss:// URL, or { url, timeoutMs, onError }',
+      anyOf: [
+        { type: 'string', pattern: '^rediss?://' },
+        {
+          type: 'object',
+          required: ['url'],
+          additionalProperties: false,
+          properties: {
+            url: { type: 'string', pattern: '^rediss?://' },
+            timeoutMs: positiveInteger,
+            onError: { enum: ['insurance', 'allow', 'deny'] },
+          },
+        },
+      ],
+    },
+    routes: { type: 'array', items: route },
+    status: {
+      type: 'object',
+      required: ['path'],
+      additionalProperties: false,
+      properties: { path, refreshMs: { type: 'integer', minimum: 200 } },
+    },
+    metrics: { type: 'object' },
+    backends: {
+      type: 'array',
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, read by ajv
+      items: { if: { type: 'object', required: ['dns'] }, then: dnsBackend, else: urlBackend },
+    },
+    defaultLimits: limitString,
+    applicationLimits: limitString,
+    keyPrefix: { type: 'string' },
+    headers: { type: 'string' },
+    hook: { enum: ['onRequest', 'preHandler'] },
+    cost: { type: 'integer', minimum: 0 },
+    allowList: { type: 'array', items: nonEmptyString },
+    strategy: nonEmptyString,
+    hashKey: nonEmptyString,
+    consistentHash: { type: 'object' },
+    health: { type: 'object' },
+    queue: { type: 'object' },
+    retryBudget: { type: 'object' },
+    latencyDecayMs: nonNegativeNumber,
+    failurePenaltyMs: nonNegativeNumber,
+    connectTimeoutMs: nonNegativeNumber,
+    firstByteTimeoutMs: nonNegativeNumber,
+    idleTimeoutMs: nonNegativeNumber,
+    keepAliveTimeoutMs: nonNegativeNumber,
+    connectionsPerBackend: positiveInteger,
+    maxAttempts: positiveInteger,
+    maxReplayBodyBytes: nonNegativeNumber,
+    maxBodyBytes: nonNegativeNumber,
+    shutdownTimeoutMs: nonNegativeNumber,
+  },
+} as const
+
+/** Keys the CLI itself reads; every other key is a plugin option. */
+export const CLI_KEYS = ['listen', 'redis', 'routes', 'status', 'metrics'] as const
+
+/** Plugin options that only take a function or an object built in code. */
+export const CODE_ONLY_OPTIONS = [
+  'keyGenerator',
+  'skip',
+  'rejectionBody',
+  'onExceeded',
+  'logger',
+  'store',
+  'onUnexpectedError',
+] as const

@@ -1,0 +1,112 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { DnsDiscovery, type DnsResolverLike, type StoreOption } from '@tollgate/core'
+import tollgate from '@tollgate/fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
+import type { GatewayConfig, RouteConfig } from './config/types.js'
+import { registerProbes } from './probes.js'
+import { registerStatus } from './status/status-routes.js'
+
+/** An error the plugin raised while one route of the file was registered. */
+export class RouteError extends Error {
+  constructor(
+    readonly routeIndex: number,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause))
+  }
+}
+
+export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void
+
+export interface GatewayAppOptions {
+  store: StoreOption
+  logger: FastifyBaseLogger | boolean
+  /** Whether the readiness probe answers 200 (config loaded, Redis reached, not shutting down). */
+  ready: () => boolean
+  /** Resolves the `dns` backend entries; default the system's resolver. */
+  dnsResolver?: DnsResolverLike
+}
+
+/** One Fastify gateway built from a config, not listening: the caller routes requests to `handler`. */
+export interface GatewayApp {
+  app: FastifyInstance
+  handler: RequestHandler
+  discoveries: DnsDiscovery[]
+}
+
+function handlerOf(route: RouteConfig, app: FastifyInstance) {
+  if (route.models) return app.tollgate.listModels()
+  const forward = route.forward === true || route.forward === undefined ? {} : route.forward
+  return app.tollgate.forward(forward)
+}
+
+/**
+ * Builds (and readies) the Fastify app a config describes. The app never listens itself: the
+ * CLI's one HTTP server hands each request to the current app's handler, so a reload can build a
+ * new app and switch to it while the old one finishes its requests (see server/generations.ts).
+ */
+export async function buildGatewayApp(
+  config: GatewayConfig,
+  options: GatewayAppOptions,
+): Promise<GatewayApp> {
+  let handler: RequestHandler | undefined
+  const loggerOption =
+    typeof options.logger === 'boolean' ? { logger: options.logger } : { loggerInstance: options.logger }
+  const serverFactory: FastifyServerFactory = (fastifyHandler) => {
+    handler = fastifyHandler
+    return createServer()
+  }
+  const app: FastifyInstance = Fastify({
+    ...loggerOption,
+    trustProxy: (config.listen.trustProxy ?? false) as boolean,
+    serverFactory,
+  })
+  const discoveries: DnsDiscovery[] = []
+  try {
+    const pluginOptions = { ...config.plugin, store: options.store }
+    const usesBackends = config.plugin.backends !== undefined || config.dnsBackends.length > 0
+    if (usesBackends) pluginOptions.backends ??= []
+    await app.register(tollgate, pluginOptions)
+    config.routes.forEach((route, index) => {
+      try {
+        app.route({
+          method: route.method,
+          url: route.path,
+          config: route.rateLimit === undefined ? undefined : { rateLimit: route.rateLimit },
+          handler: handlerOf(route, app) as never,
+        })
+      } catch (error) {
+        throw new RouteError(index, error)
+      }
+    })
+    registerProbes(app, options.ready)
+    if (config.status) registerStatus(app, config, usesBackends)
+    if (usesBackends) {
+      for (const { entry } of config.dnsBackends) {
+        const { dns, port, scheme, basePath, refreshMs, ...backend } = entry
+        discoveries.push(
+          new DnsDiscovery(app.tollgate.backends, {
+            name: dns,
+            port,
+            scheme,
+            basePath,
+            refreshMs,
+            backend,
+            logger: app.log,
+            resolver: options.dnsResolver,
+          }),
+        )
+      }
+    }
+    app.addHook('onClose', async () => {
+      for (const discovery of discoveries) discovery.close()
+    })
+    await app.ready()
+    await Promise.all(discoveries.map((discovery) => discovery.start()))
+  } catch (error) {
+    await app.close().catch(() => {})
+    throw error
+  }
+  if (handler === undefined) throw new Error('tollgate: Fastify did not hand over its request handler')
+  return { app, handler, discoveries }
+}

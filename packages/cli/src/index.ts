@@ -1,0 +1,8 @@
+export { ConfigError } from './config/config-error.js'
+export { knownKeys, loadConfig } from './config/load-config.js'
+export type { DnsBackendConfig, GatewayConfig, RedisConfig, RouteConfig } from './config/types.js'
+export { buildGatewayApp, type GatewayApp, type GatewayAppOptions } from './gateway-app.js'
+export { main } from './main.js'
+export { LIVE_PATH, READY_PATH } from './probes.js'
+export { checkConfigFile, type RunningGateway, type ServeOptions, serve } from './serve.js'
+export type { StatusDocument } from './status/status-routes.js'

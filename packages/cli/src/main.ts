@@ -1,0 +1,100 @@
+import { parseArgs } from 'node:util'
+import { ConfigError } from './config/config-error.js'
+import { checkConfigFile, type RunningGateway, serve } from './serve.js'
+
+const USAGE = `usage: tollgate serve --config gateway.yaml [--port N]
+       tollgate check --config gateway.yaml
+
+  serve   run the gateway the file describes; SIGHUP or a change of the file reloads it
+  check   validate the file (and the plugin options in it) without starting anything`
+
+/** The `tollgate` command. Resolves to the exit code (serve resolves only when stopped). */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (error) {
+    console.error(`tollgate: ${(error as Error).message}\n${USAGE}`)
+    return 2
+  }
+  const { values, positionals } = parsed
+  const command = positionals[0]
+  if (values.help || command === 'help') {
+    console.log(USAGE)
+    return 0
+  }
+  if ((command !== 'serve' && command !== 'check') || positionals.length > 1 || values.config === undefined) {
+    console.error(USAGE)
+    return 2
+  }
+  let port: number | undefined
+  if (values.port !== undefined) {
+    port = Number(values.port)
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      console.error(
+        `tollgate: --port must be a port number from 0 to 65535; got ${JSON.stringify(values.port)}`,
+      )
+      return 2
+    }
+  }
+  try {
+    if (command === 'check') {
+      const config = await checkConfigFile(values.config, env)
+      const backends = (config.plugin.backends?.length ?? 0) + config.dnsBackends.length
+      console.log(`${values.config}: ok (${backends} backends, ${config.routes.length} routes)`)
+      return 0
+    }
+    // Installed before the file is loaded: SIGHUP's default action would kill a starting gateway,
+    // and a SIGTERM during startup must still stop it once it is up.
+    let gateway: RunningGateway | undefined
+    let hangUp = false
+    let stopping = false
+    const reload = () => {
+      if (gateway) void gateway.reload()
+      else hangUp = true
+    }
+    const stopped = new Promise<number>((resolve) => {
+      const stop = () => {
+        stopping = true
+        gateway?.close().then(
+          () => resolve(0),
+          () => resolve(1),
+        )
+      }
+      process.once('SIGTERM', stop)
+      process.once('SIGINT', stop)
+      process.on('SIGHUP', reload)
+    }).finally(() => process.off('SIGHUP', reload))
+    try {
+      gateway = await serve({ configFile: values.config, port, env })
+    } catch (error) {
+      process.off('SIGHUP', reload)
+      throw error
+    }
+    if (stopping) {
+      await gateway.close()
+      return 0
+    }
+    if (hangUp) void gateway.reload()
+    return await stopped
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.problems.join('\n'))
+      return 1
+    }
+    console.error(`tollgate: ${(error as Error).message}`)
+    return 1
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      port: { type: 'string', short: 'p' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+}

@@ -1,0 +1,56 @@
+import { type LimitStore, MemoryStore, type StoreOption } from '@tollgate/core'
+import { Redis } from 'ioredis'
+import type { RedisConfig } from './config/types.js'
+
+/**
+ * The counter store every config generation shares, so a reload keeps every client's counts:
+ * one memory store that outlives the apps (each app's close leaves it open), or a Redis client.
+ */
+export interface SharedStore {
+  option: StoreOption
+  redis: Redis | undefined
+  close(): Promise<void>
+}
+
+export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
+  if (redis === undefined) {
+    const memory = new MemoryStore()
+    const shared: LimitStore = {
+      hit: (key, windows, cost) => memory.hit(key, windows, cost),
+      close: () => {},
+    }
+    return { option: shared, redis: undefined, close: async () => memory.close() }
+  }
+  // Commands fail fast while Redis is down, so the insurance limiter answers instead of a queue.
+  const client = new Redis(redis.url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+  })
+  client.on('error', () => {})
+  return {
+    option: { redis: client, timeoutMs: redis.timeoutMs, onError: redis.onError },
+    redis: client,
+    close: async () => {
+      client.disconnect()
+    },
+  }
+}
+
+/** Resolves once Redis has answered a PING; retries every `retryMs` until then or until `stopped()`. */
+export async function reachRedisOnce(
+  client: Redis,
+  stopped: () => boolean,
+  retryMs = 1000,
+): Promise<boolean> {
+  while (!stopped()) {
+    try {
+      if (client.status === 'wait' || client.status === 'end') await client.connect()
+      await client.ping()
+      return true
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, retryMs).unref())
+    }
+  }
+  return false
+}

@@ -1,0 +1,177 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { ConfigError, checkConfigFile, loadConfig } from '../../packages/cli/src/index.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'tollgate-config-'))
+let count = 0
+
+function file(text: string): string {
+  const path = join(dir, `gateway-${++count}.yaml`)
+  writeFileSync(path, text)
+  return path
+}
+
+function problemsOf(run: () => unknown): string[] {
+  try {
+    run()
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems]
+    throw error
+  }
+  throw new Error('expected a ConfigError')
+}
+
+async function asyncProblemsOf(run: () => Promise<unknown>): Promise<string[]> {
+  try {
+    await run()
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems]
+    throw error
+  }
+  throw new Error('expected a ConfigError')
+}
+
+const base = `listen: { host: 127.0.0.1, port: 8080 }
+backends:
+  - { url: http://127.0.0.1:8001, models: [llama] }
+`
+
+describe('gateway file validation', () => {
+  it('names the file, line and column of a bad value', () => {
+    const path = file(`${base}  - { url: ftp://127.0.0.1:8002 }\nroutes: []\n`)
+    const name = path.split('/').at(-1)
+    expect(problemsOf(() => loadConfig(path, {}))).toEqual([
+      `${name}:4:12: backends[1].url must be an http:// or https:// URL; got "ftp://127.0.0.1:8002"`,
+    ])
+  })
+
+  it('reports every problem at once, unknown keys with a suggestion', () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        file(`${base}defautLimits: 10 per minute
+listen2: x
+routes:
+  - { method: POST, path: v1/chat, forward: true }
+  - { method: GET, path: /v1/models }
+status: { path: /gateway, refreshMs: 5 }
+`),
+        {},
+      ),
+    )
+    expect(problems).toHaveLength(5)
+    expect(problems[0]).toMatch(/:4:1: unknown key "defautLimits"; did you mean "defaultLimits"\?/)
+    expect(problems[1]).toMatch(/:5:1: unknown key "listen2"/)
+    expect(problems.join('\n')).toMatch(
+      /:7:27: routes\[0\]\.path must be a path starting with \/; got "v1\/chat"/,
+    )
+    expect(problems.join('\n')).toMatch(
+      /:8:5: routes\[1\] must be a route with exactly one of forward: true or models: true/,
+    )
+    expect(problems.join('\n')).toMatch(/:9:38: status\.refreshMs must be >= 200; got 5/)
+  })
+
+  it('interpolates environment variables, with defaults', () => {
+    const { config } = loadConfig(
+      file(`listen: { host: 127.0.0.1, port: 8080 }
+backends:
+  - { url: "http://\${MODEL_HOST}:\${MODEL_PORT:-8000}" }
+keyPrefix: "$\${literal}"
+`),
+      { MODEL_HOST: '10.1.2.3' },
+    )
+    expect(config.plugin.backends?.[0]?.url).toBe('http://10.1.2.3:8000')
+    expect(config.plugin.keyPrefix).toBe(`\${literal}`)
+  })
+
+  it('hides the credentials of a URL it shows', () => {
+    const problems = problemsOf(() => loadConfig(file('redis: http://user:hunter2@cache:6379\n'), {}))
+    expect(problems).toEqual([
+      expect.stringMatching(/:1:8: redis must be a redis:\/\/ .*; got "http:\/\/\*\*\*@cache:6379"$/),
+    ])
+  })
+
+  it('gives DNS entries no id: each address gets its own', () => {
+    const problems = problemsOf(() =>
+      loadConfig(file('backends:\n  - { dns: models.internal, port: 80, id: x }\n'), {}),
+    )
+    expect(problems).toEqual([
+      expect.stringMatching(/:2:39: unknown key "backends\[0\]\.id"; known keys are dns, port/),
+    ])
+  })
+
+  it('names a missing variable', () => {
+    const problems = problemsOf(() => loadConfig(file(`redis: \${REDIS_URL}\n`), {}))
+    expect(problems).toEqual([expect.stringMatching(/:1:8: environment variable REDIS_URL is not set$/)])
+  })
+
+  it('never prints a value that came from the environment', async () => {
+    const secret = 'sk-very-secret-value'
+    const schema = problemsOf(() =>
+      loadConfig(file(`backends:\n  - { url: "\${BACKEND_URL}" }\n`), {
+        BACKEND_URL: `ftp://user:${secret}@x`,
+      }),
+    )
+    expect(schema).toHaveLength(1)
+    expect(schema[0]).toMatch(/backends\[0\]\.url must be an http:\/\/ or https:\/\/ URL$/)
+    const plugin = await asyncProblemsOf(() =>
+      checkConfigFile(file(`defaultLimits: "\${LIMITS}"\nroutes: []\n`), { LIMITS: secret }),
+    )
+    expect(plugin).toHaveLength(1)
+    expect(plugin[0]).toMatch(
+      /:1:16: option "defaultLimits" is not valid; its value comes from an environment variable/,
+    )
+    expect([...schema, ...plugin].join('\n')).not.toContain('very-secret')
+  })
+
+  it('maps the plugin option errors to the line of the value, past DNS entries', async () => {
+    const path = file(`backends:
+  - { dns: models.internal, port: 8000 }
+  - { url: http://127.0.0.1:8001, models: [a] }
+strategy: fastest
+routes:
+  - { method: POST, path: /v1/chat/completions, forward: true, rateLimit: 60 per minte }
+`)
+    const strategy = await asyncProblemsOf(() => checkConfigFile(path, {}))
+    expect(strategy).toEqual([
+      expect.stringMatching(/:4:11: .*strategy.* must be one of .*round-robin.*got .*fastest/),
+    ])
+
+    const route = await asyncProblemsOf(() =>
+      checkConfigFile(
+        file(
+          `routes:\n  - { method: POST, path: /a, forward: true, rateLimit: 60 per minte }\nbackends: []\n`,
+        ),
+        {},
+      ),
+    )
+    expect(route).toEqual([
+      expect.stringMatching(/:2:57: option "routes\[0\]\.rateLimit".*unknown unit "minte"/),
+    ])
+  })
+
+  it('places a route error that is not about limits at the route', async () => {
+    const problems = await asyncProblemsOf(() =>
+      checkConfigFile(file('routes:\n  - { method: POST, path: /a, forward: true }\n'), {}),
+    )
+    expect(problems).toEqual([expect.stringMatching(/:2:5: routes\[0\]: .*backends/)])
+  })
+
+  it('refuses keys that only code can give, and metrics until it exists', () => {
+    const problems = problemsOf(() => loadConfig(file('keyGenerator: x\nmetrics: { path: /metrics }\n'), {}))
+    expect(problems[0]).toMatch(/:1:1: "keyGenerator" takes a function/)
+    expect(problems[1]).toMatch(/:2:1: "metrics" is not available/)
+  })
+
+  it('reports YAML syntax errors with their position', () => {
+    const problems = problemsOf(() => loadConfig(file('backends: [\n  { url: x\n'), {}))
+    expect(problems[0]).toMatch(/gateway-\d+\.yaml:\d+:\d+: /)
+  })
+
+  it('accepts the example gateway file', async () => {
+    const config = await checkConfigFile(new URL('../../examples/gateway.yaml', import.meta.url).pathname, {})
+    expect(config.plugin.backends).toHaveLength(3)
+    expect(config.status?.path).toBe('/gateway')
+  })
+})
