@@ -114,7 +114,17 @@ const valid: Array<[text: string, expected: Expected[]]> = [
   ['010 per 05 minutes', [[10, 5, 'minute', 5 * MINUTE]]],
   // Large but safe values.
   ['1000000 per 1000 seconds', [[1_000_000, 1000, 'second', 1000 * SECOND]]],
-  [`${Number.MAX_SAFE_INTEGER} per second`, [[Number.MAX_SAFE_INTEGER, 1, 'second', SECOND]]],
+  ['999999999999999 per second', [[999_999_999_999_999, 1, 'second', SECOND]]],
+  // Unicode whitespace is whitespace, as `limits` (Python's \s) reads it.
+  ['10\u00a0per\u3000minute', [[10, 1, 'minute', MINUTE]]],
+  [
+    '\u2003200 per day,\u202f50 per hour\u2029',
+    [
+      [200, 1, 'day', DAY],
+      [50, 1, 'hour', HOUR],
+    ],
+  ],
+  ['10\u0085/\u001fminute', [[10, 1, 'minute', MINUTE]]],
   ['1 per 9007199254740 seconds', [[1, 9_007_199_254_740, 'second', 9_007_199_254_740_000]]],
   ['1 per 100000 years', [[1, 100_000, 'year', 100_000 * 360 * DAY]]],
 ]
@@ -205,6 +215,12 @@ const invalid: Array<[text: string, expected: string]> = [
   // Beyond safe integers.
   ['9007199254740992 per second', 'the count "9007199254740992" is too large'],
   ['99999999999999999999 per second', 'is too large (at most 9007199254740991)'],
+  // A Structured Field Integer has at most 15 digits, so larger counts cannot be sent in RateLimit.
+  ['1000000000000000 per second', 'the count 1000000000000000 is too large (at most 999999999999999'],
+  // Characters that are not whitespace to `limits` either are named by code point, not shown as a space.
+  ['10 per\u200bminute', 'unknown unit "\u200bminute" (U+200B)'],
+  ['10\u200b/minute', '"\u200b/minute" (U+200B)'],
+  ['10 per minute\ufeff', 'unknown unit "minute\ufeff" (U+FEFF)'],
   ['1 per 9007199254740992 seconds', 'the window length "9007199254740992" is too large'],
   ['1 per 9007199254741 seconds', 'the window of 9007199254741 seconds is too long'],
   ['1 per 300000000 years', 'the window of 300000000 years is too long'],

@@ -1,4 +1,10 @@
-import { type HeaderMode, type LimitDecision, type RouteLimit, writeRateLimitHeaders } from '@tollgate/core'
+import {
+  type HeaderMode,
+  LimitCheckFailure,
+  type LimitDecision,
+  type LimitOutcome,
+  type RouteLimit,
+} from '@tollgate/core'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 declare global {
@@ -14,34 +20,22 @@ function setHeader(res: Response, name: string, value: string): void {
   res.setHeader(name, value)
 }
 
-/** Counts the request, sets the headers and answers 429 when a window is full. */
-export function limitMiddleware(limit: RouteLimit<Request>, headers: HeaderMode): RequestHandler {
-  const policyHeader = limit.limiter.policyHeader
-
-  function apply(decision: LimitDecision | null, req: Request, res: Response, next: NextFunction): void {
-    if (decision === null) return next()
-    req.rateLimit = decision
-    writeRateLimitHeaders(decision, headers, policyHeader, res, setHeader)
-    if (decision.allowed) return next()
-    res.setHeader('Retry-After', String(decision.retryAfter))
-    res.status(429).json(limit.rejection(req, decision))
+/** Counts the request and answers what core's `respond` says (429, 400 or 500). */
+export function limitMiddleware(limit: RouteLimit<Request>, _headers?: HeaderMode): RequestHandler {
+  function apply(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
+    if (outcome === null) return next()
+    if (!(outcome instanceof LimitCheckFailure)) req.rateLimit = outcome
+    const answer = limit.respond(req, outcome, res, setHeader)
+    if (answer === null) return next()
+    res.status(answer.status).json(answer.body)
   }
 
   return function tollgateLimit(req: Request, res: Response, next: NextFunction): void {
-    let result: ReturnType<typeof limit.check>
-    try {
-      result = limit.check(req, req.ip)
-    } catch (error) {
-      return next(error)
-    }
+    const result = limit.check(req, req.ip)
     if (result instanceof Promise) {
-      result.then((decision) => apply(decision, req, res, next)).catch(next)
+      result.then((outcome) => apply(outcome, req, res, next)).catch(next)
     } else {
-      try {
-        apply(result, req, res, next)
-      } catch (error) {
-        next(error)
-      }
+      apply(result, req, res, next)
     }
   }
 }

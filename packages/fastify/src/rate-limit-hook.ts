@@ -1,4 +1,4 @@
-import { type HeaderMode, type LimitDecision, type RouteLimit, writeRateLimitHeaders } from '@tollgate/core'
+import { type HeaderMode, LimitCheckFailure, type LimitOutcome, type RouteLimit } from '@tollgate/core'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 
 function setHeader(reply: FastifyReply, name: string, value: string): void {
@@ -7,28 +7,20 @@ function setHeader(reply: FastifyReply, name: string, value: string): void {
 
 /**
  * A callback-style hook (no promise unless the store or a user callback is async)
- * that counts the request, sets the headers and answers 429 when a window is full.
+ * that counts the request and answers what core's `respond` says (429, 400 or 500).
  */
-export function rateLimitHook(limit: RouteLimit<FastifyRequest>, headers: HeaderMode) {
-  const policyHeader = limit.limiter.policyHeader
-
+export function rateLimitHook(limit: RouteLimit<FastifyRequest>, _headers?: HeaderMode) {
   function apply(
-    decision: LimitDecision | null,
+    outcome: LimitOutcome,
     request: FastifyRequest,
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    if (decision === null) return done()
-    request.rateLimit = decision
-    writeRateLimitHeaders(decision, headers, policyHeader, reply, setHeader)
-    if (decision.allowed) return done()
-    let body: unknown
-    try {
-      body = limit.rejection(request, decision)
-    } catch (error) {
-      return done(error as Error)
-    }
-    reply.header('Retry-After', String(decision.retryAfter)).code(429).send(body)
+    if (outcome === null) return done()
+    if (!(outcome instanceof LimitCheckFailure)) request.rateLimit = outcome
+    const answer = limit.respond(request, outcome, reply, setHeader)
+    if (answer === null) return done()
+    reply.code(answer.status).send(answer.body)
   }
 
   return function tollgateRateLimit(
@@ -36,17 +28,9 @@ export function rateLimitHook(limit: RouteLimit<FastifyRequest>, headers: Header
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    let result: ReturnType<typeof limit.check>
-    try {
-      result = limit.check(request, request.ip)
-    } catch (error) {
-      return done(error as Error)
-    }
+    const result = limit.check(request, request.ip)
     if (result instanceof Promise) {
-      result.then(
-        (decision) => apply(decision, request, reply, done),
-        (error: Error) => done(error),
-      )
+      result.then((outcome) => apply(outcome, request, reply, done)).catch(done)
     } else {
       apply(result, request, reply, done)
     }

@@ -497,7 +497,7 @@ describe('responses', () => {
     expect(exceeded[0]).toMatchObject({ allowed: false, key: '127.0.0.1', limit: '1 per 1 minute' })
   })
 
-  it('answers 500, not a hang, when rejectionBody throws', async () => {
+  it('answers the default 429, not a hang, when rejectionBody throws', async () => {
     const { get } = await start(
       {
         defaultLimits: '1 per minute',
@@ -510,7 +510,7 @@ describe('responses', () => {
       },
     )
     await get('/a')
-    expect((await get('/a')).status).toBe(500)
+    expect((await get('/a')).status).toBe(429)
   })
 
   it('shows the decision to the handler as request.rateLimit', async () => {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   type HitResult,
   InsuredStore,
+  LimitCheckFailure,
   type LimitDecision,
   LimitEngine,
   type LimitStore,
@@ -187,7 +188,7 @@ interface Req {
 
 async function decide(limit: RouteLimit<Req>, ip = '10.0.0.1'): Promise<LimitDecision> {
   const decision = await limit.check({ ip }, ip)
-  if (decision === null) throw new Error('expected a decision')
+  if (decision === null || decision instanceof LimitCheckFailure) throw new Error('expected a decision')
   return decision
 }
 

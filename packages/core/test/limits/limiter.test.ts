@@ -232,3 +232,36 @@ describe('RateLimiter: decisions', () => {
     expect(hit(b, 'other').windows.map((w) => w.used)).toEqual([1, 1])
   })
 })
+
+describe('policy names in the headers', () => {
+  it('the same limit in two scopes gets two names, so RateLimit-Policy identifies each policy', () => {
+    const { limiter } = limiterAt([
+      { scope: 'GET /a', items: parseLimits('50 per hour, 10 per minute') },
+      { scope: '*application', items: parseLimits('50 per hour'), label: 'application' },
+    ])
+    expect(limiter.policyHeader).toBe(
+      '"50-per-hour";q=50;w=3600, "10-per-minute";q=10;w=60, "application-50-per-hour";q=50;w=3600',
+    )
+    const decision = hit(limiter, 'k')
+    expect(decision.windows.map((w) => w.policy)).toEqual([
+      '50-per-hour',
+      '10-per-minute',
+      'application-50-per-hour',
+    ])
+    // Both 50-per-hour windows count: they are two counters, not one.
+    expect(decision.windows.map((w) => w.used)).toEqual([1, 1, 1])
+  })
+
+  it('clamps what a store reports to the window, so reset never exceeds the window', () => {
+    const store: LimitStore = {
+      hit: (_key, windows) => ({
+        allowed: true,
+        used: windows.map(() => 1),
+        resetMs: windows.map(() => 1e20),
+      }),
+      close: () => {},
+    }
+    const decision = new RateLimiter(store, [{ scope: 's', items: parseLimits('5 per minute') }]).hit('k', 1)
+    expect((decision as LimitDecision).binding.resetMs).toBe(MINUTE)
+  })
+})
