@@ -26,7 +26,10 @@ interface App {
   close(): Promise<void>
 }
 
-type Logger = { warn: ReturnType<typeof vi.fn>; info: ReturnType<typeof vi.fn> }
+type Logger = {
+  warn: ReturnType<typeof vi.fn<(message: string) => void>>
+  info: ReturnType<typeof vi.fn<(message: string) => void>>
+}
 
 const ADAPTERS: Record<string, (options: Options, logger: Logger) => Promise<App>> = {
   async fastify(options, logger) {
@@ -79,7 +82,7 @@ describe.each(Object.keys(ADAPTERS))('%s: user callbacks that fail', (adapter) =
   let logger: Logger
 
   async function start(options: Options): Promise<string> {
-    logger = { warn: vi.fn(), info: vi.fn() }
+    logger = { warn: vi.fn<(message: string) => void>(), info: vi.fn<(message: string) => void>() }
     app = await ADAPTERS[adapter]!(options, logger)
     return app.url
   }

@@ -81,7 +81,7 @@ export class RateLimiter {
         policy: w.policy,
         used,
         remaining: Math.max(0, w.item.amount - used),
-        resetMs: reset < 0 ? 0 : reset > w.item.windowMs ? w.item.windowMs : reset,
+        resetMs: Math.max(0, Math.min(reset, w.item.windowMs)),
       }
       states[i] = state
       if (i > 0 && bindsBefore(state, states[binding]!, result.allowed, cost)) binding = i
