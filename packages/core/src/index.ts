@@ -50,7 +50,14 @@ export {
 } from './gateway/routing-body.js'
 export type { LimitDecision, WindowState } from './limits/decision.js'
 export { HEADER_MODES, type HeaderMode, writeRateLimitHeaders } from './limits/headers.js'
-export { InsuredStore, type Logger, type StoreErrorMode } from './limits/insured-store.js'
+export {
+  InsuredStore,
+  type InsuredStoreOptions,
+  type Logger,
+  PROBE_FIRST_MS,
+  PROBE_MAX_MS,
+  type StoreErrorMode,
+} from './limits/insured-store.js'
 export { clientKeyFromIp } from './limits/ip-key.js'
 export { LimitEngine, RATE_LIMIT_OPTION_NAMES } from './limits/limit-engine.js'
 export { RateLimiter, type WindowGroup } from './limits/limiter.js'

@@ -17,7 +17,7 @@ import { MemoryStore } from './memory-store.js'
 import { LimitParseError, parseLimits, type RateLimitItem } from './notation.js'
 import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption } from './options.js'
 import { isRedisClient } from './redis-client.js'
-import { RedisStore } from './redis-store.js'
+import { isRedisOutage, RedisStore } from './redis-store.js'
 import { RouteLimit } from './route-limit.js'
 import type { LimitStore } from './store.js'
 
@@ -213,6 +213,7 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
       insurance: new MemoryStore(),
       mode,
       logger,
+      isOutage: isRedisOutage,
     })
   }
   if (

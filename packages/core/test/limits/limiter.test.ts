@@ -90,7 +90,7 @@ describe('RateLimiter: policy and keys', () => {
       isReady: true,
       evalSha: async (_sha, options) => {
         calls.push(options)
-        return [1, ...options.keys.flatMap(() => [1, MINUTE])]
+        return [1, ...options.keys.flatMap(() => [1, MINUTE]), Date.now()]
       },
       eval: async () => {
         throw new Error('EVAL is only for a server that lacks the script')
@@ -108,6 +108,9 @@ describe('RateLimiter: policy and keys', () => {
         'tg:{10.0.0.1}:*application:200-per-day',
       ],
     ])
+    // A `}` in the client key would end the hash tag early: it is escaped, reversibly (`%` too).
+    await limiter.hit('}user%1', 1)
+    expect(calls[1]!.keys[0]).toBe('tg:{%7Duser%251}:GET /a:50-per-hour')
   })
 
   it('counts a limit written twice in one scope once', () => {
