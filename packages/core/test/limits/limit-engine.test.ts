@@ -124,6 +124,43 @@ describe('LimitEngine: options are checked at construction', () => {
     expect(attempt).toThrow(shown)
   })
 
+  it('a Redis client passed as the store is named by kind, with no password and no JSON in the message', async () => {
+    const secret = 'hunter2-redis-password'
+    const { Redis, Cluster } = await import('ioredis')
+    const { createClient } = await import('redis')
+    const io = new Redis({ host: '127.0.0.1', port: 6390, password: secret, lazyConnect: true })
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 6391 }], {
+      lazyConnect: true,
+      redisOptions: { password: secret },
+    })
+    const nodeRedis = createClient({ url: `redis://:${secret}@127.0.0.1:6392` })
+    try {
+      for (const [client, kind] of [
+        [io, 'an ioredis client'],
+        [cluster, 'an ioredis client'],
+        [nodeRedis, 'a node-redis client'],
+      ] as const) {
+        const error = catchError(() => engine({ store: client as never }))
+        expect(error).toBeInstanceOf(OptionError)
+        const message = (error as Error).message
+        expect(message).toBe(
+          `tollgate: option "store" must be { redis: client } (the client goes inside) or "memory", { redis: client } or an object with hit() and close(); got ${kind}`,
+        )
+        expect(message).not.toContain(secret)
+        expect(message).not.toContain('{"')
+      }
+    } finally {
+      io.disconnect()
+      cluster.disconnect()
+    }
+  })
+
+  it('cuts a long bad value in the message', () => {
+    const error = catchError(() => engine({ keyPrefix: `x{${'y'.repeat(5_000)}` })) as Error
+    expect(error.message.length).toBeLessThan(300)
+    expect(error.message).toContain('(5004 characters)')
+  })
+
   it('rejects unknown option names, naming them and the known ones', () => {
     const attempt = () => engine({ defaultLimit: '5/minute' } as RateLimitOptions<Req>)
     expect(attempt).toThrow(OptionError)
@@ -508,3 +545,12 @@ describe('RouteLimit.check', () => {
     }
   })
 })
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (error) {
+    return error
+  }
+  throw new Error('expected a throw')
+}
