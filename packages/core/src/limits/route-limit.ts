@@ -23,6 +23,11 @@ export interface RouteLimitSettings<Req> extends ResponseSettings<Req> {
   readonly storeFailed: (error: unknown) => void
 }
 
+/** A truthy answer from `skip` or `allowList` exempts the request; a failed call does not. */
+function exempts(answer: unknown): boolean {
+  return answer !== CALLBACK_FAILED && Boolean(answer)
+}
+
 const KEY_FAILED = new LimitCheckFailure('keyGenerator')
 const COST_FAILED = new LimitCheckFailure('cost')
 const STORE_FAILED = new LimitCheckFailure('store')
@@ -53,9 +58,9 @@ export class RouteLimit<Req> {
     const skipped = this.#settings.callbacks.call('skip', skip, request)
     // A failing skip counts the request: skipping is an exemption, and a bug must not grant one.
     if (skipped instanceof Promise) {
-      return skipped.then((s) => (s === true ? null : this.#keyed(request, ip)))
+      return skipped.then((s) => (exempts(s) ? null : this.#keyed(request, ip)))
     }
-    return skipped === true ? null : this.#keyed(request, ip)
+    return exempts(skipped) ? null : this.#keyed(request, ip)
   }
 
   /**
@@ -106,7 +111,7 @@ export class RouteLimit<Req> {
     if (key === undefined) return KEY_FAILED
     const { allowList, cost, callbacks } = this.#settings
     // A failing allowList predicate allow-lists nobody, for the same reason as skip.
-    if (allowList !== undefined && callbacks.call('allowList', allowList, request, key) === true) return null
+    if (allowList !== undefined && exempts(callbacks.call('allowList', allowList, request, key))) return null
     let amount: number
     if (typeof cost === 'number') {
       amount = cost
