@@ -380,3 +380,48 @@ function catchError(run: () => unknown): unknown {
   }
   throw new Error('expected a throw')
 }
+
+// What the Python `limits` library (and so flask-limiter) does with the same strings, read from its
+// parser: `^SINGLE([,;|]SINGLE)*$` with SINGLE = `\s*([0-9]+)\s*(/|\s*per\s*)\s*([0-9]+)*\s*(unit)s?\s*`,
+// case-insensitive, `\s` being Python's Unicode whitespace and `[0-9]` ASCII only.
+describe('agrees with limits, except where documented', () => {
+  const bothAccept: [string, number, number, string][] = [
+    ['1 per second', 1, 1, 'second'],
+    ['1/SECOND', 1, 1, 'second'],
+    ['10per minute', 10, 1, 'minute'],
+    ['1 / 5 minutes', 1, 5, 'minute'],
+    ['2 per 3 Days', 2, 3, 'day'],
+    ['\u00a07/hour\u3000', 7, 1, 'hour'],
+    ['5 per 01 year', 5, 1, 'year'],
+  ]
+  it.each(bothAccept)('accepts %j like limits', (text, amount, multiples, unit) => {
+    expect(parseLimits(text)).toMatchObject([{ amount, multiples, unit }])
+  })
+
+  const bothReject = [
+    '1 per',
+    'per minute',
+    '1 minute',
+    '1.0/second',
+    '-1/second',
+    '+1/second',
+    '1/second,',
+    ',1/second',
+    '1/second,,2/minute',
+    '1 per fortnight',
+    '1 per sec',
+    '١/second',
+    '1/second 2/minute',
+  ]
+  it.each(bothReject)('rejects %j like limits', (text) => {
+    expect(() => parseLimits(text)).toThrow(LimitParseError)
+  })
+
+  // Where tollgate is stricter, on purpose (README, Notation): limits accepts these.
+  it.each(['0/second', '1 per 0 seconds', '1000000000000000/second'])(
+    'rejects %j, which limits accepts',
+    (text) => {
+      expect(() => parseLimits(text)).toThrow(LimitParseError)
+    },
+  )
+})
