@@ -9,10 +9,11 @@ export async function buildGateway({
   logger = false,
   store,
   shutdownTimeoutMs,
+  defaultLimits = '200 per day, 50 per hour',
 } = {}) {
   const app = Fastify({ logger })
   await app.register(tollgate, {
-    defaultLimits: '200 per day, 50 per hour',
+    defaultLimits,
     store,
     backends,
     strategy,

@@ -1,5 +1,6 @@
 // `npm start`: three fake model servers of different speeds behind a Fastify gateway with
-// "200 per day, 50 per hour" limits and the least-latency strategy.
+// "1000 per day, 20 per minute" limits (a person trying it who runs out waits a minute at most)
+// and the least-latency strategy.
 import { startFakeModelServer } from './fake-model-server.js'
 import { buildGateway } from './fastify-gateway.js'
 
@@ -11,6 +12,7 @@ const servers = await Promise.all([
 const app = await buildGateway({
   backends: servers.map((s) => ({ url: s.url, id: s.name, models: s.models })),
   strategy: 'least-latency',
+  defaultLimits: '1000 per day, 20 per minute',
 })
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 const base = `http://127.0.0.1:${app.server.address().port}`

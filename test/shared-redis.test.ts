@@ -378,6 +378,13 @@ describeOutage('a Redis outage', { timeout: 60_000 }, () => {
 
       server = await startRedisServer(port)
       await until(() => client.ready(), 'the client to reconnect')
+      await until(() => inspector!.status === 'ready', 'the inspector to reconnect')
+      // While Redis is known down only a probe now and then asks it (backing off up to 5 s):
+      // requests of another client until one of them is counted in Redis again.
+      await until(async () => {
+        await app.get('/limited', { 'x-client': 'probe' })
+        return (await inspector!.keys(`${keyPrefix}{probe}*`)).length > 0
+      }, 'a probe to find Redis back')
 
       // The insurance counter is spent, so a 200 here can only come from the fresh Redis.
       const after = await app.get('/limited', main)

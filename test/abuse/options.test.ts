@@ -287,6 +287,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   onUnexpectedError: true,
   hashKey: true,
   shutdownTimeoutMs: true,
+  clientRetryMaxSeconds: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import tollgate from '@tollgate/fastify'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Cluster } from 'ioredis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type ChildServer, freePort, hasRedisServer, IN_CI, load, spawnRedis, waitFor } from './support.js'
 
 // A three-master Redis Cluster of private redis-server processes, and two gateway replicas each
@@ -21,6 +21,7 @@ describeCluster('two gateway replicas on a Redis Cluster', () => {
   const nodes: ChildServer[] = []
   const clients: Cluster[] = []
   const apps: FastifyInstance[] = []
+  const loggers = [0, 1].map(() => ({ warn: vi.fn(), info: vi.fn() }))
   let dir = ''
 
   beforeAll(async () => {
@@ -72,6 +73,7 @@ describeCluster('two gateway replicas on a Redis Cluster', () => {
         store: { redis: client },
         keyGenerator: (request) => String(request.headers['x-client']),
         defaultLimits: '10 per minute, 15 per hour',
+        logger: loggers[i],
       })
       app.get('/limited', async () => ({ ok: true }))
       await app.ready()
@@ -101,5 +103,24 @@ describeCluster('two gateway replicas on a Redis Cluster', () => {
     )
     expect(holders.filter((n) => n > 0).length).toBeGreaterThan(1)
     expect(holders.reduce((a, b) => a + b, 0)).toBe(clientKeys.length * 2)
+  })
+
+  it('keeps one limit for client keys with braces in them (a "}" would end the hash tag early)', async () => {
+    for (const key of ['}user-1', 'a}b{c', '{}', '%7Duser-1']) {
+      const answers = await load(14, 4, (i) =>
+        apps[i % 2]!.inject({ method: 'GET', url: '/limited', headers: { 'x-client': key } }),
+      )
+      // Without escaping the script fails with CROSSSLOT: each replica falls back to its own
+      // memory limiter (10 each, 14 in all here) and logs an outage on every request.
+      expect(
+        answers.filter((a) => a.statusCode === 200),
+        key,
+      ).toHaveLength(10)
+      expect(
+        answers.filter((a) => a.statusCode === 429),
+        key,
+      ).toHaveLength(4)
+    }
+    for (const logger of loggers) expect(logger.warn).not.toHaveBeenCalled()
   })
 })

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net'
+import type { InsuredStore } from '@tollgate/core'
 import tollgate from '@tollgate/fastify'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
@@ -78,6 +80,16 @@ describeRedis('Redis is killed mid-load and restarted', () => {
     // Back on the same port: shared counting resumes, and the recovery is logged once.
     redis = await spawnRedis(port)
     await waitFor(() => client.status === 'ready', 5_000, 'the client to reconnect')
+    // While Redis is known down, only a probe now and then asks it (backing off up to 5 s); wait
+    // for the probes, sent by another client, to find it back in both replicas.
+    await waitFor(
+      async () => {
+        await Promise.all([hit(0, 'probe'), hit(1, 'probe')])
+        return apps.every((app) => !(app.tollgate.store as InsuredStore).degraded)
+      },
+      10_000,
+      'both replicas to find Redis back',
+    )
     const after = await load(30, 4, (i) => hit(i, 'after'))
     expect(after.filter((r) => r.statusCode === 200)).toHaveLength(20)
     const [key] = await client.keys('tollgate:{after}*')
@@ -89,4 +101,54 @@ describeRedis('Redis is killed mid-load and restarted', () => {
       expect(logger.warn).toHaveBeenCalledTimes(1)
     }
   })
+})
+
+describeRedis('Redis frozen with SIGSTOP, then woken', () => {
+  for (const enableOfflineQueue of [true, false]) {
+    it(`requests answered by insurance meanwhile are not counted when it wakes (enableOfflineQueue: ${enableOfflineQueue})`, async () => {
+      const port = await freePort()
+      const redis = await spawnRedis(port)
+      const client = new Redis({ port, host: '127.0.0.1', enableOfflineQueue, maxRetriesPerRequest: 0 })
+      client.on('error', () => {})
+      const app = Fastify()
+      try {
+        await waitFor(() => client.status === 'ready', 5_000, 'the Redis client to connect')
+        const logger = { warn: vi.fn(), info: vi.fn() }
+        await app.register(tollgate, { store: { redis: client, timeoutMs: 200 }, logger })
+        app.get('/limited', { config: { rateLimit: '5 per minute' } }, async () => ({ ok: true }))
+        await app.listen({ port: 0, host: '127.0.0.1' })
+        const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/limited`
+        const get = async () => (await fetch(url)).status
+        const count = async () => Number(await client.get('tollgate:{127.0.0.1}:GET /limited:5-per-minute'))
+        const sent = vi.spyOn(client, 'evalsha')
+
+        expect([await get(), await get()]).toEqual([200, 200])
+        expect(await count()).toBe(2)
+
+        redis.child.kill('SIGSTOP')
+        sent.mockClear()
+        // Insurance answers (its own window of 5 in this process), and while Redis is known
+        // down the requests do not each wait for it: only the first, and at most a probe, reach it.
+        const statuses = []
+        for (let i = 0; i < 6; i++) statuses.push(await get())
+        expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
+        expect(sent.mock.calls.length).toBeLessThanOrEqual(2)
+        expect(logger.warn).toHaveBeenCalledOnce()
+
+        redis.child.kill('SIGCONT')
+        await waitFor(
+          async () => (await client.ping().catch(() => '')) === 'PONG',
+          5_000,
+          'Redis to answer again',
+        )
+        // The calls queued while frozen ran past their deadline: refused, so nothing was added.
+        expect(await count()).toBe(2)
+      } finally {
+        redis.child.kill('SIGCONT')
+        await app.close()
+        client.disconnect()
+        await redis.kill()
+      }
+    })
+  }
 })

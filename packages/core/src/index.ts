@@ -35,7 +35,12 @@ export type { ForwardOptions, GatewayOptions, HashKeySource } from './gateway/ga
 export type { LimitDecision, WindowState } from './limits/decision.js'
 export type { HeaderMode } from './limits/headers.js'
 // Stores: the ones tollgate ships and the interface of your own.
-export { InsuredStore, type Logger, type StoreErrorMode } from './limits/insured-store.js'
+export {
+  InsuredStore,
+  type InsuredStoreOptions,
+  type Logger,
+  type StoreErrorMode,
+} from './limits/insured-store.js'
 export { clientKeyFromIp } from './limits/ip-key.js'
 export { MemoryStore, type MemoryStoreOptions } from './limits/memory-store.js'
 // Limit notation: "200 per day, 50 per hour".

@@ -36,8 +36,18 @@ export {
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'
-export { LimitEngine, RATE_LIMIT_OPTION_NAMES, RouteLimit } from './limits/limit-engine.js'
+export { PROBE_FIRST_MS, PROBE_MAX_MS } from './limits/insured-store.js'
+export { LimitEngine, RATE_LIMIT_OPTION_NAMES } from './limits/limit-engine.js'
 export { RateLimiter, type WindowGroup } from './limits/limiter.js'
+export {
+  type HeaderSetter,
+  type LimitAnswer,
+  LimitCheckFailure,
+  type LimitOutcome,
+  limitResponse,
+  neverPassesBody,
+} from './limits/rejection.js'
+export { RouteLimit } from './limits/route-limit.js'
 export { optionNames } from './option-names.js'
 export { CALLBACK_FAILED, type CallbackFailed, UserCallbacks } from './user-callback.js'
 export {

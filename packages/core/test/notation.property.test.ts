@@ -115,7 +115,7 @@ function checkParsesOrRejects(text: string): void {
   }
   expect(items.length).toBeGreaterThan(0)
   for (const item of items) {
-    expect(Number.isSafeInteger(item.amount) && item.amount >= 1).toBe(true)
+    expect(Number.isSafeInteger(item.amount) && item.amount >= 1 && item.amount < 1e15).toBe(true)
     expect(Number.isSafeInteger(item.multiples) && item.multiples >= 1).toBe(true)
     expect(UNITS).toContain(item.unit)
     expect(Number.isSafeInteger(item.windowMs) && item.windowMs > 0).toBe(true)

@@ -114,7 +114,17 @@ const valid: Array<[text: string, expected: Expected[]]> = [
   ['010 per 05 minutes', [[10, 5, 'minute', 5 * MINUTE]]],
   // Large but safe values.
   ['1000000 per 1000 seconds', [[1_000_000, 1000, 'second', 1000 * SECOND]]],
-  [`${Number.MAX_SAFE_INTEGER} per second`, [[Number.MAX_SAFE_INTEGER, 1, 'second', SECOND]]],
+  ['999999999999999 per second', [[999_999_999_999_999, 1, 'second', SECOND]]],
+  // Unicode whitespace is whitespace, as `limits` (Python's \s) reads it.
+  ['10\u00a0per\u3000minute', [[10, 1, 'minute', MINUTE]]],
+  [
+    '\u2003200 per day,\u202f50 per hour\u2029',
+    [
+      [200, 1, 'day', DAY],
+      [50, 1, 'hour', HOUR],
+    ],
+  ],
+  ['10\u0085/\u001fminute', [[10, 1, 'minute', MINUTE]]],
   ['1 per 9007199254740 seconds', [[1, 9_007_199_254_740, 'second', 9_007_199_254_740_000]]],
   ['1 per 100000 years', [[1, 100_000, 'year', 100_000 * 360 * DAY]]],
 ]
@@ -205,6 +215,12 @@ const invalid: Array<[text: string, expected: string]> = [
   // Beyond safe integers.
   ['9007199254740992 per second', 'the count "9007199254740992" is too large'],
   ['99999999999999999999 per second', 'is too large (at most 9007199254740991)'],
+  // A Structured Field Integer has at most 15 digits, so larger counts cannot be sent in RateLimit.
+  ['1000000000000000 per second', 'the count 1000000000000000 is too large (at most 999999999999999'],
+  // Characters that are not whitespace to `limits` either are named by code point, not shown as a space.
+  ['10 per\u200bminute', 'unknown unit "\u200bminute" (U+200B)'],
+  ['10\u200b/minute', '"\u200b/minute" (U+200B)'],
+  ['10 per minute\ufeff', 'unknown unit "minute\ufeff" (U+FEFF)'],
   ['1 per 9007199254740992 seconds', 'the window length "9007199254740992" is too large'],
   ['1 per 9007199254741 seconds', 'the window of 9007199254741 seconds is too long'],
   ['1 per 300000000 years', 'the window of 300000000 years is too long'],
@@ -364,3 +380,48 @@ function catchError(run: () => unknown): unknown {
   }
   throw new Error('expected a throw')
 }
+
+// What the Python `limits` library (and so flask-limiter) does with the same strings, read from its
+// parser: `^SINGLE([,;|]SINGLE)*$` with SINGLE = `\s*([0-9]+)\s*(/|\s*per\s*)\s*([0-9]+)*\s*(unit)s?\s*`,
+// case-insensitive, `\s` being Python's Unicode whitespace and `[0-9]` ASCII only.
+describe('agrees with limits, except where documented', () => {
+  const bothAccept: [string, number, number, string][] = [
+    ['1 per second', 1, 1, 'second'],
+    ['1/SECOND', 1, 1, 'second'],
+    ['10per minute', 10, 1, 'minute'],
+    ['1 / 5 minutes', 1, 5, 'minute'],
+    ['2 per 3 Days', 2, 3, 'day'],
+    ['\u00a07/hour\u3000', 7, 1, 'hour'],
+    ['5 per 01 year', 5, 1, 'year'],
+  ]
+  it.each(bothAccept)('accepts %j like limits', (text, amount, multiples, unit) => {
+    expect(parseLimits(text)).toMatchObject([{ amount, multiples, unit }])
+  })
+
+  const bothReject = [
+    '1 per',
+    'per minute',
+    '1 minute',
+    '1.0/second',
+    '-1/second',
+    '+1/second',
+    '1/second,',
+    ',1/second',
+    '1/second,,2/minute',
+    '1 per fortnight',
+    '1 per sec',
+    '١/second',
+    '1/second 2/minute',
+  ]
+  it.each(bothReject)('rejects %j like limits', (text) => {
+    expect(() => parseLimits(text)).toThrow(LimitParseError)
+  })
+
+  // Where tollgate is stricter, on purpose (README, Notation): limits accepts these.
+  it.each(['0/second', '1 per 0 seconds', '1000000000000000/second'])(
+    'rejects %j, which limits accepts',
+    (text) => {
+      expect(() => parseLimits(text)).toThrow(LimitParseError)
+    },
+  )
+})

@@ -1,5 +1,5 @@
 import type { LimitDecision } from '@tollgate/core'
-import type { LimitedRoute } from '@tollgate/core/internal'
+import { LimitedRoute, type LimitOutcome } from '@tollgate/core/internal'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 declare global {
@@ -15,31 +15,23 @@ function setHeader(res: Response, name: string, value: string): void {
   res.setHeader(name, value)
 }
 
-/** Counts the request and answers what the core makes of the decision. */
+/** Counts the request and answers what the core makes of the outcome (429, 400 or 500). */
 export function limitMiddleware(route: LimitedRoute<Request>): RequestHandler {
-  function apply(decision: LimitDecision | null, req: Request, res: Response, next: NextFunction): void {
-    if (decision === null) return next()
-    req.rateLimit = decision
-    const rejection = route.apply(req, decision, res, setHeader)
+  function apply(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
+    if (outcome === null) return next()
+    const decision = LimitedRoute.decisionOf(outcome)
+    if (decision !== null) req.rateLimit = decision
+    const rejection = route.apply(req, outcome, res, setHeader)
     if (rejection === undefined) return next()
     res.status(rejection.status).json(rejection.body)
   }
 
   return function tollgateLimit(req: Request, res: Response, next: NextFunction): void {
-    let result: ReturnType<typeof route.check>
-    try {
-      result = route.check(req, req.ip)
-    } catch (error) {
-      return next(error)
-    }
+    const result = route.check(req, req.ip)
     if (result instanceof Promise) {
-      result.then((decision) => apply(decision, req, res, next)).catch(next)
+      result.then((outcome) => apply(outcome, req, res, next)).catch(next)
     } else {
-      try {
-        apply(result, req, res, next)
-      } catch (error) {
-        next(error)
-      }
+      apply(result, req, res, next)
     }
   }
 }

@@ -1,5 +1,4 @@
-import type { LimitDecision } from '@tollgate/core'
-import type { LimitedRoute } from '@tollgate/core/internal'
+import { LimitedRoute, type LimitOutcome } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 
 function setHeader(reply: FastifyReply, name: string, value: string): void {
@@ -8,23 +7,19 @@ function setHeader(reply: FastifyReply, name: string, value: string): void {
 
 /**
  * A callback-style hook (no promise unless the store or a user callback is async)
- * that counts the request and answers what the core makes of the decision.
+ * that counts the request and answers what the core makes of the outcome (429, 400 or 500).
  */
 export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
   function apply(
-    decision: LimitDecision | null,
+    outcome: LimitOutcome,
     request: FastifyRequest,
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    if (decision === null) return done()
-    request.rateLimit = decision
-    let rejection: ReturnType<typeof route.apply>
-    try {
-      rejection = route.apply(request, decision, reply, setHeader)
-    } catch (error) {
-      return done(error as Error)
-    }
+    if (outcome === null) return done()
+    const decision = LimitedRoute.decisionOf(outcome)
+    if (decision !== null) request.rateLimit = decision
+    const rejection = route.apply(request, outcome, reply, setHeader)
     if (rejection === undefined) return done()
     reply.code(rejection.status).send(rejection.body)
   }
@@ -34,17 +29,9 @@ export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    let result: ReturnType<typeof route.check>
-    try {
-      result = route.check(request, request.ip)
-    } catch (error) {
-      return done(error as Error)
-    }
+    const result = route.check(request, request.ip)
     if (result instanceof Promise) {
-      result.then(
-        (decision) => apply(decision, request, reply, done),
-        (error: Error) => done(error),
-      )
+      result.then((outcome) => apply(outcome, request, reply, done)).catch(done)
     } else {
       apply(result, request, reply, done)
     }

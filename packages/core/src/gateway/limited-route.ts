@@ -1,50 +1,54 @@
 import type { LimitDecision } from '../limits/decision.js'
-import { type HeaderMode, writeRateLimitHeaders } from '../limits/headers.js'
-import type { RouteLimit } from '../limits/limit-engine.js'
+import {
+  type HeaderSetter,
+  type LimitAnswer,
+  LimitCheckFailure,
+  type LimitOutcome,
+} from '../limits/rejection.js'
+import type { RouteLimit } from '../limits/route-limit.js'
 
 /** How an adapter sets one response header on its framework's response object. */
-export type SetHeader<Target> = (target: Target, name: string, value: string) => void
+export type SetHeader<Target> = HeaderSetter<Target>
 
-/** What an adapter sends for a rejected request: this status and this JSON body. */
-export interface LimitRejection {
-  readonly status: number
-  readonly body: unknown
-}
+/** What an adapter sends instead of running the route: this status and this JSON body. */
+export type LimitRejection = LimitAnswer
 
 /**
  * One limited route as an adapter drives it: `check` counts the request, `apply` turns the
- * decision into headers and, for a rejection, the answer to send. Both adapters go through here,
- * so what a decision means for the response is decided in one place.
+ * outcome into headers and, when the route must not run, the answer to send (429, 400 for a cost
+ * no window can hold, 500 when the check itself failed). Both adapters go through here, so what
+ * an outcome means for the response is decided in one place.
  */
 export class LimitedRoute<Req> {
   readonly #limit: RouteLimit<Req>
-  readonly #headers: HeaderMode
-  readonly #policyHeader: string
 
-  constructor(limit: RouteLimit<Req>, headers: HeaderMode) {
+  constructor(limit: RouteLimit<Req>) {
     this.#limit = limit
-    this.#headers = headers
-    this.#policyHeader = limit.limiter.policyHeader
-  }
-
-  /** Counts the request; null when it is skipped or allow-listed. Synchronous unless a callback or the store is async. */
-  check(request: Req, ip: string | undefined): LimitDecision | null | Promise<LimitDecision | null> {
-    return this.#limit.check(request, ip)
   }
 
   /**
-   * Writes the decision's headers through `set`; for a rejection also `Retry-After`, and returns
-   * the status and body to send. Undefined when the request may go on. Allocates only for a rejection.
+   * Counts the request; null when it is skipped or allow-listed. Never throws or rejects: a failed
+   * check comes back as a `LimitCheckFailure`. Synchronous unless a callback or the store is async.
+   */
+  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+    return this.#limit.check(request, ip)
+  }
+
+  /** The decision to expose as `request.rateLimit`, if the check produced one. */
+  static decisionOf(outcome: LimitDecision | LimitCheckFailure): LimitDecision | null {
+    return outcome instanceof LimitCheckFailure ? null : outcome
+  }
+
+  /**
+   * Writes the outcome's headers through `set` and returns the status and body to send instead of
+   * the route; undefined when the request may go on. Allocates only for a rejection.
    */
   apply<Target>(
     request: Req,
-    decision: LimitDecision,
+    outcome: LimitDecision | LimitCheckFailure,
     target: Target,
     set: SetHeader<Target>,
   ): LimitRejection | undefined {
-    writeRateLimitHeaders(decision, this.#headers, this.#policyHeader, target, set)
-    if (decision.allowed) return undefined
-    set(target, 'Retry-After', String(decision.retryAfter))
-    return { status: 429, body: this.#limit.rejection(request, decision) }
+    return this.#limit.respond(request, outcome, target, set) ?? undefined
   }
 }

@@ -83,7 +83,7 @@ export class TollgateCore<Req> {
    */
   limitRoute(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): LimitedRoute<Req> | null {
     const limit = this.#engine.route(scope, spec, where)
-    return limit === null ? null : new LimitedRoute(limit, this.#engine.headers)
+    return limit === null ? null : new LimitedRoute(limit)
   }
 
   /** The forwarding gateway, or an option error naming `what` needed it. */

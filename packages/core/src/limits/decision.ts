@@ -2,26 +2,41 @@ import type { RateLimitItem } from './notation.js'
 
 /** One window's state after a check. */
 export interface WindowState {
+  /** The limit as parsed, e.g. `{ amount: 50, multiples: 1, unit: 'hour', windowMs: 3600000 }`. */
   readonly item: RateLimitItem
-  /** Token used in the `RateLimit` headers, e.g. `50-per-hour`. */
+  /**
+   * The window's name in the `RateLimit` and `RateLimit-Policy` headers, e.g. `50-per-hour`; unique
+   * among the windows of one route (an application window with the same limit as a route window
+   * is named `application-50-per-hour`).
+   */
   readonly policy: string
-  /** Requests counted in this window (not counting a rejected request). */
+  /** Quota units counted in this window, this request included when it was allowed. */
   readonly used: number
+  /** Quota units left in this window: `item.amount - used`, at least 0. */
   readonly remaining: number
-  /** Milliseconds until this window starts over. */
+  /** Milliseconds until this window starts over, at most the window's length. */
   readonly resetMs: number
 }
 
-/** The outcome of one rate-limit check; handlers read it as `req.rateLimit`. */
+/** The outcome of one rate-limit check; handlers read it as `request.rateLimit` / `req.rateLimit`. */
 export interface LimitDecision {
+  /** Whether the request may proceed. When false it was charged to no window. */
   readonly allowed: boolean
-  /** The client key the request was counted under. */
+  /** The client key the request was counted under (the default is the client IP, IPv6 by /64). */
   readonly key: string
+  /** What the request cost (the `cost` option), in quota units. */
+  readonly cost: number
   /** Every window checked: the route's, then the application's. */
   readonly windows: readonly WindowState[]
-  /** The window that rejected the request (the longest wait), or the one closest to running out. */
+  /**
+   * The window the headers describe. Rejected: the one that refused the request (of several,
+   * the one that frees up last). Allowed: the one with the fewest units left.
+   */
   readonly binding: WindowState
-  /** Whole seconds to wait before retrying (at least 1) when rejected; 0 when allowed. */
+  /**
+   * Whole seconds to wait before retrying (at least 1) when rejected; 0 when allowed, and 0 when
+   * the request can never pass because its cost is above `binding.item.amount`.
+   */
   readonly retryAfter: number
   /** The binding limit as flask-limiter writes it, e.g. "50 per 1 hour". */
   readonly limit: string

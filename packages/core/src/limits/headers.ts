@@ -1,7 +1,7 @@
 import type { LimitDecision } from './decision.js'
 
 /**
- * Which rate-limit headers to send: the IETF fields (draft-ietf-httpapi-ratelimit-headers-10:
+ * Which rate-limit headers to send: the IETF fields (draft-ietf-httpapi-ratelimit-headers-11:
  * `RateLimit-Policy` and `RateLimit`), the legacy `X-RateLimit-*` trio, both, or none.
  */
 export type HeaderMode = 'ietf' | 'legacy' | 'both' | false

@@ -14,24 +14,46 @@ export interface InsuredStoreOptions {
   insurance: LimitStore
   mode: StoreErrorMode
   logger: Logger
+  /**
+   * Whether an error of the primary means it is down (fall back) rather than that the call is
+   * wrong (rethrown to the caller). Default: every error is an outage.
+   */
+  isOutage?: (error: unknown) => boolean
+  /** Clock, for tests. */
+  now?: () => number
 }
+
+/** The first retry of a primary that went down; doubled after each failed probe, up to the max. */
+export const PROBE_FIRST_MS = 500
+export const PROBE_MAX_MS = 5_000
 
 /**
  * Keeps answering while the primary store is down: falls back per `mode`, logs
  * the outage once when it starts and once when it ends, never per request.
+ *
+ * While the primary is down, requests do not wait on it: one request at a time probes it, first
+ * `PROBE_FIRST_MS` after the failure, then backing off to every `PROBE_MAX_MS`; every other
+ * request goes straight to the fallback. A probe that succeeds ends the outage.
  */
 export class InsuredStore implements LimitStore {
   readonly #primary: LimitStore
   readonly #insurance: LimitStore
   readonly #mode: StoreErrorMode
   readonly #logger: Logger
+  readonly #isOutage: (error: unknown) => boolean
+  readonly #now: () => number
   #down = false
+  #probing = false
+  #probeAt = 0
+  #backoffMs = PROBE_FIRST_MS
 
   constructor(options: InsuredStoreOptions) {
     this.#primary = options.primary
     this.#insurance = options.insurance
     this.#mode = options.mode
     this.#logger = options.logger
+    this.#isOutage = options.isOutage ?? (() => true)
+    this.#now = options.now ?? Date.now
   }
 
   /** Whether the last call to the primary store failed. */
@@ -40,20 +62,48 @@ export class InsuredStore implements LimitStore {
   }
 
   hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> | HitResult {
+    const probe = this.#down
+    if (probe) {
+      if (this.#probing || this.#now() < this.#probeAt) return this.#serveDown(key, windows, cost)
+      this.#probing = true
+    }
     let pending: Promise<HitResult> | HitResult
     try {
       pending = this.#primary.hit(key, windows, cost)
     } catch (error) {
-      return this.#fallback(key, windows, cost, error)
+      return this.#failed(key, windows, cost, error, probe)
     }
-    if (!(pending instanceof Promise)) return this.#recovered(pending)
+    if (!(pending instanceof Promise)) return this.#recovered(pending, probe)
     return pending.then(
-      (result) => this.#recovered(result),
-      (error: unknown) => this.#fallback(key, windows, cost, error),
+      (result) => this.#recovered(result, probe),
+      (error: unknown) => this.#failed(key, windows, cost, error, probe),
     )
   }
 
-  #recovered(result: HitResult): HitResult {
+  #failed(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    error: unknown,
+    probe: boolean,
+  ): HitResult | Promise<HitResult> {
+    if (probe) this.#probing = false
+    if (!this.#isOutage(error)) {
+      // The primary answered: a wrong call says nothing about whether it is up.
+      if (probe) this.#probeAt = 0
+      throw error
+    }
+    if (probe) {
+      this.#backoffMs = Math.min(this.#backoffMs * 2, PROBE_MAX_MS)
+    } else if (!this.#down) {
+      this.#backoffMs = PROBE_FIRST_MS
+    }
+    if (probe || !this.#down) this.#probeAt = this.#now() + this.#backoffMs
+    return this.#fallback(key, windows, cost, error)
+  }
+
+  #recovered(result: HitResult, probe: boolean): HitResult {
+    if (probe) this.#probing = false
     if (this.#down) {
       this.#down = false
       ;(this.#logger.info ?? this.#logger.warn).call(
@@ -77,6 +127,10 @@ export class InsuredStore implements LimitStore {
         `tollgate: rate-limit store unavailable (${reason}); ${FALLBACK_DESCRIPTION[this.#mode]} until it answers again`,
       )
     }
+    return this.#serveDown(key, windows, cost)
+  }
+
+  #serveDown(key: string, windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult> {
     switch (this.#mode) {
       case 'insurance':
         return this.#insurance.hit(key, windows, cost)

@@ -1,31 +1,24 @@
+import { UserCallbacks } from '../user-callback.js'
 import {
   checkCost,
   checkKnownKeys,
+  checkNumber,
   checkObject,
   checkOneOf,
   checkOptionalFunction,
   checkOptionalString,
   fail,
-  describeValue as show,
 } from '../validation.js'
-import type { LimitDecision } from './decision.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
 import { InsuredStore, type Logger } from './insured-store.js'
 import { clientKeyFromIp } from './ip-key.js'
 import { RateLimiter, type WindowGroup } from './limiter.js'
 import { MemoryStore } from './memory-store.js'
 import { LimitParseError, parseLimits, type RateLimitItem } from './notation.js'
-import type {
-  Cost,
-  KeyGenerator,
-  RateLimitOptions,
-  RouteLimitOptions,
-  RouteLimitSpec,
-  StoreOption,
-} from './options.js'
+import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption } from './options.js'
 import { isRedisClient } from './redis-client.js'
-import { RedisStore } from './redis-store.js'
-import { defaultRejectionBody } from './rejection.js'
+import { isRedisOutage, RedisStore } from './redis-store.js'
+import { RouteLimit } from './route-limit.js'
 import type { LimitStore } from './store.js'
 
 const ENGINE_OPTIONS = [
@@ -40,6 +33,7 @@ const ENGINE_OPTIONS = [
   'allowList',
   'rejectionBody',
   'onExceeded',
+  'clientRetryMaxSeconds',
   'logger',
 ] as const
 const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope'] as const
@@ -65,6 +59,8 @@ function parseOption(option: string, text: unknown): RateLimitItem[] {
 export class LimitEngine<Req> {
   readonly headers: HeaderMode
   readonly store: LimitStore
+  /** Guards every user callback of the limits; adapters may share it for their own callbacks. */
+  readonly callbacks: UserCallbacks
   /**
    * Put before every scope for a store the caller passed in: only the stores built here apply
    * keyPrefix themselves, and one passed-in store may be shared by engines with different prefixes.
@@ -74,6 +70,8 @@ export class LimitEngine<Req> {
   readonly #application: RateLimitItem[] | undefined
   readonly #options: RateLimitOptions<Req>
   readonly #allowList: ((request: Req, key: string) => boolean) | undefined
+  readonly #clientRetryMaxSeconds: number | false
+  readonly #storeFailed: (error: unknown) => void
 
   constructor(
     options: RateLimitOptions<Req>,
@@ -107,7 +105,21 @@ export class LimitEngine<Req> {
     if (options.logger !== undefined && typeof options.logger?.warn !== 'function') {
       fail('logger', 'an object with a warn(message) method', options.logger)
     }
-    this.store = createStore(options.store, prefix, options.logger ?? defaultLogger)
+    const retryMax = options.clientRetryMaxSeconds
+    this.#clientRetryMaxSeconds =
+      retryMax === false ? false : checkNumber('clientRetryMaxSeconds', retryMax, 60, { min: 0 })
+    const logger = options.logger ?? defaultLogger
+    this.callbacks = new UserCallbacks(logger)
+    let storeFailureLogged = false
+    this.#storeFailed = (error) => {
+      if (storeFailureLogged) return
+      storeFailureLogged = true
+      const reason = error instanceof Error ? error.message : String(error)
+      logger.warn(
+        `tollgate: the rate-limit store failed (${reason}); such requests get a 500. Later failures are not logged.`,
+      )
+    }
+    this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
   }
 
@@ -143,93 +155,28 @@ export class LimitEngine<Req> {
     const head = this.#scopePrefix
     if (own !== undefined) groups.push({ scope: head + (routeOptions.scope ?? scope), items: own })
     if (this.#application !== undefined) {
-      groups.push({ scope: `${head}*application`, items: this.#application })
+      groups.push({ scope: `${head}*application`, items: this.#application, label: 'application' })
     }
     if (groups.length === 0) return null
-    return new RouteLimit(new RateLimiter(this.store, groups), {
+    const limiter = new RateLimiter(this.store, groups)
+    return new RouteLimit(limiter, {
       keyGenerator: routeOptions.keyGenerator ?? this.#options.keyGenerator,
       cost: routeOptions.cost ?? this.#options.cost ?? 1,
       skip: routeOptions.skip ?? this.#options.skip,
       allowList: this.#allowList,
       rejectionBody: this.#options.rejectionBody,
       onExceeded: this.#options.onExceeded,
+      headers: this.headers,
+      policyHeader: limiter.policyHeader,
+      clientRetryMaxSeconds: this.#clientRetryMaxSeconds,
+      callbacks: this.callbacks,
+      storeFailed: this.#storeFailed,
     })
   }
 
   close(): Promise<void> | void {
     return this.store.close()
   }
-}
-
-interface RouteLimitSettings<Req> {
-  keyGenerator: KeyGenerator<Req> | undefined
-  cost: Cost<Req>
-  skip: ((request: Req) => boolean | Promise<boolean>) | undefined
-  allowList: ((request: Req, key: string) => boolean) | undefined
-  rejectionBody: ((request: Req, decision: LimitDecision) => unknown) | undefined
-  onExceeded: ((request: Req, decision: LimitDecision) => void) | undefined
-}
-
-/** One route's limiter plus the per-request settings that apply to it. */
-export class RouteLimit<Req> {
-  readonly limiter: RateLimiter
-  readonly #settings: RouteLimitSettings<Req>
-
-  constructor(limiter: RateLimiter, settings: RouteLimitSettings<Req>) {
-    this.limiter = limiter
-    this.#settings = settings
-  }
-
-  /**
-   * Counts the request. `ip` is the client address as the framework reports it
-   * (after its own trust-proxy handling). Resolves to null when the request is
-   * skipped or allow-listed. Synchronous unless a callback or the store is async.
-   */
-  check(request: Req, ip: string | undefined): LimitDecision | null | Promise<LimitDecision | null> {
-    const { skip } = this.#settings
-    if (skip !== undefined) {
-      const skipped = skip(request)
-      if (skipped instanceof Promise) return skipped.then((s) => (s ? null : this.#keyed(request, ip)))
-      if (skipped) return null
-    }
-    return this.#keyed(request, ip)
-  }
-
-  #keyed(request: Req, ip: string | undefined): LimitDecision | null | Promise<LimitDecision | null> {
-    const { keyGenerator } = this.#settings
-    if (keyGenerator === undefined) return this.#counted(request, clientKeyFromIp(ip))
-    const key = keyGenerator(request)
-    if (key instanceof Promise) return key.then((k) => this.#counted(request, checkKey(k)))
-    return this.#counted(request, checkKey(key))
-  }
-
-  #counted(request: Req, key: string): LimitDecision | null | Promise<LimitDecision> {
-    const { allowList, cost } = this.#settings
-    if (allowList?.(request, key)) return null
-    const amount = typeof cost === 'number' ? cost : checkRequestCost(cost(request))
-    return this.limiter.hit(key, amount)
-  }
-
-  /** Body for a 429; calls `onExceeded` first. */
-  rejection(request: Req, decision: LimitDecision): unknown {
-    this.#settings.onExceeded?.(request, decision)
-    const build = this.#settings.rejectionBody
-    return build === undefined ? defaultRejectionBody(decision) : build(request, decision)
-  }
-}
-
-function checkKey(key: unknown): string {
-  if (typeof key !== 'string' || key === '') {
-    throw new TypeError(`tollgate: keyGenerator must return a non-empty string; got ${show(key)}`)
-  }
-  return key
-}
-
-function checkRequestCost(cost: unknown): number {
-  if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 0) {
-    throw new TypeError(`tollgate: cost() must return a whole number >= 0; got ${show(cost)}`)
-  }
-  return cost
 }
 
 function allowListPredicate<Req>(
@@ -266,6 +213,7 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
       insurance: new MemoryStore(),
       mode,
       logger,
+      isOutage: isRedisOutage,
     })
   }
   if (
@@ -274,6 +222,8 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
   ) {
     return option as LimitStore
   }
+  if (isRedisClient(option))
+    fail('store', `{ redis: client } (the client goes inside) or ${STORE_EXPECTED}`, option)
   return fail('store', STORE_EXPECTED, option)
 }
 

@@ -7,6 +7,8 @@ export interface WindowGroup {
   /** Counter namespace: requests under the same scope and client key share counters. */
   readonly scope: string
   readonly items: readonly RateLimitItem[]
+  /** Put before a window's policy name when another group already uses that name (`application`). */
+  readonly label?: string
 }
 
 interface PreparedWindow {
@@ -31,18 +33,22 @@ export class RateLimiter {
   constructor(store: LimitStore, groups: readonly WindowGroup[]) {
     this.#store = store
     const windows: PreparedWindow[] = []
-    for (const group of groups) {
+    groups.forEach((group, index) => {
       for (const item of group.items) {
-        const policy = policyName(item)
-        const id = `${group.scope}:${policy}`
+        const counter = policyName(item)
+        const id = `${group.scope}:${counter}`
         // The same limit written twice in one scope names one counter; listing it twice would
         // charge that counter twice per request and halve the limit.
         if (windows.some((w) => w.spec.id === id)) continue
+        // The same limit in two scopes is two policies, and a header name must tell them apart.
+        let policy = counter
+        if (windows.some((w) => w.policy === policy))
+          policy = `${group.label ?? `scope-${index + 1}`}-${counter}`
         const spec = { id, amount: item.amount, windowMs: item.windowMs }
         windows.push({ item, policy, described: describeLimit(item), spec })
       }
-    }
-    if (windows.length === 0) throw new TypeError('tollgate: a rate limiter needs at least one limit')
+    })
+    if (windows.length === 0) throw new RangeError('tollgate: a rate limiter needs at least one limit')
     this.#windows = windows
     this.#specs = windows.map((w) => w.spec)
     this.policyHeader = windows
@@ -67,23 +73,28 @@ export class RateLimiter {
     for (let i = 0; i < windows.length; i++) {
       const w = windows[i]!
       const used = result.used[i] ?? 0
+      // A store's answer is clamped to what the window allows, so the headers stay truthful (and
+      // within the Structured Field integer range) whatever a custom store returns.
+      const reset = result.resetMs[i] ?? w.item.windowMs
       const state: WindowState = {
         item: w.item,
         policy: w.policy,
         used,
         remaining: Math.max(0, w.item.amount - used),
-        resetMs: Math.max(0, result.resetMs[i] ?? w.item.windowMs),
+        resetMs: Math.max(0, Math.min(reset, w.item.windowMs)),
       }
       states[i] = state
       if (i > 0 && bindsBefore(state, states[binding]!, result.allowed, cost)) binding = i
     }
     const bound = states[binding]!
+    const never = !result.allowed && cost > bound.item.amount
     return {
       allowed: result.allowed,
       key,
+      cost,
       windows: states,
       binding: bound,
-      retryAfter: result.allowed ? 0 : Math.max(1, Math.ceil(bound.resetMs / 1000)),
+      retryAfter: result.allowed || never ? 0 : Math.max(1, Math.ceil(bound.resetMs / 1000)),
       limit: windows[binding]!.described,
     }
   }
@@ -91,14 +102,17 @@ export class RateLimiter {
 
 /**
  * Allowed: the window with the fewest requests left binds (the longer wait on a tie).
- * Rejected: among windows without room for `cost`, the one that resets last binds,
- * since the client must wait for it.
+ * Rejected: a window whose whole amount is below `cost` binds first, since no wait helps; then,
+ * among windows without room for `cost`, the one that resets last, since the client must wait for it.
  */
 function bindsBefore(candidate: WindowState, current: WindowState, allowed: boolean, cost: number): boolean {
   if (allowed) {
     if (candidate.remaining !== current.remaining) return candidate.remaining < current.remaining
     return candidate.resetMs > current.resetMs
   }
+  const candidateNever = candidate.item.amount < cost
+  const currentNever = current.item.amount < cost
+  if (candidateNever !== currentNever) return candidateNever
   const candidateFull = candidate.remaining < cost
   const currentFull = current.remaining < cost
   if (candidateFull !== currentFull) return candidateFull

@@ -6,8 +6,10 @@ interface Counter {
 }
 
 export interface MemoryStoreOptions {
-  /** How often expired counters are swept out, in ms. */
+  /** How often a sweep of expired counters starts, in ms. Default 60 000. */
   sweepIntervalMs?: number
+  /** Counters a sweep looks at per event-loop turn. Default 5 000 (about 1 ms of work). */
+  sweepBatchSize?: number
   /** Clock, for tests. */
   now?: () => number
 }
@@ -15,10 +17,12 @@ export interface MemoryStoreOptions {
 /**
  * Fixed-window counters in a Map. The window starts at a key's first hit.
  *
- * Memory is bounded by the number of distinct keys seen within the longest
- * window: a periodic sweep deletes every counter whose window has ended. There is
- * deliberately no size cap with eviction, because evicting a live counter would
- * hand that client a fresh window — a flood of new keys must not reset anyone.
+ * Memory is bounded by the number of distinct keys seen within the longest window plus the
+ * sweep's lag: every `sweepIntervalMs` a sweep starts that deletes every counter whose window has
+ * ended, `sweepBatchSize` counters per event-loop turn, so a million expired counters never block
+ * the loop in one go (one pass over them was ~0.4 s). There is deliberately no size cap with
+ * eviction, because evicting a live counter would hand that client a fresh window — a flood of
+ * new keys must not reset anyone.
  */
 export class MemoryStore implements LimitStore {
   /** One table per window id, keyed by client key: lookups hash only the client key, which the
@@ -27,10 +31,17 @@ export class MemoryStore implements LimitStore {
   readonly #found: (Counter | undefined)[] = []
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
+  readonly #batch: number
+  /** Where the running sweep is: the table it is in and its place in that table. */
+  #sweepTables: Iterator<Map<string, Counter>> | undefined
+  #sweepTable: Map<string, Counter> | undefined
+  #sweepEntries: Iterator<string> | undefined
+  #sweepTurn: NodeJS.Immediate | undefined
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now
-    this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000)
+    this.#batch = options.sweepBatchSize ?? 5_000
+    this.#sweeper = setInterval(() => this.#startSweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
   }
 
@@ -90,18 +101,60 @@ export class MemoryStore implements LimitStore {
     return { allowed, used, resetMs }
   }
 
-  /** Delete counters whose window has ended. */
+  /** Delete every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
-    const now = this.#now()
-    for (const table of this.#tables.values()) {
-      for (const [key, counter] of table) {
-        if (counter.resetAt <= now) table.delete(key)
-      }
+    this.#sweepTables = undefined
+    while (!this.sweepStep(Number.POSITIVE_INFINITY));
+  }
+
+  /**
+   * Continues the current sweep (or starts one) over at most `limit` counters; true when the
+   * sweep has been through every table. A Map iterator stays valid while entries are deleted.
+   */
+  sweepStep(limit = this.#batch): boolean {
+    if (this.#sweepTables === undefined) {
+      this.#sweepTables = this.#tables.values()
+      this.#sweepTable = undefined
+      this.#sweepEntries = undefined
     }
+    const now = this.#now()
+    let seen = 0
+    while (seen < limit) {
+      if (this.#sweepEntries === undefined) {
+        const next = this.#sweepTables.next()
+        if (next.done) {
+          this.#sweepTables = undefined
+          return true
+        }
+        this.#sweepTable = next.value
+        // Keys, not entries: an entry is a fresh [key, value] array per counter.
+        this.#sweepEntries = next.value.keys()
+      }
+      const entry = this.#sweepEntries.next()
+      if (entry.done) {
+        this.#sweepEntries = undefined
+        continue
+      }
+      seen++
+      const table = this.#sweepTable!
+      if (table.get(entry.value)!.resetAt <= now) table.delete(entry.value)
+    }
+    return false
+  }
+
+  #startSweep(): void {
+    if (this.#sweepTurn !== undefined) return
+    const turn = () => {
+      this.#sweepTurn = this.sweepStep() ? undefined : setImmediate(turn).unref()
+    }
+    turn()
   }
 
   close(): void {
     clearInterval(this.#sweeper)
+    if (this.#sweepTurn !== undefined) clearImmediate(this.#sweepTurn)
+    this.#sweepTurn = undefined
+    this.#sweepTables = undefined
     this.#tables.clear()
   }
 }

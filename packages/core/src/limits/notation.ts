@@ -9,9 +9,11 @@
  * A month is 30 days and a year 360 days, as in `limits`, so a limit copied from a flask-limiter
  * app keeps its window here.
  *
- * Stricter than `limits` on purpose, because a typo here silently changes how much traffic gets
- * through: a count or window of 0, empty items (`"10/minute,"`), decimals, signs, non-ASCII digits
- * and numbers beyond `Number.MAX_SAFE_INTEGER` are rejected instead of being coerced.
+ * Like `limits`, empty items (`"10/minute,"`), decimals, signs, non-ASCII digits and unknown units
+ * are rejected, and Unicode whitespace (`\u00a0`, `\u3000` …) counts as whitespace. Stricter than
+ * `limits` on purpose, because such a limit cannot do what it says: a count or window of 0 (which
+ * `limits` accepts), and a count above 999 999 999 999 999, the largest integer a Structured Field
+ * (RFC 9651) can carry in the `RateLimit` headers.
  *
  * The scanner is hand-written and touches each character a bounded number of times, so hostile or
  * accidental huge strings cannot stall startup.
@@ -58,6 +60,8 @@ const SEPARATORS = /[,;|]/
 const OTHER_DIGIT = /\p{Nd}/uy
 // Excerpts keep messages readable when the offending text is huge; the full input is still quoted.
 const EXCERPT_MAX = 40
+/** RFC 9651 §3.3.1: an Integer has at most 15 digits. */
+export const MAX_AMOUNT = 999_999_999_999_999
 
 /** Parses one or more limits, returning them in the order written. */
 export function parseLimits(text: string): RateLimitItem[] {
@@ -145,6 +149,9 @@ function parseItem(input: string, piece: string, index: number, count: number): 
   const amount = amountDigits.value
   const multiples = multiplesDigits?.value ?? 1
   const plural = `${unit}s`
+  if (amount > MAX_AMOUNT) {
+    fail(`the count ${amount} is too large (at most ${MAX_AMOUNT}, what the RateLimit headers can carry)`)
+  }
   if (amount === 0) {
     const window = multiples === 1 ? unit : `${multiples} ${plural}`
     fail(`the count must be at least 1 (write e.g. "1 per ${window}")`)
@@ -226,8 +233,16 @@ function heading(input: string): string {
   return `Invalid rate limit ${JSON.stringify(`${input.slice(0, 200)}…`)} (${input.length} characters)`
 }
 
+// An invisible or look-alike character (a zero-width space, a full-width letter) is named by its
+// code point, or the message would show what looks like valid text.
+const UNUSUAL = /[^\x20-\x7e]/u
+
 function quote(text: string): string {
-  return JSON.stringify(text.length > EXCERPT_MAX ? `${text.slice(0, EXCERPT_MAX)}…` : text)
+  const shown = text.length > EXCERPT_MAX ? `${text.slice(0, EXCERPT_MAX)}…` : text
+  const unusual = UNUSUAL.exec(shown.endsWith('…') ? shown.slice(0, -1) : shown)?.[0]
+  const named =
+    unusual === undefined ? '' : ` (U+${unusual.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`
+  return JSON.stringify(shown) + named
 }
 
 function excerpt(s: string, from: number, to = s.length): string {
@@ -244,9 +259,22 @@ function skipSpace(s: string, pos: number): number {
   return pos
 }
 
-// ASCII whitespace only, so the accepted syntax does not shift with Unicode versions.
+// What Python's `\s` (and so `limits`) matches in a str: ASCII whitespace, the separators
+// U+001C-U+001F, U+0085, and Unicode's space separators and line/paragraph separators.
 function isSpace(c: number): boolean {
-  return c === 0x20 || (c >= 0x09 && c <= 0x0d)
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f)
+  if (c < 0x85) return false
+  return (
+    c === 0x85 ||
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  )
 }
 
 function isAsciiDigit(c: number): boolean {

@@ -38,10 +38,21 @@ export interface RateLimitOptions<Req> {
   skip?: (request: Req) => boolean | Promise<boolean>
   /** Client keys (or IPs) never limited, or a predicate. */
   allowList?: readonly string[] | ((request: Req, key: string) => boolean)
-  /** Builds the 429 JSON body; default: an OpenAI-style error naming the limit. */
+  /**
+   * Builds the JSON body of a rejection (429, or 400 when `decision.retryAfter` is 0 because the cost
+   * is above a window's amount); default: an OpenAI-style error naming the limit. Must be synchronous.
+   */
   rejectionBody?: (request: Req, decision: LimitDecision) => unknown
-  /** Called for every rejected request, before the 429 is sent. */
-  onExceeded?: (request: Req, decision: LimitDecision) => void
+  /**
+   * Called for every rejected request, before the 429 (or 400) is sent. May be async; a throw or a
+   * rejected promise is logged once and does not change the answer.
+   */
+  onExceeded?: (request: Req, decision: LimitDecision) => unknown
+  /**
+   * A 429 whose `Retry-After` is above this many seconds also carries `x-should-retry: false`, which
+   * the official OpenAI SDKs obey instead of sleeping for `Retry-After`. Default 60; `false` never sends it.
+   */
+  clientRetryMaxSeconds?: number | false
   /** Where store outages are reported; default the framework's logger (Fastify) or `console`. */
   logger?: Logger
 }

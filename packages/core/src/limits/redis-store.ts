@@ -17,15 +17,22 @@ export interface RedisStoreOptions {
 }
 
 /**
- * Fixed-window counters in Redis: every window of a request is checked and
- * charged by one Lua script, so one round trip per request and no partial
- * charge. Keys are `<prefix>{<client key>}:<window id>`: the braces put every key
- * of one client in one Redis Cluster hash slot, so the script is valid on a cluster.
+ * Fixed-window counters in Redis: every window of a request is checked and charged by one Lua
+ * script, so one round trip per request and no partial charge. Keys are
+ * `<prefix>{<client key>}:<window id>`: the braces put every key of one client in one Redis Cluster
+ * hash slot, so the script is valid on a cluster. A client key with `}` or `%` in it is
+ * percent-escaped there (`}` would end the hash tag early and spread one request's keys over slots).
+ *
+ * Each call carries a deadline, `timeoutMs` from now on the server's clock (estimated from the
+ * server time every reply carries): a call that reaches the script after it is refused uncounted,
+ * because by then the request has been answered by the fallback.
  */
 export class RedisStore implements LimitStore {
   readonly #runner: ScriptRunner
   readonly #timeoutMs: number
   readonly #prefix: string
+  /** Server clock minus ours, as of the last reply; never above the real offset (see #learnClock). */
+  #clockOffsetMs = 0
 
   constructor(options: RedisStoreOptions) {
     this.#runner = scriptRunnerFor(options.client)
@@ -37,14 +44,15 @@ export class RedisStore implements LimitStore {
     if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
     const n = windows.length
     const keys = new Array<string>(n)
-    const head = `${this.#prefix}{${key}}:`
-    const args = new Array<string>(2 * n + 1)
+    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+    const args = new Array<string>(2 * n + 2)
     args[0] = String(cost)
+    args[1] = String(Date.now() + this.#clockOffsetMs + this.#timeoutMs)
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
       keys[i] = head + w.id
-      args[2 * i + 1] = String(w.amount)
-      args[2 * i + 2] = String(w.windowMs)
+      args[2 * i + 2] = String(w.amount)
+      args[2 * i + 3] = String(w.windowMs)
     }
     return new Promise<HitResult>((resolve, reject) => {
       const timer = setTimeout(
@@ -55,7 +63,7 @@ export class RedisStore implements LimitStore {
         (reply) => {
           clearTimeout(timer)
           try {
-            resolve(parseReply(reply, n))
+            resolve(this.#parseReply(reply, n))
           } catch (error) {
             reject(error)
           }
@@ -68,18 +76,67 @@ export class RedisStore implements LimitStore {
     })
   }
 
+  /**
+   * The server time in a reply was read before the reply travelled here, so server time minus our
+   * time now is at most the real offset: the deadline errs early (a call refused that could still
+   * have counted, answered by the fallback), never late.
+   */
+  #learnClock(serverNow: unknown): void {
+    const offset = Number(serverNow) - Date.now()
+    if (Number.isFinite(offset)) this.#clockOffsetMs = offset
+  }
+
+  #parseReply(reply: unknown, n: number): HitResult {
+    if (Array.isArray(reply) && reply.length === 2 && Number(reply[0]) === -1) {
+      this.#learnClock(reply[1])
+      throw new StoreUnavailableError('Redis ran the call after its deadline; it was not counted')
+    }
+    if (!Array.isArray(reply) || reply.length !== 2 * n + 2) {
+      throw new TypeError(`Unexpected reply from the rate-limit script (${describeReply(reply)})`)
+    }
+    this.#learnClock(reply[2 * n + 1])
+    const used = new Array<number>(n)
+    const resetMs = new Array<number>(n)
+    for (let i = 0; i < n; i++) {
+      used[i] = Number(reply[2 * i + 1])
+      resetMs[i] = Number(reply[2 * i + 2])
+    }
+    return { allowed: Number(reply[0]) === 1, used, resetMs }
+  }
+
   close(): void {}
 }
 
-function parseReply(reply: unknown, n: number): HitResult {
-  if (!Array.isArray(reply) || reply.length !== 2 * n + 1) {
-    throw new Error(`Unexpected reply from the rate-limit script: ${JSON.stringify(reply)}`)
-  }
-  const used = new Array<number>(n)
-  const resetMs = new Array<number>(n)
-  for (let i = 0; i < n; i++) {
-    used[i] = Number(reply[2 * i + 1])
-    resetMs[i] = Number(reply[2 * i + 2])
-  }
-  return { allowed: Number(reply[0]) === 1, used, resetMs }
+function describeReply(reply: unknown): string {
+  return Array.isArray(reply) ? `an array of ${reply.length} items` : typeof reply
+}
+
+/** `key`, or its percent-escaped form when `}` (or the escape character) would break the hash tag. */
+export function hashTagSafe(key: string): string {
+  if (key.indexOf('}') === -1 && key.indexOf('%') === -1) return key
+  return key.replaceAll('%', '%25').replaceAll('}', '%7D')
+}
+
+// Errors a Redis server answers while it cannot serve for now: the fallback covers them, like a
+// connection that is down.
+const TRANSIENT_REPLY = /^(LOADING|BUSY|CLUSTERDOWN|TRYAGAIN|MASTERDOWN|READONLY|NOREPLICAS|MOVED|ASK)\b/
+
+/**
+ * Whether `error` means Redis cannot answer now (down, unreachable, slow, failing over) rather
+ * than that the call itself is wrong. A wrong call (a script error such as CROSSSLOT or WRONGTYPE,
+ * an unexpected reply) is a bug or a key clash to report, not an outage to ride out: treating it
+ * as one would fall back on every request and log the outage over and over.
+ */
+export function isRedisOutage(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true
+  if (error instanceof TypeError) return false
+  if (!(error instanceof Error)) return true
+  const kind = (error as { constructor?: { name?: string } }).constructor?.name
+  const isReply =
+    error.name === 'ReplyError' ||
+    kind === 'ReplyError' ||
+    kind === 'ErrorReply' ||
+    kind === 'SimpleError' ||
+    kind === 'BlobError'
+  return !isReply || TRANSIENT_REPLY.test(error.message)
 }

@@ -3,10 +3,13 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   type HitResult,
   InsuredStore,
+  LimitCheckFailure,
   type LimitDecision,
   LimitEngine,
   type LimitStore,
   MemoryStore,
+  PROBE_FIRST_MS,
+  PROBE_MAX_MS,
   type RouteLimit,
   type StoreErrorMode,
   StoreUnavailableError,
@@ -57,8 +60,9 @@ class SwitchableStore implements LimitStore {
 function insured(mode: StoreErrorMode, logger = { warn: vi.fn(), info: vi.fn() }) {
   const primary = new SwitchableStore()
   const insurance = new MemoryStore()
-  const store = new InsuredStore({ primary, insurance, mode, logger })
-  return { primary, insurance, store, logger }
+  const clock = { now: 1_000_000 }
+  const store = new InsuredStore({ primary, insurance, mode, logger, now: () => clock.now })
+  return { primary, insurance, store, logger, clock }
 }
 
 describe('InsuredStore', () => {
@@ -75,15 +79,18 @@ describe('InsuredStore', () => {
   })
 
   it('insurance: counts in memory while the primary fails, warning once per outage', async () => {
-    const { store, primary, logger } = insured('insurance')
+    const { store, primary, logger, clock } = insured('insurance')
     primary.up = false
     const results = []
     for (let i = 0; i < 5; i++) results.push(await store.hit('k', windows, 1))
     expect(results.map((r) => r.allowed)).toEqual([true, true, false, false, false])
     expect(results.map((r) => r.used[0])).toEqual([1, 2, 2, 2, 2])
     expect(store.degraded).toBe(true)
-    expect(primary.calls).toBe(5)
-    expect(primary.keys).toEqual(['k', 'k', 'k', 'k', 'k'])
+    // Known down: the primary is not asked again until the first probe is due.
+    expect(primary.calls).toBe(1)
+    clock.now += PROBE_FIRST_MS
+    await store.hit('k', windows, 1)
+    expect(primary.calls).toBe(2)
     // The insurance counts per client, as the primary would.
     expect(await store.hit('other', windows, 1)).toMatchObject({ allowed: true, used: [1] })
     expect(logger.warn).toHaveBeenCalledOnce()
@@ -92,6 +99,7 @@ describe('InsuredStore', () => {
     )
 
     primary.up = true
+    clock.now += PROBE_MAX_MS
     for (let i = 0; i < 3; i++)
       expect(await store.hit('k', windows, 1)).toMatchObject({ allowed: true, used: [1] })
     expect(store.degraded).toBe(false)
@@ -149,13 +157,66 @@ describe('InsuredStore', () => {
     await store.close()
   })
 
+  it('probes one request at a time while down, backing off, and resumes on the first good probe', async () => {
+    const { store, primary, clock } = insured('insurance')
+    primary.up = false
+    await store.hit('k', windows, 1)
+    const probesAt: number[] = []
+    const start = clock.now
+    for (let t = 0; t <= 20_000; t += 100) {
+      clock.now = start + t
+      const before = primary.calls
+      // Many requests at each instant: at most one of them is a probe.
+      await Promise.all([1, 2, 3].map(() => store.hit('k', windows, 1)))
+      if (primary.calls > before) probesAt.push(t)
+      expect(primary.calls - before).toBeLessThanOrEqual(1)
+    }
+    // 0.5 s, then 1, 2, 4 s later, then every 5 s.
+    expect(probesAt).toEqual([500, 1_500, 3_500, 7_500, 12_500, 17_500])
+    primary.up = true
+    clock.now += PROBE_MAX_MS
+    await store.hit('k', windows, 1)
+    expect(store.degraded).toBe(false)
+    const calls = primary.calls
+    await store.hit('k', windows, 1)
+    expect(primary.calls).toBe(calls + 1)
+    await store.close()
+  })
+
+  it('a wrong call (not an outage) is rethrown, not answered by the fallback nor logged as an outage', async () => {
+    const logger = { warn: vi.fn(), info: vi.fn() }
+    const primary: LimitStore = {
+      hit: () => Promise.reject(new Error('CROSSSLOT Keys in request do not hash to the same slot')),
+      close: () => {},
+    }
+    const store = new InsuredStore({
+      primary,
+      insurance: new MemoryStore(),
+      mode: 'insurance',
+      logger,
+      isOutage: (error) => error instanceof StoreUnavailableError,
+    })
+    await expect(store.hit('k', windows, 1)).rejects.toThrow(/CROSSSLOT/)
+    expect(store.degraded).toBe(false)
+    expect(logger.warn).not.toHaveBeenCalled()
+    await store.close()
+  })
+
   it('reports recovery through warn when the logger has no info', async () => {
     const logger = { warn: vi.fn() }
     const primary = new SwitchableStore()
-    const store = new InsuredStore({ primary, insurance: new MemoryStore(), mode: 'insurance', logger })
+    const clock = { now: 0 }
+    const store = new InsuredStore({
+      primary,
+      insurance: new MemoryStore(),
+      mode: 'insurance',
+      logger,
+      now: () => clock.now,
+    })
     primary.up = false
     await store.hit('k', windows, 1)
     primary.up = true
+    clock.now += PROBE_FIRST_MS
     await store.hit('k', windows, 1)
     expect(logger.warn).toHaveBeenCalledTimes(2)
     expect(logger.warn).toHaveBeenLastCalledWith(
@@ -187,7 +248,7 @@ interface Req {
 
 async function decide(limit: RouteLimit<Req>, ip = '10.0.0.1'): Promise<LimitDecision> {
   const decision = await limit.check({ ip }, ip)
-  if (decision === null) throw new Error('expected a decision')
+  if (decision === null || decision instanceof LimitCheckFailure) throw new Error('expected a decision')
   return decision
 }
 
@@ -197,10 +258,14 @@ async function decideMany(limit: RouteLimit<Req>, count: number): Promise<boolea
   return out
 }
 
-async function waitUntil(what: string, condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+async function waitUntil(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+): Promise<void> {
   await vi.waitFor(
-    () => {
-      if (!condition()) throw new Error(`still waiting for ${what}`)
+    async () => {
+      if (!(await condition())) throw new Error(`still waiting for ${what}`)
     },
     { timeout: timeoutMs, interval: 10 },
   )
@@ -235,11 +300,18 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       )
       const limit = engine.route('GET /x', '3 per minute', 'GET /x')!
       const redisCount = async () => admin!.get(`${keyPrefix}{10.0.0.1}:GET /x:3-per-minute`)
-      return { server, client, logger, limit, redisCount }
+      const store = engine.store as InsuredStore
+      /** Requests of another client until one of them is the probe that finds Redis back. */
+      const untilShared = () =>
+        waitUntil('a probe to find Redis back', async () => {
+          await decide(limit, '10.9.9.9')
+          return !store.degraded
+        })
+      return { server, client, logger, limit, redisCount, untilShared }
     }
 
     it('insurance: keeps answering and limiting from memory, logs the outage and the recovery once', async () => {
-      const { server, client, logger, limit, redisCount } = await setUp()
+      const { server, client, logger, limit, redisCount, untilShared } = await setUp()
       expect(await decideMany(limit, 2)).toEqual([true, true])
       expect(await redisCount()).toBe('2')
 
@@ -260,6 +332,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
 
       await server.restart()
       await waitUntil('the client to reconnect', () => clientReady(client))
+      await untilShared()
       // The restarted server is empty, so Redis counting starts over at 1.
       expect(await decideMany(limit, 4)).toEqual([true, true, true, false])
       expect(await redisCount()).toBe('3')
@@ -279,7 +352,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
     })
 
     it('deny: rejects every request while Redis is gone, and counts in Redis again once back', async () => {
-      const { server, client, logger, limit, redisCount } = await setUp('deny')
+      const { server, client, logger, limit, redisCount, untilShared } = await setUp('deny')
       await server.kill()
       await waitUntil('the client to notice', () => !clientReady(client))
       const denied = await decide(limit)
@@ -290,6 +363,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
 
       await server.restart()
       await waitUntil('the client to reconnect', () => clientReady(client))
+      await untilShared()
       expect(await decideMany(limit, 2)).toEqual([true, true])
       expect(await redisCount()).toBe('2')
       expect(logger.info).toHaveBeenCalledOnce()
@@ -307,6 +381,24 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       } finally {
         server.resume()
       }
+    })
+
+    it('requests answered by insurance while Redis is frozen are not counted in Redis when it wakes', async () => {
+      const { server, logger, limit, redisCount, untilShared } = await setUp()
+      expect(await decideMany(limit, 2)).toEqual([true, true])
+      server.pause()
+      try {
+        // The first waits timeoutMs and falls back; the rest go straight to insurance, no wait.
+        expect(await decideMany(limit, 4)).toEqual([true, true, true, false])
+        expect(logger.warn).toHaveBeenCalledOnce()
+      } finally {
+        server.resume()
+      }
+      // The frozen call reaches the script now, past its deadline: refused, uncounted.
+      await untilShared()
+      expect(await redisCount()).toBe('2')
+      expect(await decideMany(limit, 2)).toEqual([true, false])
+      expect(await redisCount()).toBe('3')
     })
   },
 )

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
+  LimitCheckFailure,
   type LimitDecision,
   LimitEngine,
   LimitParseError,
@@ -45,7 +46,18 @@ function route(
 }
 
 async function check(limit: RouteLimit<Req>, request: Req = {}): Promise<LimitDecision | null> {
-  return limit.check(request, request.ip)
+  const outcome = await limit.check(request, request.ip)
+  if (outcome instanceof LimitCheckFailure) throw new Error(`the check failed: ${outcome.part}`)
+  return outcome
+}
+
+/** Headers and answer for an outcome, as an adapter would send them. */
+function respond(limit: RouteLimit<Req>, request: Req, outcome: LimitDecision | LimitCheckFailure) {
+  const headers: Record<string, string> = {}
+  const answer = limit.respond(request, outcome, headers, (h, name, value) => {
+    h[name] = value
+  })
+  return { headers, answer }
 }
 
 async function allowedCount(limit: RouteLimit<Req>, request: Req, tries: number): Promise<number> {
@@ -110,6 +122,43 @@ describe('LimitEngine: options are checked at construction', () => {
     expect(attempt).toThrow(OptionError)
     expect(attempt).toThrow(`option "${option}"`)
     expect(attempt).toThrow(shown)
+  })
+
+  it('a Redis client passed as the store is named by kind, with no password and no JSON in the message', async () => {
+    const secret = 'hunter2-redis-password'
+    const { Redis, Cluster } = await import('ioredis')
+    const { createClient } = await import('redis')
+    const io = new Redis({ host: '127.0.0.1', port: 6390, password: secret, lazyConnect: true })
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 6391 }], {
+      lazyConnect: true,
+      redisOptions: { password: secret },
+    })
+    const nodeRedis = createClient({ url: `redis://:${secret}@127.0.0.1:6392` })
+    try {
+      for (const [client, kind] of [
+        [io, 'an ioredis client'],
+        [cluster, 'an ioredis client'],
+        [nodeRedis, 'a node-redis client'],
+      ] as const) {
+        const error = catchError(() => engine({ store: client as never }))
+        expect(error).toBeInstanceOf(OptionError)
+        const message = (error as Error).message
+        expect(message).toBe(
+          `tollgate: option "store" must be { redis: client } (the client goes inside) or "memory", { redis: client } or an object with hit() and close(); got ${kind}`,
+        )
+        expect(message).not.toContain(secret)
+        expect(message).not.toContain('{"')
+      }
+    } finally {
+      io.disconnect()
+      cluster.disconnect()
+    }
+  })
+
+  it('cuts a long bad value in the message', () => {
+    const error = catchError(() => engine({ keyPrefix: `x{${'y'.repeat(5_000)}` })) as Error
+    expect(error.message.length).toBeLessThan(300)
+    expect(error.message).toContain('(5004 characters)')
   })
 
   it('rejects unknown option names, naming them and the known ones', () => {
@@ -367,16 +416,20 @@ describe('RouteLimit.check', () => {
     await expect(limit.check({ user: 'ann' }, '10.0.0.2')).resolves.toMatchObject({ allowed: false })
   })
 
-  it('a keyGenerator returning an empty string or a non-string is an error, not a shared bucket', async () => {
-    const sync = route(engine({ defaultLimits: '1 per minute', keyGenerator: () => '' }), undefined)
-    expect(() => sync.check({}, '10.0.0.1')).toThrow(/keyGenerator must return a non-empty string; got ""/)
+  it('a keyGenerator returning an empty string or a non-string fails the check, not a shared bucket', async () => {
+    const logger = { warn: vi.fn() }
+    const sync = route(engine({ defaultLimits: '1 per minute', keyGenerator: () => '', logger }), undefined)
+    expect(sync.check({}, '10.0.0.1')).toMatchObject({ part: 'keyGenerator' })
+    expect(String(logger.warn.mock.calls[0]?.[0])).toMatch(
+      /keyGenerator callback failed \(it must return a non-empty string; got ""\)/,
+    )
     const async = route(engine({ defaultLimits: '1 per minute', keyGenerator: async () => '' }), undefined)
-    await expect(async.check({}, '10.0.0.1')).rejects.toThrow(/keyGenerator must return a non-empty string/)
+    await expect(async.check({}, '10.0.0.1')).resolves.toBeInstanceOf(LimitCheckFailure)
     const notString = route(
       engine({ defaultLimits: '1 per minute', keyGenerator: (() => 42) as unknown as () => string }),
       undefined,
     )
-    expect(() => notString.check({}, '10.0.0.1')).toThrow(/got 42/)
+    expect(notString.check({}, '10.0.0.1')).toBeInstanceOf(LimitCheckFailure)
   })
 
   it('cost as a number and as a function of the request', async () => {
@@ -402,30 +455,80 @@ describe('RouteLimit.check', () => {
     expect(await allowedCount(routeCost, { ip: '1.1.1.1' }, 3)).toBe(2)
   })
 
-  it('a cost function returning a bad amount is an error', () => {
-    const limit = route(engine({ defaultLimits: '10 per minute', cost: (r) => r.tokens ?? 1 }), undefined)
+  it('a cost function returning a bad amount fails the check once logged, never throws', () => {
+    const logger = { warn: vi.fn() }
+    const limit = route(
+      engine({ defaultLimits: '10 per minute', cost: (r) => r.tokens ?? 1, logger }),
+      undefined,
+    )
     for (const tokens of [-1, 1.5, Number.NaN]) {
-      expect(() => limit.check({ tokens }, '1.1.1.1'), String(tokens)).toThrow(
-        `cost() must return a whole number >= 0; got ${tokens}`,
-      )
+      const outcome = limit.check({ tokens }, '1.1.1.1')
+      expect(outcome, String(tokens)).toBeInstanceOf(LimitCheckFailure)
+      expect(respond(limit, {}, outcome as LimitCheckFailure).answer?.status).toBe(500)
     }
+    expect(logger.warn).toHaveBeenCalledOnce()
+    expect(String(logger.warn.mock.calls[0]?.[0])).toMatch(/cost callback failed.*whole number >= 0; got -1/)
   })
 
-  it('rejection() calls onExceeded and builds the default body or the custom one', async () => {
+  it('respond() calls onExceeded and builds the default body or the custom one', async () => {
     const onExceeded = vi.fn()
     const plain = route(engine({ defaultLimits: '1 per hour', onExceeded }), undefined)
     await check(plain, { ip: '1.1.1.1' })
     const rejected = (await check(plain, { ip: '1.1.1.1' }))!
-    expect(plain.rejection({ ip: '1.1.1.1' }, rejected)).toMatchObject({
-      error: { limit: '1 per 1 hour', retry_after: 3600 },
+    const { headers, answer } = respond(plain, { ip: '1.1.1.1' }, rejected)
+    expect(answer).toMatchObject({
+      status: 429,
+      body: { error: { limit: '1 per 1 hour', retry_after: 3600 } },
     })
+    expect(headers).toMatchObject({ 'Retry-After': '3600', 'x-should-retry': 'false' })
     expect(onExceeded).toHaveBeenCalledExactlyOnceWith({ ip: '1.1.1.1' }, rejected)
 
     const custom = route(
       engine({ defaultLimits: '1 per hour', rejectionBody: (r, d) => ({ who: r.ip, limit: d.limit }) }),
       undefined,
     )
-    expect(custom.rejection({ ip: '2.2.2.2' }, rejected)).toEqual({ who: '2.2.2.2', limit: '1 per 1 hour' })
+    expect(respond(custom, { ip: '2.2.2.2' }, rejected).answer?.body).toEqual({
+      who: '2.2.2.2',
+      limit: '1 per 1 hour',
+    })
+  })
+
+  it('x-should-retry: false only when the wait is above clientRetryMaxSeconds', async () => {
+    const cases: [string, number | false | undefined, boolean][] = [
+      ['1 per 10 seconds', undefined, false],
+      ['1 per 2 minutes', undefined, true],
+      ['1 per 2 minutes', 120, false],
+      ['1 per hour', false, false],
+    ]
+    for (const [limits, clientRetryMaxSeconds, expected] of cases) {
+      const options = clientRetryMaxSeconds === undefined ? {} : { clientRetryMaxSeconds }
+      const limit = route(engine({ defaultLimits: limits, ...options }), undefined)
+      await check(limit, { ip: '1.1.1.1' })
+      const { headers } = respond(limit, {}, (await check(limit, { ip: '1.1.1.1' }))!)
+      expect('x-should-retry' in headers, `${limits} / ${clientRetryMaxSeconds}`).toBe(expected)
+    }
+    expect(() => engine({ clientRetryMaxSeconds: -1 })).toThrow(/option "clientRetryMaxSeconds" must be/)
+  })
+
+  it("a cost above a window's amount is a 400 that says it can never pass, not a 429 inviting a retry", async () => {
+    const limit = route(
+      engine({ defaultLimits: '100 per day, 10 per minute', cost: (r) => r.tokens ?? 1 }),
+      undefined,
+    )
+    const decision = (await check(limit, { ip: '1.1.1.1', tokens: 11 }))!
+    expect(decision).toMatchObject({ allowed: false, cost: 11, retryAfter: 0, limit: '10 per 1 minute' })
+    const { headers, answer } = respond(limit, {}, decision)
+    expect(answer?.status).toBe(400)
+    expect(answer?.body).toMatchObject({
+      error: { code: 'cost_exceeds_limit', cost: 11, limit: '10 per 1 minute' },
+    })
+    expect(headers['Retry-After']).toBeUndefined()
+    expect(headers['x-should-retry']).toBe('false')
+    // Nothing was charged: the next ordinary request passes with the full budget.
+    expect(await check(limit, { ip: '1.1.1.1' })).toMatchObject({ allowed: true, binding: { remaining: 9 } })
+    // A cost that fits the window but not what is left of it is still a 429.
+    const full = (await check(limit, { ip: '1.1.1.1', tokens: 10 }))!
+    expect(respond(limit, {}, full).answer?.status).toBe(429)
   })
 
   it('keyPrefix keeps two engines on one store apart', async () => {
@@ -442,3 +545,12 @@ describe('RouteLimit.check', () => {
     }
   })
 })
+
+function catchError(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (error) {
+    return error
+  }
+  throw new Error('expected a throw')
+}

@@ -90,7 +90,7 @@ describe('RateLimiter: policy and keys', () => {
       isReady: true,
       evalSha: async (_sha, options) => {
         calls.push(options)
-        return [1, ...options.keys.flatMap(() => [1, MINUTE])]
+        return [1, ...options.keys.flatMap(() => [1, MINUTE]), Date.now()]
       },
       eval: async () => {
         throw new Error('EVAL is only for a server that lacks the script')
@@ -108,6 +108,9 @@ describe('RateLimiter: policy and keys', () => {
         'tg:{10.0.0.1}:*application:200-per-day',
       ],
     ])
+    // A `}` in the client key would end the hash tag early: it is escaped, reversibly (`%` too).
+    await limiter.hit('}user%1', 1)
+    expect(calls[1]!.keys[0]).toBe('tg:{%7Duser%251}:GET /a:50-per-hour')
   })
 
   it('counts a limit written twice in one scope once', () => {
@@ -230,5 +233,38 @@ describe('RateLimiter: decisions', () => {
     expect(hit(b, 'k')).toMatchObject({ allowed: false, limit: '3 per 1 minute' })
     // Another client has its own counters everywhere.
     expect(hit(b, 'other').windows.map((w) => w.used)).toEqual([1, 1])
+  })
+})
+
+describe('policy names in the headers', () => {
+  it('the same limit in two scopes gets two names, so RateLimit-Policy identifies each policy', () => {
+    const { limiter } = limiterAt([
+      { scope: 'GET /a', items: parseLimits('50 per hour, 10 per minute') },
+      { scope: '*application', items: parseLimits('50 per hour'), label: 'application' },
+    ])
+    expect(limiter.policyHeader).toBe(
+      '"50-per-hour";q=50;w=3600, "10-per-minute";q=10;w=60, "application-50-per-hour";q=50;w=3600',
+    )
+    const decision = hit(limiter, 'k')
+    expect(decision.windows.map((w) => w.policy)).toEqual([
+      '50-per-hour',
+      '10-per-minute',
+      'application-50-per-hour',
+    ])
+    // Both 50-per-hour windows count: they are two counters, not one.
+    expect(decision.windows.map((w) => w.used)).toEqual([1, 1, 1])
+  })
+
+  it('clamps what a store reports to the window, so reset never exceeds the window', () => {
+    const store: LimitStore = {
+      hit: (_key, windows) => ({
+        allowed: true,
+        used: windows.map(() => 1),
+        resetMs: windows.map(() => 1e20),
+      }),
+      close: () => {},
+    }
+    const decision = new RateLimiter(store, [{ scope: 's', items: parseLimits('5 per minute') }]).hit('k', 1)
+    expect((decision as LimitDecision).binding.resetMs).toBe(MINUTE)
   })
 })

@@ -226,6 +226,43 @@ describe('MemoryStore: memory stays bounded', () => {
     await vi.waitFor(() => expect(store.size).toBe(0), { timeout: 2_000, interval: 5 })
   })
 
+  it('sweeps in bounded steps: other callbacks run between them, and every expired counter goes', async () => {
+    const clock = { now: 1_000_000 }
+    const store = new MemoryStore({ now: () => clock.now, sweepIntervalMs: 10, sweepBatchSize: 1_000 })
+    try {
+      const total = 20_000
+      for (let i = 0; i < total; i++) store.hit(`c${i}`, [win('k', 1, SECOND)], 1)
+      store.hit('live', [win('k', 1, HOUR)], 1)
+      clock.now += 2 * SECOND
+      // Watch the size from turns of the event loop the sweep has to share.
+      const seen: number[] = []
+      await vi.waitFor(
+        async () => {
+          await new Promise((resolve) => setImmediate(resolve))
+          seen.push(store.size)
+          expect(store.size).toBe(1)
+        },
+        { timeout: 5_000, interval: 0 },
+      )
+      // One synchronous pass would jump from every counter to none; steps show sizes in between.
+      expect(seen.some((size) => size > 1 && size < total + 1)).toBe(true)
+    } finally {
+      store.close()
+    }
+  })
+
+  it('sweepStep looks at no more counters than asked, and says when a sweep is through', () => {
+    const { store, clock } = storeAt()
+    for (let i = 0; i < 10; i++) store.hit(`c${i}`, [win('a', 1, SECOND), win('b', 1, SECOND)], 1)
+    clock.now += SECOND
+    expect(store.sweepStep(7)).toBe(false)
+    expect(store.size).toBe(13)
+    expect(store.sweepStep(7)).toBe(false)
+    expect(store.size).toBe(6)
+    expect(store.sweepStep(7)).toBe(true)
+    expect(store.size).toBe(0)
+  })
+
   it('close() drops every counter', () => {
     const { store } = storeAt()
     store.hit('c', [win('k', 1, SECOND)], 1)

@@ -2,11 +2,16 @@ import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import {
   type HitResult,
+  type InsuredStore,
+  LimitCheckFailure,
+  LimitEngine,
   type RedisClientLike,
   RedisStore,
   StoreUnavailableError,
   type WindowSpec,
-} from '../../src/index.js'
+} from '../../src/internal.js'
+import { HIT_SCRIPT } from '../../src/limits/redis-script.js'
+import { isRedisOutage } from '../../src/limits/redis-store.js'
 import {
   CLIENT_KINDS,
   type ClientKind,
@@ -401,7 +406,7 @@ describe('RedisStore reply checks', () => {
         ],
         1,
       ),
-    ).rejects.toThrow(/Unexpected reply from the rate-limit script: \[1,1\]/)
+    ).rejects.toThrow(/Unexpected reply from the rate-limit script \(an array of 2 items\)/)
   })
 
   it('passes a Redis error other than NOSCRIPT through without retrying with EVAL', async () => {
@@ -417,5 +422,63 @@ describe('RedisStore reply checks', () => {
     })
     await expect(store.hit('c', [{ id: 'a', amount: 1, windowMs: 1 }], 1)).rejects.toThrow(/^WRONGTYPE/)
     expect(evalCalls).not.toHaveBeenCalled()
+  })
+})
+
+describe.skipIf(skipWithoutRedis)('the script deadline and what counts as an outage', () => {
+  let admin: Redis
+  beforeAll(async () => {
+    requireSharedRedis()
+    admin = await connectIoRedis(REDIS_URL)
+  })
+  afterAll(() => admin?.disconnect())
+
+  it('a call that reaches Redis after its deadline is refused and counts nothing', async () => {
+    const prefix = uniquePrefix()
+    const key = `${prefix}{c}:w`
+    const past = String(Date.now() - 60_000)
+    const reply = (await admin.eval(HIT_SCRIPT, 1, key, '1', past, '5', String(MINUTE))) as unknown[]
+    expect(reply[0]).toBe(-1)
+    expect(Math.abs(Number(reply[1]) - Date.now())).toBeLessThan(60_000)
+    expect(await admin.exists(key)).toBe(0)
+    const future = String(Date.now() + 60_000)
+    const counted = (await admin.eval(HIT_SCRIPT, 1, key, '1', future, '5', String(MINUTE))) as unknown[]
+    expect(counted.slice(0, 2)).toEqual([1, 1])
+    await admin.del(key)
+  })
+
+  it('tells a Redis that cannot answer from a call that is wrong', async () => {
+    expect(isRedisOutage(new StoreUnavailableError('not ready'))).toBe(true)
+    expect(isRedisOutage(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toBe(
+      true,
+    )
+    const wrong = await admin
+      .eval('return redis.call("INCR", KEYS[1], 1, 2)', 1, 'x')
+      .catch((e: unknown) => e)
+    expect(isRedisOutage(wrong)).toBe(false)
+    // A server that is loading or failing over answers with an error, but is down for our purpose.
+    const loading = Object.assign(Object.create(Object.getPrototypeOf(wrong)), {
+      message: 'LOADING Redis is loading',
+    })
+    expect(isRedisOutage(loading)).toBe(true)
+    expect(isRedisOutage(new TypeError('Unexpected reply from the rate-limit script'))).toBe(false)
+  })
+
+  it('a wrong call through the engine is a 500-worthy failure, not an outage: nothing falls back', async () => {
+    const prefix = uniquePrefix()
+    const logger = { warn: vi.fn(), info: vi.fn() }
+    const engine = new LimitEngine<unknown>({ keyPrefix: prefix, logger, store: { redis: admin } }, logger)
+    const limit = engine.route('GET /w', '5 per minute', 'GET /w')!
+    // Someone else's value of another type under the counter's name: WRONGTYPE from the script.
+    await admin.hset(`${prefix}{10.0.0.7}:GET /w:5-per-minute`, 'f', '1')
+    await admin.pexpire(`${prefix}{10.0.0.7}:GET /w:5-per-minute`, MINUTE)
+    for (let i = 0; i < 3; i++) expect(await limit.check({}, '10.0.0.7')).toBeInstanceOf(LimitCheckFailure)
+    expect((engine.store as InsuredStore).degraded).toBe(false)
+    expect(logger.warn).toHaveBeenCalledOnce()
+    expect(String(logger.warn.mock.calls[0]?.[0])).toMatch(/rate-limit store failed \(WRONGTYPE/)
+    // Other clients keep counting in Redis.
+    expect(await limit.check({}, '10.0.0.8')).toMatchObject({ allowed: true })
+    await engine.close()
+    await admin.del(`${prefix}{10.0.0.7}:GET /w:5-per-minute`, `${prefix}{10.0.0.8}:GET /w:5-per-minute`)
   })
 })

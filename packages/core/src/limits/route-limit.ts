@@ -1,0 +1,145 @@
+import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
+import { describeValue } from '../validation.js'
+import type { LimitDecision } from './decision.js'
+import { clientKeyFromIp } from './ip-key.js'
+import type { RateLimiter } from './limiter.js'
+import type { Cost, KeyGenerator } from './options.js'
+import {
+  type HeaderSetter,
+  type LimitAnswer,
+  LimitCheckFailure,
+  type LimitOutcome,
+  limitResponse,
+  type ResponseSettings,
+} from './rejection.js'
+
+export interface RouteLimitSettings<Req> extends ResponseSettings<Req> {
+  readonly keyGenerator: KeyGenerator<Req> | undefined
+  readonly cost: Cost<Req>
+  readonly skip: ((request: Req) => boolean | Promise<boolean>) | undefined
+  readonly allowList: ((request: Req, key: string) => boolean) | undefined
+  readonly callbacks: UserCallbacks
+  /** Reports a store failure (logged once per engine, not per request). */
+  readonly storeFailed: (error: unknown) => void
+}
+
+/** A truthy answer from `skip` or `allowList` exempts the request; a failed call does not. */
+function exempts(answer: unknown): boolean {
+  return answer !== CALLBACK_FAILED && Boolean(answer)
+}
+
+const KEY_FAILED = new LimitCheckFailure('keyGenerator')
+const COST_FAILED = new LimitCheckFailure('cost')
+const STORE_FAILED = new LimitCheckFailure('store')
+
+/**
+ * One route's limiter plus the per-request settings that apply to it. Every user callback is
+ * called through `UserCallbacks`: a throw or a rejected promise is logged once and never escapes,
+ * and the request still gets an answer (see `respond`).
+ */
+export class RouteLimit<Req> {
+  readonly limiter: RateLimiter
+  readonly #settings: RouteLimitSettings<Req>
+
+  constructor(limiter: RateLimiter, settings: RouteLimitSettings<Req>) {
+    this.limiter = limiter
+    this.#settings = settings
+  }
+
+  /**
+   * Counts the request. `ip` is the client address as the framework reports it (after its own
+   * trust-proxy handling). Gives null when the request is skipped or allow-listed, and a
+   * `LimitCheckFailure` when the key, the cost or the store failed. Never throws nor rejects;
+   * synchronous unless a callback or the store is async.
+   */
+  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+    const { skip } = this.#settings
+    if (skip === undefined) return this.#keyed(request, ip)
+    const skipped = this.#settings.callbacks.call('skip', skip, request)
+    // A failing skip counts the request: skipping is an exemption, and a bug must not grant one.
+    if (skipped instanceof Promise) {
+      return skipped.then((s) => (exempts(s) ? null : this.#keyed(request, ip)))
+    }
+    return exempts(skipped) ? null : this.#keyed(request, ip)
+  }
+
+  /**
+   * Sets the rate-limit headers for `outcome` through `set` and says what to answer instead of
+   * the handler, or null to let the request proceed. See `limitResponse`.
+   */
+  respond<Target>(
+    request: Req,
+    outcome: LimitDecision | LimitCheckFailure,
+    target: Target,
+    set: HeaderSetter<Target>,
+  ): LimitAnswer | null {
+    return limitResponse(this.#settings, request, outcome, target, set)
+  }
+
+  #keyed(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+    const { keyGenerator } = this.#settings
+    if (keyGenerator === undefined) return this.#counted(request, clientKeyFromIp(ip))
+    let key: string | Promise<string>
+    try {
+      key = keyGenerator(request)
+    } catch (error) {
+      this.#settings.callbacks.failed('keyGenerator', error)
+      return KEY_FAILED
+    }
+    if (key instanceof Promise) {
+      return key.then(
+        (k) => this.#counted(request, this.#checkKey(k)),
+        (error: unknown) => {
+          this.#settings.callbacks.failed('keyGenerator', error)
+          return KEY_FAILED
+        },
+      )
+    }
+    return this.#counted(request, this.#checkKey(key))
+  }
+
+  #checkKey(key: unknown): string | undefined {
+    if (typeof key === 'string' && key !== '') return key
+    this.#settings.callbacks.failed(
+      'keyGenerator',
+      new TypeError(`it must return a non-empty string; got ${describeValue(key)}`),
+    )
+    return undefined
+  }
+
+  #counted(request: Req, key: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+    if (key === undefined) return KEY_FAILED
+    const { allowList, cost, callbacks } = this.#settings
+    // A failing allowList predicate allow-lists nobody, for the same reason as skip.
+    if (allowList !== undefined && exempts(callbacks.call('allowList', allowList, request, key))) return null
+    let amount: number
+    if (typeof cost === 'number') {
+      amount = cost
+    } else {
+      const computed = callbacks.call('cost', cost, request)
+      if (computed === CALLBACK_FAILED) return COST_FAILED
+      if (typeof computed !== 'number' || !Number.isSafeInteger(computed) || computed < 0) {
+        callbacks.failed(
+          'cost',
+          new TypeError(`it must return a whole number >= 0; got ${describeValue(computed)}`),
+        )
+        return COST_FAILED
+      }
+      amount = computed
+    }
+    let decision: LimitDecision | Promise<LimitDecision>
+    try {
+      decision = this.limiter.hit(key, amount)
+    } catch (error) {
+      this.#settings.storeFailed(error)
+      return STORE_FAILED
+    }
+    if (decision instanceof Promise) {
+      return decision.then(undefined, (error: unknown) => {
+        this.#settings.storeFailed(error)
+        return STORE_FAILED
+      })
+    }
+    return decision
+  }
+}
