@@ -28,13 +28,15 @@ export {
   createForwarder,
   type Forwarder,
   type ForwarderOptions,
+  type ForwardObserver,
   type ForwardRequest,
 } from './forward/forwarder.js'
+export { isJsonRequest, nestsDeeperThan } from './forward/json-fields.js'
 export { compilePathRewrite, type PathRewrite } from './forward/request-target.js'
 export type { RetryBudgetOptions } from './forward/retry-budget.js'
 export type { UpstreamPoolOptions } from './forward/upstream-pools.js'
 export { BackendsHandle } from './gateway/backends-handle.js'
-export { type ForwardRoute, Gateway, modelOf } from './gateway/gateway.js'
+export { type ForwardRoute, Gateway, type GatewayRequest } from './gateway/gateway.js'
 export {
   type ForwardOptions,
   GATEWAY_OPTION_NAMES,
@@ -42,12 +44,6 @@ export {
   type HashKeySource,
   pickGatewayOptions,
 } from './gateway/gateway-options.js'
-export {
-  InvalidJsonBodyError,
-  isJsonRequest,
-  modelFromJson,
-  readRequestBody,
-} from './gateway/routing-body.js'
 export type { LimitDecision, WindowState } from './limits/decision.js'
 export { HEADER_MODES, type HeaderMode, writeRateLimitHeaders } from './limits/headers.js'
 export { InsuredStore, type Logger, type StoreErrorMode } from './limits/insured-store.js'

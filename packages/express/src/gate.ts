@@ -44,7 +44,7 @@ export function tollgate(options: TollgateExpressOptions = {}): Gate {
   const engine = new LimitEngine<Request>(options, console, GATEWAY_OPTION_NAMES)
   let gateway: Gateway<Request> | undefined
   try {
-    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options))
+    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options), logger)
   } catch (error) {
     void engine.close()
     throw error

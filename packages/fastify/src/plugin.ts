@@ -9,7 +9,7 @@ import {
 } from '@tollgate/core'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { forwardAnyBody } from './any-body-parser.js'
+import { addForwardBodyParsers } from './any-body-parser.js'
 import { isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, type TollgateFastifyOptions } from './options.js'
 import { rateLimitHook } from './rate-limit-hook.js'
@@ -67,7 +67,7 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
   ])
   let gateway: Gateway<FastifyRequest> | undefined
   try {
-    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options))
+    gateway = options.backends === undefined ? undefined : new Gateway(pickGatewayOptions(options), app.log)
   } catch (error) {
     await engine.close()
     throw error
@@ -78,7 +78,7 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
   app.decorate('tollgate', new Tollgate(engine, gateway))
   app.decorateRequest('rateLimit', null)
   // A catch-all parser of the app's own (registered before tollgate) stays in charge.
-  if (gateway !== undefined && !app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
+  if (gateway !== undefined) addForwardBodyParsers(app)
 
   // A HEAD request runs the GET handler, so it must draw on the GET route's counters
   // rather than open a second budget for the same work. Fastify adds the HEAD twin

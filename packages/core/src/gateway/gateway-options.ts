@@ -43,6 +43,7 @@ export const GATEWAY_OPTION_NAMES = [
   'retryBudget',
   'maxReplayBodyBytes',
   'maxBodyBytes',
+  'uploadTimeoutMs',
   'onUnexpectedError',
   'hashKey',
   'shutdownTimeoutMs',

@@ -1,8 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { BackendBalancer } from '../balance/balancer.js'
-import { createForwarder, type Forwarder } from '../forward/forwarder.js'
+import { sendJsonError } from '../forward/errors.js'
+import { createForwarder, type Forwarder, type ForwardRequest } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
-import { checkKnownKeys, fail } from '../validation.js'
+import type { Logger } from '../limits/insured-store.js'
+import { CALLBACK_FAILED, UserCallbacks } from '../user-callback.js'
+import { checkKnownKeys, fail, isPlainObject } from '../validation.js'
 import { BackendsHandle } from './backends-handle.js'
 import {
   type ForwardOptions,
@@ -18,6 +21,17 @@ export interface ForwardRoute<Req> {
 }
 
 /**
+ * One request to forward, in framework-neutral fields: everything an adapter knows that core
+ * cannot (the trust-proxy result, the original URL, bytes a body parser already read). Model,
+ * hash key and rewrite are the gateway's to fill in.
+ */
+export interface GatewayRequest<Req>
+  extends Omit<ForwardRequest, 'model' | 'hashKey' | 'rewrite' | 'readModel'> {
+  /** The framework's request object, handed to a `hashKey` function. */
+  request: Req
+}
+
+/**
  * The balancing half of tollgate, framework-agnostic: one balancer and one
  * forwarder (one connection pool per backend) shared by every forward route.
  */
@@ -30,9 +44,11 @@ export class Gateway<Req> {
   readonly #hashKey: HashKeySource<Req> | undefined
   readonly #hashing: boolean
   readonly #shutdownTimeoutMs: number
+  readonly #callbacks: UserCallbacks
   #closing: Promise<void> | undefined
 
-  constructor(options: GatewayOptions<Req>) {
+  /** `logger` hears about user functions that fail (`hashKey`, `rewrite`, `onUnexpectedError`). */
+  constructor(options: GatewayOptions<Req>, logger: Logger = console) {
     const {
       backends,
       strategy,
@@ -47,6 +63,7 @@ export class Gateway<Req> {
     } = options
     checkHashKey('hashKey', hashKey)
     this.#shutdownTimeoutMs = checkShutdownTimeout(shutdownTimeoutMs)
+    this.#callbacks = new UserCallbacks(logger)
     this.balancer = new BackendBalancer({
       backends,
       strategy,
@@ -57,7 +74,7 @@ export class Gateway<Req> {
       failurePenaltyMs,
     })
     try {
-      this.forwarder = createForwarder({ ...forwarding, balancer: this.balancer })
+      this.forwarder = createForwarder({ ...forwarding, balancer: this.balancer, callbacks: this.#callbacks })
     } catch (error) {
       void this.balancer.close()
       throw error
@@ -72,16 +89,35 @@ export class Gateway<Req> {
   /** Validates a route's forward options once, when the route is declared. */
   route(options: ForwardOptions<Req> = {}): ForwardRoute<Req> {
     const raw: unknown = options
-    if (raw === null || typeof raw !== 'object') {
-      throw new TypeError(`tollgate: forward() options must be an object; got ${JSON.stringify(raw)}`)
-    }
-    checkKnownKeys('forward()', raw as Record<string, unknown>, ['rewrite', 'hashKey'])
+    if (!isPlainObject(raw)) fail('forward()', 'an object with any of rewrite, hashKey', raw)
+    checkKnownKeys('forward()', raw, ['rewrite', 'hashKey'])
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
     return {
-      rewrite: options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite),
+      rewrite: options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite, 'forward().rewrite'),
       hashKey: hashKeyReader(source),
     }
+  }
+
+  /**
+   * Forwards one request on `route` and answers it: the backend's response, or a JSON error
+   * (400/413/408 for a bad body, 500 when the route's `hashKey` function throws, 502/503/504
+   * when no backend answered). The body is read here unless a framework parser already did.
+   * Resolves once the response is over; never rejects.
+   */
+  forward(route: ForwardRoute<Req>, request: GatewayRequest<Req>): Promise<void> {
+    const input = request as ForwardRequest & GatewayRequest<Req>
+    if (route.hashKey !== undefined) {
+      const key = this.#callbacks.call('hashKey', route.hashKey, request.request, request.req.headers)
+      if (key === CALLBACK_FAILED) {
+        sendJsonError(request.req, request.res, 500, 'internal_error', 'the hashKey function failed')
+        return Promise.resolve()
+      }
+      input.hashKey = typeof key === 'string' ? key : undefined
+    }
+    input.rewrite = route.rewrite
+    input.readModel = this.routesByModel
+    return this.forwarder.forward(input)
   }
 
   /**
@@ -140,11 +176,7 @@ function checkShutdownTimeout(value: unknown): number {
 
 function checkHashKey(option: string, value: unknown): void {
   if (value === undefined || typeof value === 'function') return
-  if (typeof value !== 'string' || value === '') {
-    throw new TypeError(
-      `tollgate: option "${option}" must be a header name or a function of the request; got ${JSON.stringify(value)}`,
-    )
-  }
+  if (typeof value !== 'string' || value === '') fail(option, 'a header name or a function of the request', value)
 }
 
 function hashKeyReader<Req>(source: HashKeySource<Req> | undefined): ForwardRoute<Req>['hashKey'] {
@@ -155,13 +187,6 @@ function hashKeyReader<Req>(source: HashKeySource<Req> | undefined): ForwardRout
     const value = headers[header]
     return Array.isArray(value) ? value[0] : value
   }
-}
-
-/** The `model` field of a parsed JSON body, if it has one. */
-export function modelOf(body: unknown): string | undefined {
-  if (body === null || typeof body !== 'object') return undefined
-  const model = (body as { model?: unknown }).model
-  return typeof model === 'string' ? model : undefined
 }
 
 export { GATEWAY_OPTION_NAMES }
