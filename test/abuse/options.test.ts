@@ -110,7 +110,11 @@ const cases: Case[] = [
   },
   { option: 'retryBudget', options: { backends: B, retryBudget: 'x' }, value: 'x' },
   { option: 'retryBudget.ratio', options: { backends: B, retryBudget: { ratio: -1 } }, value: -1 },
-  { option: 'retryBudget', options: { backends: B, retryBudget: { percent: 20 } }, value: 'retryBudget.percent' },
+  {
+    option: 'retryBudget',
+    options: { backends: B, retryBudget: { percent: 20 } },
+    value: 'retryBudget.percent',
+  },
   { option: 'maxReplayBodyBytes', options: { backends: B, maxReplayBodyBytes: -1 }, value: -1 },
   { option: 'maxBodyBytes', options: { backends: B, maxBodyBytes: 0 }, value: 0 },
   { option: 'maxBodyBytes', options: { backends: B, maxBodyBytes: '10mb' }, value: '10mb' },

@@ -35,7 +35,8 @@ async function rawBytesBackend(response: string): Promise<string> {
 }
 
 const SSE_HEAD = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n'
-const CHUNK = 'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"hel"},"finish_reason":null}]}\n\n'
+const CHUNK =
+  'data: {"object":"chat.completion.chunk","choices":[{"delta":{"content":"hel"},"finish_reason":null}]}\n\n'
 const LAST = 'data: {"object":"chat.completion.chunk","choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
 
 const streamRequest = (stream: boolean) => ({

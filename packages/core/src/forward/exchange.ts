@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { BalancerError } from '../balance/errors.js'
-import type { ForwarderSettings } from './forwarder-options.js'
 import { BodyTooLargeError, sendJsonError, sseErrorEvent, UploadTimeoutError } from './errors.js'
 import { errorCode, type FailoverPolicy } from './failover-policy.js'
 import { FailureSummary } from './failure-summary.js'
+import type { ForwarderSettings } from './forwarder-options.js'
 import { downstreamResponseHeaders, InvalidHeaderValueError, upstreamRequestHeaders } from './hop-by-hop.js'
 import { bodyPlan, forwardedInfo, forwardedPath } from './intake.js'
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
@@ -64,7 +64,8 @@ export class Exchange implements DispatchOwner {
   /** Something that should never throw did: the client still gets an answer. */
   private failedUnexpectedly(err: unknown): void {
     this.unexpected(err)
-    if (!this.closed) sendJsonError(this.req, this.res, 500, 'internal_error', 'the gateway failed to forward the request')
+    if (!this.closed)
+      sendJsonError(this.req, this.res, 500, 'internal_error', 'the gateway failed to forward the request')
   }
 
   private intake(): void {
@@ -78,7 +79,13 @@ export class Exchange implements DispatchOwner {
     const path = forwardedPath(input, input.rewrite ?? host.rewrite, host.callbacks)
     if (path === 'invalid' || path === 'rewrite_failed') {
       if (path === 'invalid') {
-        sendJsonError(req, res, 400, 'invalid_request_target', 'the request target is not a path the gateway forwards')
+        sendJsonError(
+          req,
+          res,
+          400,
+          'invalid_request_target',
+          'the request target is not a path the gateway forwards',
+        )
       } else {
         sendJsonError(req, res, 500, 'internal_error', 'the rewrite function failed')
       }
@@ -86,7 +93,8 @@ export class Exchange implements DispatchOwner {
     }
 
     if (input.body !== undefined) {
-      if (input.body.length > host.maxBodyBytes) this.answerBodyError(new BodyTooLargeError(host.maxBodyBytes))
+      if (input.body.length > host.maxBodyBytes)
+        this.answerBodyError(new BodyTooLargeError(host.maxBodyBytes))
       else {
         this.body = input.body
         this.begin(method, path)
@@ -133,7 +141,8 @@ export class Exchange implements DispatchOwner {
 
   private answerBodyError(error: BodyTooLargeError | UploadTimeoutError): void {
     if (!this.closed) {
-      if (error instanceof UploadTimeoutError) sendJsonError(this.req, this.res, 408, error.code, error.message)
+      if (error instanceof UploadTimeoutError)
+        sendJsonError(this.req, this.res, 408, error.code, error.message)
       else
         sendJsonError(
           this.req,
@@ -224,7 +233,13 @@ export class Exchange implements DispatchOwner {
     }
     const code = errorCode(error)
     if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-      sendJsonError(this.req, this.res, 400, 'invalid_request_body', 'the request body does not match its Content-Length')
+      sendJsonError(
+        this.req,
+        this.res,
+        400,
+        'invalid_request_body',
+        'the request body does not match its Content-Length',
+      )
       return
     }
     const policy = this.policy
@@ -240,7 +255,13 @@ export class Exchange implements DispatchOwner {
       this.res.writeHead(status, downstreamResponseHeaders(headers))
       return true
     } catch {
-      sendJsonError(this.req, this.res, 502, 'bad_gateway', 'the backend sent a response header that cannot be passed on')
+      sendJsonError(
+        this.req,
+        this.res,
+        502,
+        'bad_gateway',
+        'the backend sent a response header that cannot be passed on',
+      )
       return false
     }
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
-import { type ForwardedInfo } from './hop-by-hop.js'
+import type { ForwardedInfo } from './hop-by-hop.js'
 import { isJsonRequest } from './json-fields.js'
 import { declaredBodyLength, requestHasBody } from './request-body.js'
 import { rewriteTarget, toOriginForm } from './request-target.js'
@@ -41,11 +41,7 @@ const NO_BODY: BodyPlan = { kind: 'none' }
 const TOO_LARGE: BodyPlan = { kind: 'too_large' }
 const CONSUMED: BodyPlan = { kind: 'consumed' }
 
-export function bodyPlan(
-  input: ForwardRequest,
-  maxReplayBodyBytes: number,
-  maxBodyBytes: number,
-): BodyPlan {
+export function bodyPlan(input: ForwardRequest, maxReplayBodyBytes: number, maxBodyBytes: number): BodyPlan {
   const req = input.req
   if (!requestHasBody(req)) return NO_BODY
   if (req.readableEnded) return CONSUMED

@@ -81,7 +81,9 @@ function equalsKey(body: Buffer, start: number, end: number, key: Buffer): boole
   const length = end - start - 2
   if (length === key.length) return body.compare(key, 0, key.length, start + 1, end - 1) === 0
   // An escaped key (`"\u006dodel"`) is longer on the wire than its value.
-  return length > key.length && hasEscape(body, start, end) && decodeString(body, start, end) === key.toString()
+  return (
+    length > key.length && hasEscape(body, start, end) && decodeString(body, start, end) === key.toString()
+  )
 }
 
 /**

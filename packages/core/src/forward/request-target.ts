@@ -102,9 +102,16 @@ export function compilePathRewrite(rewrite: PathRewrite, option = 'rewrite'): (p
   checkKnownKeys(option, rewrite, ['stripPrefix', 'addPrefix'])
   const { stripPrefix, addPrefix = '' } = rewrite
   if (!stripPrefix.startsWith('/') || stripPrefix.endsWith('/')) {
-    fail(`${option}.stripPrefix`, "a path starting with '/' and not ending with one (e.g. '/gateway')", stripPrefix)
+    fail(
+      `${option}.stripPrefix`,
+      "a path starting with '/' and not ending with one (e.g. '/gateway')",
+      stripPrefix,
+    )
   }
-  if (typeof addPrefix !== 'string' || (addPrefix !== '' && (!addPrefix.startsWith('/') || addPrefix.endsWith('/')))) {
+  if (
+    typeof addPrefix !== 'string' ||
+    (addPrefix !== '' && (!addPrefix.startsWith('/') || addPrefix.endsWith('/')))
+  ) {
     fail(`${option}.addPrefix`, "a path starting with '/' and not ending with one (e.g. '/v1')", addPrefix)
   }
   return (path) => {

@@ -94,7 +94,8 @@ export class Gateway<Req> {
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
     return {
-      rewrite: options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite, 'forward().rewrite'),
+      rewrite:
+        options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite, 'forward().rewrite'),
       hashKey: hashKeyReader(source),
     }
   }
@@ -176,7 +177,8 @@ function checkShutdownTimeout(value: unknown): number {
 
 function checkHashKey(option: string, value: unknown): void {
   if (value === undefined || typeof value === 'function') return
-  if (typeof value !== 'string' || value === '') fail(option, 'a header name or a function of the request', value)
+  if (typeof value !== 'string' || value === '')
+    fail(option, 'a header name or a function of the request', value)
 }
 
 function hashKeyReader<Req>(source: HashKeySource<Req> | undefined): ForwardRoute<Req>['hashKey'] {
