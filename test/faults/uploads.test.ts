@@ -88,6 +88,26 @@ describe('Express: a slow uploader', () => {
   })
 })
 
+describe('Express: an uploader that slows down once its body streams to a backend', () => {
+  it('loses the backend slot at the upload deadline: 408, and the slot serves the next request', async () => {
+    const backend = await echoBackend()
+    const port = await startGateway('Express', cleanup, {
+      backends: [{ url: backend.url, maxConcurrency: 1 }],
+      queue: { timeoutMs: 200 },
+      maxReplayBodyBytes: 1024,
+      uploadTimeoutMs: 1_000,
+    })
+    const slow = upload(port, { 'content-length': 100_000 })
+    // More than can be replayed arrives at once: the body streams to the backend, on a lease.
+    slow.write(Buffer.alloc(4096, 'x'))
+    const answer = await slow.status
+    expect(answer.status).toBe(408)
+    expect(backend.requests).toBe(1)
+    const next = await send(port, { path: '/v1/chat/completions', body: { model: 'm' } })
+    expect(next.status).toBe(200)
+  })
+})
+
 for (const framework of FRAMEWORKS) {
   describe(`${framework}: a chunked body over maxBodyBytes`, () => {
     it('gets 413 and no byte of it reaches a backend', async () => {

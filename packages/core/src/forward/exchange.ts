@@ -33,7 +33,8 @@ export class Exchange implements DispatchOwner {
   private body: Buffer | StreamedBody | null = null
   private replayable = true
   private dispatch: LeaseDispatch | undefined
-  private readonly failures = new FailureSummary()
+  /** Created by the first failed attempt: most requests never need it. */
+  private summary: FailureSummary | undefined
   private deadline: UploadDeadline | undefined
 
   constructor(
@@ -156,9 +157,13 @@ export class Exchange implements DispatchOwner {
 
   private uploadExpired(error: UploadTimeoutError): void {
     if (this.closed) return
-    // Streaming to a backend: cutting the body aborts that attempt, which then answers 408.
     if (this.body instanceof StreamedBody) this.body.destroy(error)
-    else this.answerBodyError(error)
+    // A response already under way is cut by the body's error; otherwise the client hears why,
+    // and a lease taken or waited for is given back.
+    if (this.res.headersSent) return
+    this.answerBodyError(error)
+    this.closed = true
+    this.dispatch?.cancel()
   }
 
   private begin(method: string, path: string): void {
@@ -204,12 +209,12 @@ export class Exchange implements DispatchOwner {
       sendJsonError(this.req, this.res, 500, 'internal_error', 'the gateway failed to pick a backend')
       return
     }
-    if (this.dispatch!.attempts === 0 || !this.failures.any) {
+    if (this.dispatch!.attempts === 0 || this.summary === undefined || !this.summary.any) {
       sendJsonError(this.req, this.res, err.status, err.code, err.message, err.retryAfterMs, err.details)
       return
     }
-    this.failures.noteRetryAfter(err.retryAfterMs)
-    this.failures.answer(this.req, this.res)
+    this.failures().noteRetryAfter(err.retryAfterMs)
+    this.failures().answer(this.req, this.res)
   }
 
   claimRetry(): boolean {
@@ -219,9 +224,9 @@ export class Exchange implements DispatchOwner {
   }
 
   retryAfterStatus(status: number, retryAfterMs: number | undefined): void {
-    if (this.policy.retryStatuses.get(status) === 'bad_gateway') this.failures.sawBadGateway = true
-    else this.failures.sawOverload = true
-    this.failures.noteRetryAfter(retryAfterMs)
+    if (this.policy.retryStatuses.get(status) === 'bad_gateway') this.failures().sawBadGateway = true
+    else this.failures().sawOverload = true
+    this.failures().noteRetryAfter(retryAfterMs)
     this.dispatch!.retry()
   }
 
@@ -243,11 +248,11 @@ export class Exchange implements DispatchOwner {
       return
     }
     const policy = this.policy
-    if (code !== undefined && policy.timeoutCodes.has(code)) this.failures.timedOut = true
-    else this.failures.sawBadGateway = true
+    if (code !== undefined && policy.timeoutCodes.has(code)) this.failures().timedOut = true
+    else this.failures().sawBadGateway = true
     const retryable = code !== undefined && (policy.timeoutCodes.has(code) || policy.retryCodes.has(code))
     if (retryable && this.claimRetry()) this.dispatch!.retry()
-    else this.failures.answer(this.req, this.res)
+    else this.failures().answer(this.req, this.res)
   }
 
   commit(status: number, headers: IncomingHttpHeaders): boolean {
@@ -280,6 +285,11 @@ export class Exchange implements DispatchOwner {
     } catch {
       return false
     }
+  }
+
+  private failures(): FailureSummary {
+    this.summary ??= new FailureSummary()
+    return this.summary
   }
 
   unexpected(error: unknown): void {
