@@ -55,8 +55,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
   private sse = false
   private tail = 0
   private bytesWritten = 0
-  /** The stream said it was finished (`[DONE]` or a `finish_reason`). */
-  private sawStreamEnd = false
+  /** The last chunks of an event stream: where its `[DONE]` or `finish_reason` would be. */
+  private lastChunk: Buffer | undefined
+  private chunkBefore: Buffer | undefined
+  private chunkBeforeThat: Buffer | undefined
 
   constructor(
     private readonly owner: RelayOwner,
@@ -138,7 +140,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       owner.streamFailed(false)
       return
     }
-    if (this.sse && !this.sawStreamEnd && owner.expectsStreamEnd()) {
+    if (this.sse && !this.saidFinished() && owner.expectsStreamEnd()) {
       this.report(false, undefined)
       this.ended(false)
       owner.streamFailed(true)
@@ -210,12 +212,22 @@ export class Attempt implements Dispatcher.DispatchHandler {
     for (let i = length > 4 ? length - 4 : 0; i < length; i++)
       this.tail = ((this.tail << 8) | chunk[i]!) >>> 0
     this.bytesWritten += length
-    if (
-      !this.sawStreamEnd &&
-      (chunk.includes(DONE) || chunk.includes(FINISH_REASON) || chunk.includes(FINISH_REASON_SPACED))
-    ) {
-      this.sawStreamEnd = true
+    this.chunkBeforeThat = this.chunkBefore
+    this.chunkBefore = this.lastChunk
+    this.lastChunk = chunk
+  }
+
+  /**
+   * The stream's last events say it finished: `[DONE]`, or a `finish_reason` (possibly followed
+   * by a usage chunk). Looked for only at the end, so a long stream pays nothing per chunk.
+   */
+  private saidFinished(): boolean {
+    for (const chunk of [this.lastChunk, this.chunkBefore, this.chunkBeforeThat]) {
+      if (chunk === undefined) continue
+      if (chunk.includes(DONE) || chunk.includes(FINISH_REASON) || chunk.includes(FINISH_REASON_SPACED))
+        return true
     }
+    return false
   }
 
   /** The stream ended between two events, so an appended error event cannot merge into a half-sent one. */
