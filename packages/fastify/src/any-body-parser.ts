@@ -1,6 +1,6 @@
 import { nestsDeeperThan } from '@tollgate/core'
 import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify'
-import { isKeepingRawBody, keepParsedBytes } from './raw-body.js'
+import { isKeepingRawBody } from './raw-body.js'
 
 type Done = (error: Error | null, body?: unknown) => void
 
@@ -30,7 +30,6 @@ export function forwardAnyBody(request: FastifyRequest, payload: NodeJS.Readable
   }
   payload.on('data', (chunk: Buffer) => {
     received += chunk.length
-    keepParsedBytes(request, chunk)
     if (received > limit) {
       settle(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
       ;(payload as NodeJS.ReadableStream & { destroy(): void }).destroy()
@@ -71,7 +70,6 @@ export function addForwardBodyParsers(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const bytes = body as Buffer
     if (!isKeepingRawBody(request)) return parseJson(request, bytes as never, done)
-    keepParsedBytes(request, bytes)
     if (bytes.length > parsedLimit || nestsDeeperThan(bytes, MAX_PARSED_DEPTH)) done(null, undefined)
     else parseJson(request, bytes as never, done)
   })

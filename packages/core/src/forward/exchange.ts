@@ -5,7 +5,7 @@ import { errorCode, type FailoverPolicy } from './failover-policy.js'
 import { FailureSummary } from './failure-summary.js'
 import type { ForwarderSettings } from './forwarder-options.js'
 import { downstreamResponseHeaders, InvalidHeaderValueError, upstreamRequestHeaders } from './hop-by-hop.js'
-import { bodyPlan, forwardedInfo, forwardedPath } from './intake.js'
+import { bodyPlan, forwardedInfo, forwardedPath, refuseBody, refusePath } from './intake.js'
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
 import { type DispatchOwner, LeaseDispatch } from './lease-dispatch.js'
 import { readRequestBody, StreamedBody } from './request-body.js'
@@ -79,17 +79,7 @@ export class Exchange implements DispatchOwner {
     }
     const path = forwardedPath(input, input.rewrite ?? host.rewrite, host.callbacks)
     if (path === 'invalid' || path === 'rewrite_failed') {
-      if (path === 'invalid') {
-        sendJsonError(
-          req,
-          res,
-          400,
-          'invalid_request_target',
-          'the request target is not a path the gateway forwards',
-        )
-      } else {
-        sendJsonError(req, res, 500, 'internal_error', 'the rewrite function failed')
-      }
+      refusePath(req, res, path)
       return
     }
 
@@ -141,18 +131,7 @@ export class Exchange implements DispatchOwner {
   }
 
   private answerBodyError(error: BodyTooLargeError | UploadTimeoutError): void {
-    if (!this.closed) {
-      if (error instanceof UploadTimeoutError)
-        sendJsonError(this.req, this.res, 408, error.code, error.message)
-      else
-        sendJsonError(
-          this.req,
-          this.res,
-          413,
-          'body_too_large',
-          `the request body is larger than ${this.host.maxBodyBytes} bytes`,
-        )
-    }
+    if (!this.closed) refuseBody(this.req, this.res, error)
   }
 
   private uploadExpired(error: UploadTimeoutError): void {

@@ -1,6 +1,7 @@
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
+import { type BodyTooLargeError, sendJsonError, UploadTimeoutError } from './errors.js'
 import type { ForwardedInfo } from './hop-by-hop.js'
 import { isJsonRequest } from './json-fields.js'
 import { declaredBodyLength, requestHasBody } from './request-body.js'
@@ -27,6 +28,37 @@ export function forwardedPath(
   const rewritten = callbacks.call('rewrite', rewriteTarget, path, rewrite)
   if (rewritten === CALLBACK_FAILED) return 'rewrite_failed'
   return rewritten ?? 'invalid'
+}
+
+export function refusePath(req: IncomingMessage, res: ServerResponse, refusal: PathRefusal): void {
+  if (refusal === 'invalid') {
+    sendJsonError(
+      req,
+      res,
+      400,
+      'invalid_request_target',
+      'the request target is not a path the gateway forwards',
+    )
+  } else {
+    sendJsonError(req, res, 500, 'internal_error', 'the rewrite function failed')
+  }
+}
+
+/** 408 for a body that did not arrive in time, 413 for one that is too large. */
+export function refuseBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  error: BodyTooLargeError | UploadTimeoutError,
+): void {
+  if (error instanceof UploadTimeoutError) sendJsonError(req, res, 408, error.code, error.message)
+  else
+    sendJsonError(
+      req,
+      res,
+      413,
+      'body_too_large',
+      `the request body is larger than ${error.limitBytes} bytes`,
+    )
 }
 
 /** How the body is to be read, from what the request declares. */
