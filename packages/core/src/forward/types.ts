@@ -52,7 +52,7 @@ export interface ForwardRequest extends PickContext {
   body?: Buffer
   /**
    * Read `model` from a JSON body (when `model` is not given): the whole body is read before a
-   * backend is picked, its top level scanned, and a body that is not valid JSON gets 400.
+   * backend is picked, its top level scanned, and a body whose top level is not well-formed JSON gets 400.
    */
   readModel?: boolean
   /** Sees the response pass through (see `ForwardObserver`). */
