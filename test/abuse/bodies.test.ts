@@ -4,9 +4,11 @@ import { tollgate as expressTollgate, type Gate } from '@tollgate/express'
 import fastifyTollgate from '@tollgate/fastify'
 import express from 'express'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { type FakeModelServer, startFakeModelServer } from '../../examples/fake-model-server.js'
+import { FRAMEWORKS, rawBackend, startGateway } from '../faults/gateways.js'
 import { send } from '../faults/support.js'
+import { Cleanup, send as sendOnce } from '../helpers/http.js'
 
 const apps: FastifyInstance[] = []
 const servers: Server[] = []
@@ -216,4 +218,41 @@ describe('streaming a large body', () => {
     expect(rssGrowth).toBeLessThan(64 * 1024 * 1024)
     expect(heapGrowth).toBeLessThan(64 * 1024 * 1024)
   })
+})
+
+describe('a huge deeply nested JSON body on a forward route', () => {
+  const cleanup = new Cleanup()
+  afterEach(() => cleanup.run())
+
+  for (const framework of FRAMEWORKS) {
+    it(`${framework}: is routed by its model without a JSON.parse of the whole body`, async () => {
+      const backend = await rawBackend(cleanup, (req, res) => {
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end('{"ok":true}')
+        })
+        req.resume()
+      })
+      const port = await startGateway(framework, cleanup, {
+        backends: [{ url: backend.url, models: ['fake-model'] }],
+      })
+      const depth = 2_500_000
+      const body = `{"model":"fake-model","messages":${'['.repeat(depth)}${']'.repeat(depth)}}`
+      const parse = vi.spyOn(JSON, 'parse')
+      try {
+        const answer = await sendOnce(port, {
+          path: '/v1/chat/completions',
+          headers: { 'content-type': 'application/json' },
+          body,
+        })
+        expect(answer.status, answer.text()).toBe(200)
+        expect(backend.bodyBytes).toBe(body.length)
+        // JSON.parse of this body blocks the event loop for seconds; nothing may have parsed it.
+        const longest = Math.max(0, ...parse.mock.calls.map(([text]) => String(text).length))
+        expect(longest).toBeLessThan(1024 * 1024)
+      } finally {
+        parse.mockRestore()
+      }
+    })
+  }
 })

@@ -288,6 +288,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   hashKey: true,
   shutdownTimeoutMs: true,
   clientRetryMaxSeconds: true,
+  uploadTimeoutMs: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

@@ -17,22 +17,23 @@ export {
   createForwarder,
   type Forwarder,
   type ForwarderOptions,
+  type ForwardObserver,
   type ForwardRequest,
 } from './forward/forwarder.js'
+export { isJsonRequest, nestsDeeperThan } from './forward/json-fields.js'
 export { compilePathRewrite } from './forward/request-target.js'
-export { ForwardingGateway, type ForwardRoute, Gateway, modelOf } from './gateway/gateway.js'
+export {
+  ForwardingGateway,
+  type ForwardRoute,
+  Gateway,
+  type GatewayRequest,
+} from './gateway/gateway.js'
 export {
   FORWARD_OPTION_NAMES,
   GATEWAY_OPTION_NAMES,
   pickGatewayOptions,
 } from './gateway/gateway-options.js'
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
-export {
-  InvalidJsonBodyError,
-  isJsonRequest,
-  modelFromJson,
-  readRequestBody,
-} from './gateway/routing-body.js'
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'

@@ -1,16 +1,5 @@
-import {
-  BodyTooLargeError,
-  type ForwardOptions,
-  type Gateway,
-  InvalidJsonBodyError,
-  isJsonRequest,
-  type Logger,
-  modelFromJson,
-  modelOf,
-  readRequestBody,
-  sendJsonError,
-} from '@tollgate/core/internal'
-import type { Request, RequestHandler, Response } from 'express'
+import { type ForwardOptions, type Gateway, isJsonRequest, type Logger } from '@tollgate/core/internal'
+import type { Request, RequestHandler } from 'express'
 import { keptRawBody } from './raw-body.js'
 
 /**
@@ -41,14 +30,13 @@ function peerIsTrusted(req: Request): boolean {
   return typeof trust === 'function' && peer !== undefined && trust(peer, 0)
 }
 
-/** The Express handler behind `gate.forward()`. */
+/** The Express handler behind `gate.forward()`: translates the request into one gateway call. */
 export function forwardMiddleware(
   gateway: Gateway<Request>,
   options: ForwardOptions<Request> | undefined,
   logger: Logger,
 ): RequestHandler {
   const route = gateway.route(options)
-  const { forwarder } = gateway
   let warned = false
   const warnOnce = () => {
     if (warned) return
@@ -59,53 +47,19 @@ export function forwardMiddleware(
     )
   }
 
-  function send(
-    req: Request,
-    res: Response,
-    body: Buffer | undefined,
-    model: string | undefined,
-  ): Promise<void> {
-    return forwarder.forward({
+  return function tollgateForward(req, res) {
+    return gateway.forward(route, {
       req,
       res,
+      request: req,
       // A router mounted at a path strips it from `req.url`; the backend must see the whole path.
       path: req.originalUrl,
       clientIp: req.ip,
       protocol: req.protocol,
       host: req.host,
       trustProxy: peerIsTrusted(req),
-      body,
-      model,
-      hashKey: route.hashKey?.(req, req.headers),
-      rewrite: route.rewrite,
+      // Unread, the body is read (and limited) by the gateway itself.
+      body: req.readableEnded ? bodyAfterParser(req, warnOnce) : undefined,
     })
-  }
-
-  return function tollgateForward(req, res) {
-    if (req.readableEnded) {
-      return send(req, res, bodyAfterParser(req, warnOnce), modelOf(req.body))
-    }
-    // Model routing needs the `model` field: read the body once and forward the same bytes.
-    if (gateway.routesByModel && isJsonRequest(req)) {
-      return readRequestBody(req, gateway.maxBodyBytes).then(
-        (body) => {
-          let model: string | undefined
-          try {
-            model = modelFromJson(body)
-          } catch (error) {
-            if (!(error instanceof InvalidJsonBodyError)) throw error
-            sendJsonError(req, res, 400, 'invalid_json', error.message)
-            return
-          }
-          return send(req, res, body, model)
-        },
-        (error: unknown) => {
-          if (error instanceof BodyTooLargeError)
-            sendJsonError(req, res, 413, 'body_too_large', error.message)
-          else res.destroy()
-        },
-      )
-    }
-    return send(req, res, undefined, undefined)
   }
 }

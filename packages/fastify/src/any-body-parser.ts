@@ -1,4 +1,5 @@
-import { errorCodes, type FastifyRequest } from 'fastify'
+import { nestsDeeperThan } from '@tollgate/core/internal'
+import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { isKeepingRawBody } from './raw-body.js'
 
 type Done = (error: Error | null, body?: unknown) => void
@@ -36,4 +37,40 @@ export function forwardAnyBody(request: FastifyRequest, payload: NodeJS.Readable
   })
   payload.on('end', () => settle(null))
   payload.on('error', (error: Error) => settle(error))
+}
+
+/**
+ * Forward routes parse JSON (so hooks can read `request.body`) only up to Fastify's own default
+ * body limit and this nesting depth; a larger or deeper body is forwarded unparsed, and the
+ * gateway reads its `model` by scanning the top level. Far above any chat request (tool schemas
+ * included), far below where `JSON.parse` starts to block the event loop.
+ */
+const MAX_PARSED_DEPTH = 64
+
+/**
+ * Installs the parsers forward routes need: the catch-all above (unless the app has its own), and
+ * an `application/json` parser that bounds what a forward route parses. A forward route's body
+ * limit is `maxBodyBytes` (10 MiB by default), and `JSON.parse` of 10 MB of nested arrays blocks
+ * the event loop for seconds. Every other route gets Fastify's own JSON parser, with the app's
+ * poisoning settings and its body limit.
+ */
+export function addForwardBodyParsers(app: FastifyInstance): void {
+  if (!app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
+  const config = app.initialConfig as {
+    bodyLimit?: number
+    onProtoPoisoning?: string
+    onConstructorPoisoning?: string
+  }
+  const parsedLimit = config.bodyLimit ?? 1024 * 1024
+  const parseJson = app.getDefaultJsonParser(
+    (config.onProtoPoisoning ?? 'error') as 'error',
+    (config.onConstructorPoisoning ?? 'error') as 'error',
+  )
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer
+    if (!isKeepingRawBody(request)) return parseJson(request, bytes as never, done)
+    if (bytes.length > parsedLimit || nestsDeeperThan(bytes, MAX_PARSED_DEPTH)) done(null, undefined)
+    else parseJson(request, bytes as never, done)
+  })
 }

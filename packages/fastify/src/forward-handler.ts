@@ -1,5 +1,4 @@
 import type { ForwardOptions, Gateway } from '@tollgate/core/internal'
-import { modelOf } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { rawBodyOf } from './raw-body.js'
 
@@ -10,16 +9,15 @@ export type ForwardHandler = ((request: FastifyRequest, reply: FastifyReply) => 
 }
 
 /**
- * A route handler that hands the raw request and response to the core forwarder.
- * Headers already set on the reply (the rate-limit ones) are carried over, since a
- * hijacked reply no longer sends them itself.
+ * A route handler that hands the raw request and response to the gateway. Headers already set on
+ * the reply (the rate-limit ones) are carried over, since a hijacked reply no longer sends them
+ * itself. Once hijacked, the gateway answers every failure itself (a throwing `hashKey` gets 500).
  */
 export function forwardHandler(
   gateway: Gateway<FastifyRequest>,
   options: ForwardOptions<FastifyRequest> | undefined,
 ): ForwardHandler {
   const route = gateway.route(options)
-  const { forwarder } = gateway
   const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const res = reply.raw
     const headers = reply.getHeaders()
@@ -28,9 +26,10 @@ export function forwardHandler(
       if (value !== undefined) res.setHeader(name, value)
     }
     reply.hijack()
-    return forwarder.forward({
+    return gateway.forward(route, {
       req: request.raw,
       res,
+      request,
       clientIp: request.ip,
       protocol: request.protocol,
       host: request.host,
@@ -40,9 +39,6 @@ export function forwardHandler(
       // X-Forwarded-For passed on.
       trustProxy: (request.ips?.length ?? 0) > 1,
       body: rawBodyOf(request),
-      model: modelOf(request.body),
-      hashKey: route.hashKey?.(request, request.headers),
-      rewrite: route.rewrite,
     })
   }
   return Object.assign(handler, { [FORWARD_HANDLER]: true as const })

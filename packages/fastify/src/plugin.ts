@@ -2,7 +2,7 @@ import type { LimitDecision, RouteLimitSpec } from '@tollgate/core'
 import { checkOneOf, TollgateCore } from '@tollgate/core/internal'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { forwardAnyBody } from './any-body-parser.js'
+import { addForwardBodyParsers } from './any-body-parser.js'
 import { FastifyTollgate } from './fastify-tollgate.js'
 import { isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, HOOK_NAMES, type TollgateFastifyOptions } from './options.js'
@@ -64,7 +64,7 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
   app.decorate('tollgate', new FastifyTollgate(core))
   app.decorateRequest('rateLimit', null)
   // A catch-all parser of the app's own (registered before tollgate) stays in charge.
-  if (core.hasBackends && !app.hasContentTypeParser('*')) app.addContentTypeParser('*', forwardAnyBody)
+  if (core.hasBackends) addForwardBodyParsers(app)
 
   // A HEAD request runs the GET handler, so it must draw on the GET route's counters
   // rather than open a second budget for the same work. Fastify adds the HEAD twin

@@ -8,9 +8,9 @@ interface WithRawBody {
 }
 
 /**
- * A `preParsing` hook for forward routes: the body passes through to Fastify's own
- * parser (so `request.body` and its `model` are available) while its bytes are
- * kept, so the backend receives exactly what the client sent.
+ * A `preParsing` hook for forward routes: the body passes through to the route's parser while its
+ * bytes are kept, so the backend receives exactly what the client sent, whichever parser (the
+ * app's own included) reads it.
  */
 export function keepRawBody(
   request: FastifyRequest,

@@ -1,18 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 
-/** Why the gateway answered instead of a backend; the `code` of the JSON error body. */
-export type GatewayErrorCode =
-  | 'invalid_request_target'
-  | 'invalid_header_value'
-  | 'method_not_allowed'
-  | 'body_too_large'
-  | 'body_already_consumed'
-  | 'bad_gateway'
-  | 'backend_unavailable'
-  | 'backend_timeout'
-  | 'backend_stream_failed'
-  | 'internal_error'
-
 /**
  * The client went away. Used as the abort reason for the upstream request, so the attempt's
  * error handler can tell a cancellation (not the backend's fault) from a backend failure.
@@ -85,4 +72,13 @@ export function sendJsonError(
 /** The SSE event that ends a token stream whose backend failed, so the client does not take it as done. */
 export function sseErrorEvent(message: string): string {
   return `event: error\ndata: ${errorBody(502, 'backend_stream_failed', message)}\n\n`
+}
+
+/** The client did not finish sending its body within `uploadTimeoutMs`; answered with 408. */
+export class UploadTimeoutError extends Error {
+  override readonly name = 'UploadTimeoutError'
+  readonly code = 'upload_timeout'
+  constructor(readonly timeoutMs: number) {
+    super(`the request body did not arrive within ${timeoutMs} ms`)
+  }
 }

@@ -1,18 +1,10 @@
+import { checkKnownKeys, fail, isPlainObject } from '../validation.js'
+
 /**
  * How an adapter changes the forwarded path: a function of the origin-form path (query included),
  * or a prefix to strip (and optionally one to put in its place).
  */
 export type PathRewrite = ((path: string) => string) | { stripPrefix: string; addPrefix?: string }
-
-/** The request target cannot be forwarded (not origin- or absolute-form, dot segments, control bytes). */
-export class InvalidRequestTargetError extends Error {
-  override readonly name = 'InvalidRequestTargetError'
-  constructor(readonly target: string) {
-    super(
-      `cannot forward request target ${JSON.stringify(target.length > 200 ? `${target.slice(0, 200)}…` : target)}`,
-    )
-  }
-}
 
 const SLASH = 47
 const BACKSLASH = 92
@@ -102,23 +94,25 @@ function validate(target: string, start: number): string | null {
  * Turns a `PathRewrite` into a function, validating it once, at creation. The function's output
  * is checked like a client target: a rewrite can change the path, never the destination.
  */
-export function compilePathRewrite(rewrite: PathRewrite): (path: string) => string {
+export function compilePathRewrite(rewrite: PathRewrite, option = 'rewrite'): (path: string) => string {
   if (typeof rewrite === 'function') return rewrite
-  if (rewrite === null || typeof rewrite !== 'object' || typeof rewrite.stripPrefix !== 'string') {
-    throw new TypeError(
-      `rewrite must be a function or { stripPrefix: '/prefix', addPrefix?: '/other' }, got ${JSON.stringify(rewrite)}`,
-    )
+  if (!isPlainObject(rewrite) || typeof rewrite.stripPrefix !== 'string') {
+    fail(option, "a function or { stripPrefix: '/prefix', addPrefix?: '/other' }", rewrite)
   }
+  checkKnownKeys(option, rewrite, ['stripPrefix', 'addPrefix'])
   const { stripPrefix, addPrefix = '' } = rewrite
   if (!stripPrefix.startsWith('/') || stripPrefix.endsWith('/')) {
-    throw new TypeError(
-      `rewrite.stripPrefix must start with '/' and not end with one (e.g. '/gateway'), got ${JSON.stringify(stripPrefix)}`,
+    fail(
+      `${option}.stripPrefix`,
+      "a path starting with '/' and not ending with one (e.g. '/gateway')",
+      stripPrefix,
     )
   }
-  if (addPrefix !== '' && (!addPrefix.startsWith('/') || addPrefix.endsWith('/'))) {
-    throw new TypeError(
-      `rewrite.addPrefix must start with '/' and not end with one (e.g. '/v1'), got ${JSON.stringify(addPrefix)}`,
-    )
+  if (
+    typeof addPrefix !== 'string' ||
+    (addPrefix !== '' && (!addPrefix.startsWith('/') || addPrefix.endsWith('/')))
+  ) {
+    fail(`${option}.addPrefix`, "a path starting with '/' and not ending with one (e.g. '/v1')", addPrefix)
   }
   return (path) => {
     if (!path.startsWith(stripPrefix)) return path

@@ -1,4 +1,4 @@
-import { quote } from '../balance/config.js'
+import { checkNumber } from '../validation.js'
 
 export interface RetryBudgetOptions {
   /** Retries may add at most this share on top of the requests seen in the window. Default 0.2. */
@@ -30,18 +30,17 @@ export class RetryBudget {
     options: RetryBudgetOptions = {},
     private readonly now: () => number = Date.now,
   ) {
-    const { ratio = 0.2, minRetriesPerSecond = 10, windowSeconds = 10 } = options
-    if (!(ratio >= 0) || !Number.isFinite(ratio)) {
-      throw new TypeError(`retryBudget.ratio must be a finite number >= 0, got ${quote(ratio)}`)
-    }
-    if (!(minRetriesPerSecond >= 0) || !Number.isFinite(minRetriesPerSecond)) {
-      throw new TypeError(
-        `retryBudget.minRetriesPerSecond must be a finite number >= 0, got ${quote(minRetriesPerSecond)}`,
-      )
-    }
-    if (!Number.isInteger(windowSeconds) || windowSeconds < 1) {
-      throw new TypeError(`retryBudget.windowSeconds must be an integer >= 1, got ${quote(windowSeconds)}`)
-    }
+    const ratio = checkNumber('retryBudget.ratio', options.ratio, 0.2, { min: 0 })
+    const minRetriesPerSecond = checkNumber(
+      'retryBudget.minRetriesPerSecond',
+      options.minRetriesPerSecond,
+      10,
+      { min: 0 },
+    )
+    const windowSeconds = checkNumber('retryBudget.windowSeconds', options.windowSeconds, 10, {
+      integer: true,
+      min: 1,
+    })
     this.ratio = ratio
     this.reserve = minRetriesPerSecond * windowSeconds
     this.windowSeconds = windowSeconds

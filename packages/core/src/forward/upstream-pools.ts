@@ -1,7 +1,7 @@
 import type { Pool } from 'undici'
-import { quote } from '../balance/config.js'
 import type { BackendTarget } from '../balance/types.js'
 import { undici } from '../undici-loader.js'
+import { checkNumber, fail } from '../validation.js'
 
 export interface UpstreamPoolOptions {
   /** TCP (and TLS) connect timeout. Default 5 s: a backend that cannot accept a connection that fast is down. */
@@ -33,13 +33,7 @@ interface PoolEntry {
 }
 
 function checkMs(name: string, value: number | undefined, fallback: number, allowZero: boolean): number {
-  if (value === undefined) return fallback
-  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
-    throw new TypeError(
-      `${name} must be an integer number of milliseconds ${allowZero ? '>= 0' : '>= 1'}, got ${quote(value)}`,
-    )
-  }
-  return value
+  return checkNumber(name, value, fallback, { integer: true, min: allowZero ? 0 : 1 })
 }
 
 /**
@@ -57,7 +51,7 @@ export class UpstreamPools {
   constructor(options: UpstreamPoolOptions = {}) {
     const connections = options.connectionsPerBackend ?? null
     if (connections !== null && (!Number.isInteger(connections) || connections < 1)) {
-      throw new TypeError(`connectionsPerBackend must be an integer >= 1 or null, got ${quote(connections)}`)
+      fail('connectionsPerBackend', 'an integer at least 1, or null for no limit', connections)
     }
     this.poolOptions = {
       connectTimeout: checkMs('connectTimeoutMs', options.connectTimeoutMs, 5_000, false),
@@ -77,9 +71,7 @@ export class UpstreamPools {
     if (this.closed) throw new Error('the upstream pools are closed')
     const protocol = backend.url.protocol
     if (protocol !== 'http:' && protocol !== 'https:') {
-      throw new TypeError(
-        `backend ${backend.id} has URL ${backend.url.href}; only http: and https: are supported`,
-      )
+      fail(`backends[${JSON.stringify(backend.id)}].url`, 'an http: or https: URL', backend.url)
     }
     // Same id, new origin: the backend was replaced without closeFor; let in-flight requests finish.
     if (entry !== undefined) void this.closeGracefully(entry.pool).catch(() => {})

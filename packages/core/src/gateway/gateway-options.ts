@@ -9,7 +9,7 @@ export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
 /** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
 export interface GatewayOptions<Req>
   extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks'>,
-    Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite'> {
+    Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite' | 'callbacks'> {
   /** Consistent-hash key. Default: the `X-Session-Id` header. */
   hashKey?: HashKeySource<Req>
   /**
@@ -45,6 +45,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'retryBudget',
   'maxReplayBodyBytes',
   'maxBodyBytes',
+  'uploadTimeoutMs',
   'onUnexpectedError',
   'hashKey',
   'shutdownTimeoutMs',

@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { BackendBalancer } from '../balance/balancer.js'
-import { createForwarder, type Forwarder } from '../forward/forwarder.js'
+import { sendJsonError } from '../forward/errors.js'
+import { createForwarder, type Forwarder, type ForwardRequest } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
-import type { UserCallbacks } from '../user-callback.js'
-import { checkKnownKeys, checkOptionalFunction, fail } from '../validation.js'
+import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
+import { checkKnownKeys, fail, isPlainObject } from '../validation.js'
 import { BackendsHandle } from './backends-handle.js'
 import {
   FORWARD_OPTION_NAMES,
@@ -20,8 +21,19 @@ export interface ForwardRoute<Req> {
 }
 
 /**
- * The forwarding half of tollgate, framework-agnostic: one balancer and one forwarder (one
- * connection pool per backend) shared by every forward route, and their shutdown.
+ * One request to forward, in framework-neutral fields: everything an adapter knows that core
+ * cannot (the trust-proxy result, the original URL, bytes a body parser already read). Model,
+ * hash key and rewrite are the gateway's to fill in.
+ */
+export interface GatewayRequest<Req>
+  extends Omit<ForwardRequest, 'model' | 'hashKey' | 'rewrite' | 'readModel'> {
+  /** The framework's request object, handed to a `hashKey` function. */
+  request: Req
+}
+
+/**
+ * The balancing half of tollgate, framework-agnostic: one balancer and one
+ * forwarder (one connection pool per backend) shared by every forward route.
  */
 export class ForwardingGateway<Req> {
   readonly balancer: BackendBalancer
@@ -32,9 +44,10 @@ export class ForwardingGateway<Req> {
   readonly #hashKey: HashKeySource<Req> | undefined
   readonly #hashing: boolean
   readonly #shutdownTimeoutMs: number
+  readonly #callbacks: UserCallbacks
   #closing: Promise<void> | undefined
 
-  /** `callbacks` guards the user's functions among the options (custom picker, onUnexpectedError). */
+  /** `callbacks` guards the user's functions among the options (custom picker, `hashKey`, `rewrite`, `onUnexpectedError`). */
   constructor(options: GatewayOptions<Req>, callbacks: UserCallbacks) {
     const {
       backends,
@@ -46,12 +59,11 @@ export class ForwardingGateway<Req> {
       failurePenaltyMs,
       hashKey,
       shutdownTimeoutMs,
-      onUnexpectedError,
       ...forwarding
     } = options
     checkHashKey('hashKey', hashKey)
-    checkOptionalFunction('onUnexpectedError', onUnexpectedError)
     this.#shutdownTimeoutMs = checkShutdownTimeout(shutdownTimeoutMs)
+    this.#callbacks = callbacks
     this.balancer = new BackendBalancer({
       backends,
       strategy,
@@ -63,13 +75,7 @@ export class ForwardingGateway<Req> {
       callbacks,
     })
     try {
-      this.forwarder = createForwarder({
-        ...forwarding,
-        balancer: this.balancer,
-        onUnexpectedError:
-          onUnexpectedError &&
-          ((error: unknown) => callbacks.notify('onUnexpectedError', onUnexpectedError, error)),
-      })
+      this.forwarder = createForwarder({ ...forwarding, balancer: this.balancer, callbacks: this.#callbacks })
     } catch (error) {
       void this.balancer.close()
       throw error
@@ -84,14 +90,36 @@ export class ForwardingGateway<Req> {
   /** Validates a route's forward options once, when the route is declared. */
   route(options: ForwardOptions<Req> = {}): ForwardRoute<Req> {
     const raw: unknown = options
-    if (raw === null || typeof raw !== 'object') fail('forward()', 'an object { rewrite?, hashKey? }', raw)
+    if (!isPlainObject(raw)) fail('forward()', 'an object with any of rewrite, hashKey', raw)
     checkKnownKeys('forward()', raw, FORWARD_OPTION_NAMES)
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
     return {
-      rewrite: options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite),
+      rewrite:
+        options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite, 'forward().rewrite'),
       hashKey: hashKeyReader(source),
     }
+  }
+
+  /**
+   * Forwards one request on `route` and answers it: the backend's response, or a JSON error
+   * (400/413/408 for a bad body, 500 when the route's `hashKey` function throws, 502/503/504
+   * when no backend answered). The body is read here unless a framework parser already did.
+   * Resolves once the response is over; never rejects.
+   */
+  forward(route: ForwardRoute<Req>, request: GatewayRequest<Req>): Promise<void> {
+    const input = request as ForwardRequest & GatewayRequest<Req>
+    if (route.hashKey !== undefined) {
+      const key = this.#callbacks.call('hashKey', route.hashKey, request.request, request.req.headers)
+      if (key === CALLBACK_FAILED) {
+        sendJsonError(request.req, request.res, 500, 'internal_error', 'the hashKey function failed')
+        return Promise.resolve()
+      }
+      input.hashKey = typeof key === 'string' ? key : undefined
+    }
+    input.rewrite = route.rewrite
+    input.readModel = this.routesByModel
+    return this.forwarder.forward(input)
   }
 
   /**
@@ -162,13 +190,6 @@ function hashKeyReader<Req>(source: HashKeySource<Req> | undefined): ForwardRout
     const value = headers[header]
     return Array.isArray(value) ? value[0] : value
   }
-}
-
-/** The `model` field of a parsed JSON body, if it has one. */
-export function modelOf(body: unknown): string | undefined {
-  if (body === null || typeof body !== 'object') return undefined
-  const model = (body as { model?: unknown }).model
-  return typeof model === 'string' ? model : undefined
 }
 
 /** @deprecated the old name of `ForwardingGateway`. */

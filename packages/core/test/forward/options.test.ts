@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createForwarder } from '../../src/forward/forwarder.js'
 import { UpstreamPools } from '../../src/forward/upstream-pools.js'
+import { OptionError } from '../../src/validation.js'
 import { RoundRobinTestBalancer } from './helpers.js'
 
 const balancer = new RoundRobinTestBalancer([])
@@ -17,7 +18,10 @@ describe('createForwarder options', () => {
     [{ connectionsPerBackend: 0 }, /connectionsPerBackend.*0/],
     [{ retryBudget: { ratio: -0.5 } }, /ratio.*-0\.5/],
     [{ rewrite: { stripPrefix: 'gw' } }, /stripPrefix.*"gw"/],
+    [{ uploadTimeoutMs: 0 }, /option "uploadTimeoutMs" must be an integer.*got 0/],
+    [{ retryBudget: { percent: 20 } as never }, /unknown option "retryBudget\.percent"/],
   ])('rejects %j at creation', (options, message) => {
+    expect(() => createForwarder({ balancer, ...options })).toThrow(OptionError)
     expect(() => createForwarder({ balancer, ...options })).toThrow(message)
   })
 

@@ -263,3 +263,66 @@ describe('a backend failing mid-stream', () => {
     expect(stream.complete).toBe(false)
   })
 })
+
+describe('the per-request observer', () => {
+  it('sees the response start, every chunk and the end, and may replace a buffered request body', async () => {
+    let received = ''
+    const model = await backend((_req, res, body) => {
+      received = body.toString()
+      sseHeaders(res)
+      res.write('data: {"token":"Hel"}\n\n')
+      res.end('data: [DONE]\n\n')
+    })
+    const balancer = new RoundRobinTestBalancer([target('a', model.url)])
+    const seen: string[] = []
+    let data = ''
+    const gw = await startGateway(
+      { balancer },
+      {
+        extra: () => ({
+          observer: {
+            requestBody: (body) => Buffer.from(body.toString().replace('}', ',"stream_options":{}}')),
+            responseStart: (status) => seen.push(`start ${status}`),
+            responseData: (chunk) => {
+              data += chunk.toString()
+            },
+            responseEnd: (complete) => seen.push(`end ${complete}`),
+          },
+        }),
+      },
+    )
+    open.push(gw)
+    const stream = openStream(gw.port)
+    await waitFor(() => stream.complete !== undefined)
+    expect(stream.complete).toBe(true)
+    expect(received).toBe('{"stream":true,"stream_options":{}}')
+    expect(seen).toEqual(['start 200', 'end true'])
+    expect(data).toBe(stream.text())
+  })
+
+  it('cannot break the response by throwing', async () => {
+    const model = await backend((_req, res) => {
+      sseHeaders(res)
+      res.end('data: [DONE]\n\n')
+    })
+    const balancer = new RoundRobinTestBalancer([target('a', model.url)])
+    const unexpected: unknown[] = []
+    const throwing = () => {
+      throw new Error('observer bug')
+    }
+    const gw = await startGateway(
+      { balancer, onUnexpectedError: (error) => unexpected.push(error) },
+      {
+        extra: () => ({
+          observer: { responseStart: throwing, responseData: throwing, responseEnd: throwing },
+        }),
+      },
+    )
+    open.push(gw)
+    const stream = openStream(gw.port)
+    await waitFor(() => stream.complete !== undefined)
+    expect(stream.complete).toBe(true)
+    expect(stream.text()).toBe('data: [DONE]\n\n')
+    expect(unexpected.length).toBeGreaterThan(0)
+  })
+})

@@ -49,14 +49,16 @@ export class StreamedBody extends Transform {
 }
 
 /**
- * Reads the body into one Buffer when it fits `maxReplayBodyBytes`, so a failed attempt can be
- * replayed on another backend. A longer body resolves as a `StreamedBody` carrying what was read so
- * far. Rejects with `BodyTooLargeError` past `maxBodyBytes`, `ClientClosedError` when the client
- * goes away first.
+ * Reads the request body before any backend is involved: into one Buffer when it ends within
+ * `bufferBytes`, else (only possible for a body whose declared length is within `maxBodyBytes`)
+ * as a `StreamedBody` carrying what was read so far. Rejects with `BodyTooLargeError` past
+ * `maxBodyBytes`, `ClientClosedError` when the client goes away first. Callers pass
+ * `bufferBytes = maxBodyBytes` for a chunked body, so no byte of a body that turns out too large
+ * ever reaches a backend.
  */
-export function readReplayableBody(
+export function readRequestBody(
   req: IncomingMessage,
-  maxReplayBodyBytes: number,
+  bufferBytes: number,
   maxBodyBytes: number,
 ): Promise<Buffer | StreamedBody> {
   return new Promise((resolve, reject) => {
@@ -75,7 +77,7 @@ export function readReplayableBody(
       if (total > maxBodyBytes) {
         stop()
         reject(new BodyTooLargeError(maxBodyBytes))
-      } else if (total > maxReplayBodyBytes) {
+      } else if (total > bufferBytes) {
         stop()
         resolve(new StreamedBody(req, chunks, total, maxBodyBytes))
       }

@@ -1,0 +1,81 @@
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
+import type { PickContext } from '../balance/types.js'
+
+/**
+ * Watches one forwarded response as it passes through, without changing it: where token
+ * accounting reads SSE chunks and a JSON body's `usage`. Each method is optional; a throw is
+ * reported to `onUnexpectedError` and the response goes on.
+ */
+export interface ForwardObserver {
+  /**
+   * The buffered request body just before the first dispatch (never called for a streamed body);
+   * a Buffer returned replaces it for every attempt (e.g. to add `stream_options.include_usage`).
+   */
+  requestBody?(body: Buffer): Buffer | undefined
+  /** The backend's final status and headers, as they are passed on. */
+  responseStart?(status: number, headers: IncomingHttpHeaders): void
+  /** One chunk of the response body, as it is passed on. */
+  responseData?(chunk: Buffer): void
+  /** The response ended; `complete` is false when it was cut (backend failure, client gone). */
+  responseEnd?(complete: boolean): void
+}
+
+/**
+ * One request to forward, as an adapter hands it over. Fastify passes `request.raw`/`reply.raw`
+ * (after `reply.hijack()`), Express its `req`/`res`. Also the balancer's `PickContext`, so
+ * `model` and `hashKey` reach the picker without another object.
+ */
+export interface ForwardRequest extends PickContext {
+  req: IncomingMessage
+  res: ServerResponse
+  /** Default `req.method`. */
+  method?: string
+  /** Path and query to forward; default `req.url`. Normalised to origin-form before use. */
+  path?: string
+  /** Replaces the forwarder's `rewrite` for this request (compile it once per route with `compilePathRewrite`). */
+  rewrite?: (path: string) => string
+  /** The client's address with the app's trust-proxy setting applied (Fastify `request.ip`, Express `req.ip`). Default: the socket's. */
+  clientIp?: string
+  /** `http` or `https` as the client used it (Fastify `request.protocol`, Express `req.protocol`). Default: from the socket. */
+  protocol?: string
+  /** The host the client asked for (Fastify `request.host`, Express `req.host`). Default: the `Host` header. */
+  host?: string
+  /**
+   * The app trusts the proxy in front of it: the incoming `X-Forwarded-For` chain is kept and the
+   * connecting peer appended. Otherwise `X-Forwarded-For` is exactly `clientIp`. Default false.
+   */
+  trustProxy?: boolean
+  /**
+   * The request body's original bytes when a framework parser already read them; undefined means
+   * "read it from `req`". A Buffer is always replayable (it is in memory already).
+   */
+  body?: Buffer
+  /**
+   * Read `model` from a JSON body (when `model` is not given): the whole body is read before a
+   * backend is picked, its top level scanned, and a body whose top level is not well-formed JSON gets 400.
+   */
+  readModel?: boolean
+  /** Sees the response pass through (see `ForwardObserver`). */
+  observer?: ForwardObserver
+}
+
+export interface Forwarder {
+  /** Bodies above this many bytes get 413 (`Infinity`: no limit). */
+  readonly maxBodyBytes: number
+  /**
+   * Forwards one request and answers the client: the backend's response streamed through, or a
+   * JSON error. Resolves once the response is over (finished, or the client went away); never
+   * rejects.
+   */
+  forward(input: ForwardRequest): Promise<void>
+  /** Closes the connections to one backend after its in-flight requests (call when it is removed). */
+  closeFor(backendId: string): Promise<void>
+  /**
+   * Closes every connection after in-flight requests complete; from now on the client connection
+   * of each in-flight response is closed once that response ends, so a server's own close() is not
+   * held open by idle keep-alive connections.
+   */
+  close(): Promise<void>
+  /** Closes every connection now, failing in-flight requests. */
+  destroy(): Promise<void>
+}
