@@ -3,7 +3,10 @@
  *
  *   node bench/run.js                      full run (under 10 minutes), writes bench/RESULTS.md
  *   node bench/run.js --quick              smoke run (under a minute), writes bench/.out/RESULTS.quick.md
- *   node bench/run.js --only rate-limit    one suite (rate-limit, forward, balance; comma-separate several)
+ *   node bench/run.js --only rate-limit    one suite (rate-limit, forward, latency, balance; comma-separate)
+ *   node bench/run.js --only forward,latency
+ *                                          what forwarding costs: CPU beside its peers, latency added
+ *                                          at 1,000 req/s (about 4 minutes)
  *   node bench/run.js --out FILE           write somewhere else
  *   node bench/run.js --profile            servers under test write V8 CPU profiles to bench/.out/profiles
  *   node bench/run.js --only balance --balancers least-latency,nginx
@@ -18,12 +21,14 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runBalanceBench } from './balance.js'
 import { runForwardBench } from './forward.js'
+import { runLatencyBench } from './latency.js'
 import { describeMachine } from './lib/machine.js'
 import { table } from './lib/markdown.js'
 import { pinningAvailable, pinSelf, setProfileDir, stopAll } from './lib/processes.js'
+import { missingTools } from './lib/tools.js'
 import { runRateLimitBench } from './rate-limit.js'
 
-const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'balance'])
+const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'latency', 'balance'])
 /** @typedef {(typeof SUITES)[number]} SuiteName */
 /**
  * @typedef {{ title: string, markdown: string, losses: string[], raw: unknown }} SuiteResult
@@ -33,6 +38,7 @@ const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'balance'])
 const RUNNERS = {
   'rate-limit': runRateLimitBench,
   forward: runForwardBench,
+  latency: runLatencyBench,
   balance: runBalanceBench,
 }
 
@@ -66,6 +72,12 @@ const selected = values.only
       return /** @type {SuiteName} */ (name)
     })
   : [...SUITES]
+
+const missing = missingTools(selected)
+if (missing) {
+  console.error(missing.message)
+  process.exit(2)
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 const outFile = values.out ?? (quick ? `${here}/.out/RESULTS.quick.md` : `${here}/RESULTS.md`)

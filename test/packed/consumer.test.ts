@@ -48,7 +48,7 @@ describe('the packed packages in a consumer project', () => {
     expect(output).toBe('')
   }, 90_000)
 
-  it('load with require() from CommonJS', async () => {
+  it('load with require() from CommonJS, without a warning', async () => {
     const script = `
       const core = require('@tollgate/core')
       const fastify = require('@tollgate/fastify')
@@ -59,7 +59,9 @@ describe('the packed packages in a consumer project', () => {
         expressFactory: typeof express.tollgate,
         optionError: express.OptionError === core.OptionError,
       }))`
-    const { stdout } = await node(consumer.dir, ['-e', script])
+    const { stdout, stderr } = await node(consumer.dir, ['-e', script])
+    // Node >= 20.19 loads ESM for require() without an ExperimentalWarning when nothing awaits at top level.
+    expect(stderr).toBe('')
     expect(JSON.parse(stdout)).toEqual({
       windows: [86_400_000, 3_600_000],
       fastifyPlugin: 'function',
