@@ -80,7 +80,7 @@ function addedRange(/** @type {RoundFigures[]} */ a, /** @type {RoundFigures[]} 
 export async function runLatencyBench({ quick, log }) {
   const settings = quick
     ? { rounds: 1, seconds: 1, warmupSeconds: 1 }
-    : { rounds: 3, seconds: 4, warmupSeconds: 2 }
+    : { rounds: 3, seconds: 3, warmupSeconds: 2 }
   /** @type {Array<{ stop: () => Promise<void> }>} */
   const started = []
   /** @type {string[]} */
