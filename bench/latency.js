@@ -43,7 +43,7 @@ const WORKLOADS = [
 ]
 /**
  * @typedef {{ p50: number, p95: number, p99: number, ttft50: number, ttft99: number,
- *   sent: number, errors: number, maxLagMs: number }} RoundFigures
+ *   sent: number, errors: number, errorKinds: Record<string, number>, maxLagMs: number }} RoundFigures
  */
 
 /** @param {Awaited<ReturnType<typeof runOpenLoop>>} result @returns {RoundFigures} */
@@ -51,6 +51,9 @@ function figures(result) {
   const ok = result.outcomes.filter((o) => o.error === null)
   const e2e = ok.map((o) => o.e2eMs)
   const ttft = ok.map((o) => o.ttftMs)
+  /** @type {Record<string, number>} */
+  const errorKinds = {}
+  for (const o of result.outcomes) if (o.error !== null) errorKinds[o.error] = (errorKinds[o.error] ?? 0) + 1
   return {
     p50: percentile(e2e, 50),
     p95: percentile(e2e, 95),
@@ -59,6 +62,7 @@ function figures(result) {
     ttft99: percentile(ttft, 99),
     sent: result.arrivals,
     errors: result.outcomes.length - ok.length,
+    errorKinds,
     maxLagMs: result.maxLagMs,
   }
 }
@@ -178,6 +182,30 @@ export async function runLatencyBench({ quick, log }) {
           num(Math.max(...rounds.map((x) => x.maxLagMs))),
         ]
       })
+      const again = results.get('direct-again') ?? []
+      const spread = (/** @type {keyof RoundFigures} */ k) =>
+        Math.max(
+          ...again.map((r, i) =>
+            Math.abs(/** @type {number} */ (r[k]) - /** @type {number} */ (direct[i]?.[k])),
+          ),
+        )
+      const kinds = targets
+        .map((t) => {
+          /** @type {Record<string, number>} */
+          const sum = {}
+          for (const r of results.get(t.id) ?? []) {
+            for (const [k, n] of Object.entries(r.errorKinds)) sum[k] = (sum[k] ?? 0) + n
+          }
+          const text = Object.entries(sum)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ')
+          return text ? `${t.label}: ${text}` : ''
+        })
+        .filter(Boolean)
+      const noise =
+        `Noise in this run: the direct path measured twice in a round differed by up to ${num(spread('p50'))} ms ` +
+        `at p50 and ${num(spread('p99'))} ms at p99; an added figure below that is not distinguishable from zero.` +
+        (kinds.length ? ` Errors by kind: ${kinds.join('; ')}.` : '')
       for (const id of ['tollgate-fastify', 'tollgate-express']) {
         const rounds = results.get(id)
         if (!rounds) continue
@@ -200,7 +228,7 @@ export async function runLatencyBench({ quick, log }) {
             'client max lag ms',
           ],
           rows,
-        )}`,
+        )}\n\n${noise}`,
       )
     }
   } finally {

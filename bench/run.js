@@ -16,6 +16,7 @@
  * without losing the others.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -154,7 +155,12 @@ ${table(
   [
     ['date', machine.date],
     ['machine', `${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB`],
-    ['load average at start', machine.loadAverage],
+    [
+      'load average at start / end',
+      `${machine.loadAverage} / ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    ],
     ['node', machine.node],
     ['nginx / haproxy / wrk', `${machine.nginx} / ${machine.haproxy} / ${machine.wrk}`],
     ['tollgate commit', machine.commit],
