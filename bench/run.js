@@ -6,7 +6,7 @@
  *   node bench/run.js --only rate-limit    one suite (rate-limit, forward, latency, balance; comma-separate)
  *   node bench/run.js --only forward,latency
  *                                          what forwarding costs: CPU beside its peers, latency added
- *                                          at 1,000 req/s (about 5 minutes)
+ *                                          at 1,000 req/s (about 6 minutes)
  *   node bench/run.js --out FILE           write somewhere else
  *   node bench/run.js --profile            servers under test write V8 CPU profiles to bench/.out/profiles
  *   node bench/run.js --only balance --balancers least-latency,nginx
