@@ -1,9 +1,12 @@
 /**
  * Runs the benchmarks and writes their results.
  *
- *   node bench/run.js                      full run (under 10 minutes), writes bench/RESULTS.md
+ *   node bench/run.js                      full run (about 12 minutes), writes bench/RESULTS.md
  *   node bench/run.js --quick              smoke run (under a minute), writes bench/.out/RESULTS.quick.md
- *   node bench/run.js --only rate-limit    one suite (rate-limit, forward, balance; comma-separate several)
+ *   node bench/run.js --only rate-limit    one suite (rate-limit, forward, latency, balance; comma-separate)
+ *   node bench/run.js --only forward,latency
+ *                                          what forwarding costs: CPU beside its peers, latency added
+ *                                          at 1,000 req/s (about 6 minutes)
  *   node bench/run.js --out FILE           write somewhere else
  *   node bench/run.js --profile            servers under test write V8 CPU profiles to bench/.out/profiles
  *   node bench/run.js --only balance --balancers least-latency,nginx
@@ -13,17 +16,20 @@
  * without losing the others.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runBalanceBench } from './balance.js'
 import { runForwardBench } from './forward.js'
+import { runLatencyBench } from './latency.js'
 import { describeMachine } from './lib/machine.js'
 import { table } from './lib/markdown.js'
 import { pinningAvailable, pinSelf, setProfileDir, stopAll } from './lib/processes.js'
+import { missingTools } from './lib/tools.js'
 import { runRateLimitBench } from './rate-limit.js'
 
-const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'balance'])
+const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'latency', 'balance'])
 /** @typedef {(typeof SUITES)[number]} SuiteName */
 /**
  * @typedef {{ title: string, markdown: string, losses: string[], raw: unknown }} SuiteResult
@@ -33,6 +39,7 @@ const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'balance'])
 const RUNNERS = {
   'rate-limit': runRateLimitBench,
   forward: runForwardBench,
+  latency: runLatencyBench,
   balance: runBalanceBench,
 }
 
@@ -66,6 +73,12 @@ const selected = values.only
       return /** @type {SuiteName} */ (name)
     })
   : [...SUITES]
+
+const missing = missingTools(selected)
+if (missing) {
+  console.error(missing.message)
+  process.exit(2)
+}
 
 const here = dirname(fileURLToPath(import.meta.url))
 const outFile = values.out ?? (quick ? `${here}/.out/RESULTS.quick.md` : `${here}/RESULTS.md`)
@@ -142,7 +155,12 @@ ${table(
   [
     ['date', machine.date],
     ['machine', `${machine.cpus} × ${machine.cpuModel}, ${machine.memoryGiB} GiB`],
-    ['load average at start', machine.loadAverage],
+    [
+      'load average at start / end',
+      `${machine.loadAverage} / ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}`,
+    ],
     ['node', machine.node],
     ['nginx / haproxy / wrk', `${machine.nginx} / ${machine.haproxy} / ${machine.wrk}`],
     ['tollgate commit', machine.commit],

@@ -1,6 +1,6 @@
 /**
- * Open-loop streaming client: sends chat completions with `"stream": true` at Poisson arrival times,
- * whether or not earlier ones have been answered, and times each at the client from its *scheduled*
+ * Open-loop client: sends chat completions (streamed unless a `body` says otherwise) at Poisson
+ * arrival times, whether or not earlier ones have been answered, and times each at the client from its *scheduled*
  * start (so a late send counts against the system, not for it):
  * time to first token = first body bytes, end to end = the stream's end.
  *
@@ -15,8 +15,10 @@ import { poissonSchedule, seededRandom } from './poisson.js'
  * @typedef {{
  *   url: string, ratePerSecond: number, durationMs: number, seed: number, timeoutMs: number,
  *   sessions?: number, sessionHeader?: string, events?: Array<{ atMs: number, name: string }>,
- *   tokens?: { min: number, alpha: number, max: number },
- * }} ClientOptions `tokens`: each request's answer length, drawn here and sent as `max_tokens`
+ *   tokens?: { min: number, alpha: number, max: number }, body?: string, stream?: boolean,
+ * }} ClientOptions `body`: one fixed request body instead of the generated one; with `stream: false`
+ *   the answer is plain JSON, and a 200 without `[DONE]` is not an error. `tokens`: each request's
+ *   answer length, drawn here and sent as `max_tokens`
  *   (to backends whose own length is larger), so that every balancer gets the very same work in the
  *   very same order, whichever backend ends up generating each answer.
  * @typedef {{ ttftMs: number, e2eMs: number, backend: string | null, error: string | null }} Outcome
@@ -41,7 +43,10 @@ export async function runOpenLoop(options, onEvent) {
   const t = options.tokens
   const drawLength = t ? paretoTokens(t.min, t.alpha, t.max) : null
   const lengthRandom = seededRandom(options.seed ^ 0x27d4eb2d)
+  const streamed = options.stream ?? true
+  const fixedBody = options.body
   const bodyOf = (/** @type {number | null} */ maxTokens) =>
+    fixedBody ??
     JSON.stringify({
       model: 'fake-model',
       stream: true,
@@ -80,7 +85,7 @@ export async function runOpenLoop(options, onEvent) {
       }
       outcome.e2eMs = performance.now() - t0
       if (res.statusCode !== 200) outcome.error = `http-${res.statusCode}`
-      else if (!outcome.error && !tail.includes('[DONE]')) outcome.error = 'incomplete'
+      else if (streamed && !outcome.error && !tail.includes('[DONE]')) outcome.error = 'incomplete'
     } catch (err) {
       const e = /** @type {{ code?: string, name?: string }} */ (err)
       outcome.error = e.name === 'TimeoutError' ? 'timeout' : (e.code ?? e.name ?? 'error')

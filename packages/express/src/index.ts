@@ -1,3 +1,7 @@
+// Loads the `declare global` that adds `req.rateLimit` to Express's Request: without an import
+// from the entry point, the emitted index.d.ts would not pull it in and users would get TS2339.
+import './limit-middleware.js'
+
 export type {
   BackendConfig,
   BackendSnapshot,
