@@ -1,3 +1,4 @@
+import { chmod, cp, mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,6 +19,29 @@ async function node(cwd: string, args: string[]): Promise<{ stdout: string; stde
     const f = err as Failed
     throw new Error(`node ${args.join(' ')} exited ${f.code}:\n${f.stdout ?? ''}${f.stderr ?? ''}`)
   }
+}
+
+interface Exited {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a file as a user's shell would (through its shebang), resolving to how it exited. */
+async function exec(file: string, args: string[], cwd: string): Promise<Exited> {
+  try {
+    const { stdout, stderr } = await run(file, args, { cwd, timeout: 30_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const f = err as Failed
+    if (typeof f.code !== 'number') throw err
+    return { code: f.code, stdout: f.stdout ?? '', stderr: f.stderr ?? '' }
+  }
+}
+
+/** The command as npm links it into a project: node_modules/.bin/tollgate. */
+function tollgate(cwd: string, args: string[]): Promise<Exited> {
+  return exec(join(cwd, 'node_modules', '.bin', 'tollgate'), args, cwd)
 }
 
 // A user's project with the packed tarballs installed: what TypeScript and Node see there is what
@@ -53,11 +77,13 @@ describe('the packed packages in a consumer project', () => {
       const core = require('@tollgate/core')
       const fastify = require('@tollgate/fastify')
       const express = require('@tollgate/express')
+      const cli = require('@tollgate/cli')
       console.log(JSON.stringify({
         windows: core.parseLimits('200 per day, 50 per hour').map((l) => l.windowMs),
         fastifyPlugin: typeof fastify.default,
         expressFactory: typeof express.tollgate,
         optionError: express.OptionError === core.OptionError,
+        checkConfigFile: typeof cli.checkConfigFile,
       }))`
     const { stdout, stderr } = await node(consumer.dir, ['-e', script])
     // Node >= 20.19 loads ESM for require() without an ExperimentalWarning when nothing awaits at top level.
@@ -67,6 +93,7 @@ describe('the packed packages in a consumer project', () => {
       fastifyPlugin: 'function',
       expressFactory: 'function',
       optionError: true,
+      checkConfigFile: 'function',
     })
   })
 
@@ -105,5 +132,45 @@ describe('the packed packages in a consumer project', () => {
       await app.close()`
     const { stdout } = await node(consumer.dir, ['--input-type=module', '-e', script])
     expect(JSON.parse(stdout)).toEqual({ first: 200, body: { remaining: 0 }, second: 429 })
+  })
+
+  it('run `tollgate check` from node_modules/.bin: 0 for a valid file, 1 with file:line:col for an invalid one', async () => {
+    await writeFile(
+      join(consumer.dir, 'gateway.yaml'),
+      [
+        'defaultLimits: 200 per day, 50 per hour',
+        'backends:',
+        '  - { url: "http://127.0.0.1:8001", id: a }',
+        'routes:',
+        '  - { method: POST, path: /v1/chat/completions, forward: true }',
+        '',
+      ].join('\n'),
+    )
+    await writeFile(join(consumer.dir, 'bad.yaml'), 'backends:\n  - { url: "ftp://10.0.0.2" }\n')
+    const good = await tollgate(consumer.dir, ['check', '--config', 'gateway.yaml'])
+    expect(good).toEqual({ code: 0, stdout: 'gateway.yaml: ok (1 backends, 1 routes)\n', stderr: '' })
+    const bad = await tollgate(consumer.dir, ['check', '--config', 'bad.yaml'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^bad\.yaml:2:12: backends\[0\]\.url must be an http:\/\/ or https:\/\/ URL/)
+  })
+
+  it('never build outside a clone: an installed copy without dist/ says so and exits 1', async () => {
+    // A user's turbo monorepo around node_modules must not be taken for the tollgate repository.
+    const project = join(consumer.dir, 'turbo-project')
+    const installed = join(project, 'node_modules', '@tollgate', 'cli')
+    await mkdir(installed, { recursive: true })
+    await cp(join(consumer.dir, 'node_modules', '@tollgate', 'cli'), installed, { recursive: true })
+    await rm(join(installed, 'dist'), { recursive: true })
+    for (const turbo of [join(project, 'turbo.json'), join(project, 'node_modules', 'turbo.json')]) {
+      await writeFile(turbo, '{ "tasks": { "build": {} } }\n')
+    }
+    const launcher = join(installed, 'bin', 'tollgate.js')
+    await chmod(launcher, 0o755)
+    const result = await exec(launcher, ['check', '--config', 'gateway.yaml'], project)
+    expect(result).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: 'tollgate: dist/ is missing from @tollgate/cli; reinstall the package\n',
+    })
   })
 })

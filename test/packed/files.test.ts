@@ -72,10 +72,14 @@ describe.each(PACKAGES)('npm pack of packages/%s', (pkg) => {
     // A hand-written .d.ts in src ships as it is; tsc emits nothing for it.
     const compiled = sources.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
     expect(compiled.length).toBeGreaterThan(0)
+    // bin/ holds plain JavaScript (the command's launcher), shipped as it is.
+    const launchers = walk(pkg, 'bin')
+    expect(launchers).toEqual(Object.values(m.bin ?? {}).map((path) => posix.normalize(path)))
     const expected = new Set([
       'LICENSE',
       'README.md',
       'package.json',
+      ...launchers,
       ...sources,
       ...compiled.flatMap(emitted),
     ])
@@ -105,6 +109,14 @@ describe.each(PACKAGES)('npm pack of packages/%s', (pkg) => {
       for (const target of exportTargets(m, subpath)) {
         expect(files, `exports["${subpath}"] → ${target}`).toContain(posix.normalize(target))
       }
+    }
+  })
+
+  it('ships the file of every command it declares', () => {
+    for (const [command, path] of Object.entries(m.bin ?? {})) {
+      expect(files, `bin.${command} → ${path}`).toContain(posix.normalize(path))
+      const text = readFileSync(join(packageRoot(pkg), path), 'utf8')
+      expect(text.startsWith('#!/usr/bin/env node\n'), `${path} starts with a node shebang`).toBe(true)
     }
   })
 

@@ -14,7 +14,7 @@ import { promisify } from 'node:util'
 
 export const run = promisify(execFile)
 export const root = fileURLToPath(new URL('../../', import.meta.url))
-export const PACKAGES = ['core', 'fastify', 'express'] as const
+export const PACKAGES = ['core', 'fastify', 'express', 'cli'] as const
 export type PackageDir = (typeof PACKAGES)[number]
 
 export interface PackedFile {
@@ -33,6 +33,7 @@ export interface Manifest {
   license?: string
   engines?: { node?: string }
   repository?: { type?: string; url?: string; directory?: string }
+  bin?: Record<string, string>
   exports?: Record<string, string | Record<string, string>>
   dependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
@@ -79,8 +80,8 @@ export interface Consumer {
 }
 
 /**
- * A scratch project with the three tarballs unpacked into its node_modules, as `npm install` of
- * the tarballs would lay them out. Their dependencies, and what the consumer itself would install
+ * A scratch project with the packed tarballs unpacked into its node_modules, as `npm install` of
+ * the tarballs would lay them out, commands linked in node_modules/.bin. Their dependencies, and what the consumer itself would install
  * (the frameworks, their types, TypeScript), are links into the repository's node_modules, so the
  * run needs no network; anything else (an undeclared dependency, a file left out of `files`) is
  * missing, as it would be for a user.
@@ -99,6 +100,12 @@ export async function createConsumer(fixtures: string): Promise<Consumer> {
       await mkdir(target, { recursive: true })
       await run('tar', ['-xzf', join(tarballs, packed.filename), '-C', target, '--strip-components=1'])
       const m = await manifest(pkg)
+      for (const [command, path] of Object.entries(m.bin ?? {})) {
+        // As npm links a command: a symlink to the shipped file, which runs through its shebang.
+        const bin = join(dir, 'node_modules', '.bin')
+        await mkdir(bin, { recursive: true })
+        await symlink(join('..', packed.name, path), join(bin, command))
+      }
       for (const dep of [...Object.keys(m.dependencies ?? {}), ...Object.keys(m.peerDependencies ?? {})]) {
         if (!dep.startsWith('@tollgate/')) wanted.add(dep)
       }
