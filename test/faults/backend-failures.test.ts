@@ -64,8 +64,9 @@ describe('a backend process is killed under load', () => {
   it('fails over, ends its streams visibly, is ejected and re-admitted when it comes back', async () => {
     const ports = await Promise.all([freePort(), freePort(), freePort()])
     const names = ['a', 'b', 'c']
-    // Streams of 60 tokens, 20 ms apart: long enough to be in flight when the kill lands.
-    const args = ['--tpt', '20', '--tokens', '60']
+    // Streams of 150 tokens, 20 ms apart (3 s): long enough to be in flight when the kill lands,
+    // even on a loaded machine where the requests before it take a while.
+    const args = ['--tpt', '20', '--tokens', '150']
     const processes = await Promise.all(names.map((name, i) => backend(ports[i]!, name, args)))
     const { app, port } = await gateway({
       backends: names.map((name, i) => ({ id: name, url: `http://127.0.0.1:${ports[i]}` })),
@@ -96,7 +97,7 @@ describe('a backend process is killed under load', () => {
     let startedAfterDeath = Number.POSITIVE_INFINITY
     const answers = await load(300, 6, async (i) => {
       started++
-      if (i === 60) {
+      if (i === 20) {
         await victim.kill('SIGKILL')
         startedAfterDeath = started
       }
