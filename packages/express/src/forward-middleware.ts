@@ -5,8 +5,8 @@ import {
   InvalidJsonBodyError,
   isJsonRequest,
   type Logger,
-  modelFromJson,
   modelOf,
+  parseJsonBody,
   readRequestBody,
   sendJsonError,
 } from '@tollgate/core/internal'
@@ -59,12 +59,7 @@ export function forwardMiddleware(
     )
   }
 
-  function send(
-    req: Request,
-    res: Response,
-    body: Buffer | undefined,
-    model: string | undefined,
-  ): Promise<void> {
+  function send(req: Request, res: Response, body: Buffer | undefined, parsed: unknown): Promise<void> {
     return forwarder.forward({
       req,
       res,
@@ -75,7 +70,8 @@ export function forwardMiddleware(
       host: req.host,
       trustProxy: peerIsTrusted(req),
       body,
-      model,
+      model: modelOf(parsed),
+      prompt: route.prompt?.(parsed),
       hashKey: route.hashKey?.(req, req.headers),
       rewrite: route.rewrite,
     })
@@ -83,21 +79,22 @@ export function forwardMiddleware(
 
   return function tollgateForward(req, res) {
     if (req.readableEnded) {
-      return send(req, res, bodyAfterParser(req, warnOnce), modelOf(req.body))
+      return send(req, res, bodyAfterParser(req, warnOnce), req.body)
     }
-    // Model routing needs the `model` field: read the body once and forward the same bytes.
-    if (gateway.routesByModel && isJsonRequest(req)) {
+    // Model routing needs the `model` field, prefix affinity the prompt: read the body once and
+    // forward the same bytes.
+    if ((gateway.routesByModel || route.prompt !== undefined) && isJsonRequest(req)) {
       return readRequestBody(req, gateway.maxBodyBytes).then(
         (body) => {
-          let model: string | undefined
+          let parsed: unknown
           try {
-            model = modelFromJson(body)
+            parsed = parseJsonBody(body)
           } catch (error) {
             if (!(error instanceof InvalidJsonBodyError)) throw error
             sendJsonError(req, res, 400, 'invalid_json', error.message)
             return
           }
-          return send(req, res, body, model)
+          return send(req, res, body, parsed)
         },
         (error: unknown) => {
           if (error instanceof BodyTooLargeError)

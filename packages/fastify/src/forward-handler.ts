@@ -41,6 +41,7 @@ export function forwardHandler(
       trustProxy: (request.ips?.length ?? 0) > 1,
       body: rawBodyOf(request),
       model: modelOf(request.body),
+      prompt: route.prompt?.(request.body),
       hashKey: route.hashKey?.(request, request.headers),
       rewrite: route.rewrite,
     })

@@ -12,10 +12,13 @@ import {
   type GatewayOptions,
   type HashKeySource,
 } from './gateway-options.js'
+import { promptTextOf } from './prompt-text.js'
 
 /** What an adapter needs to forward one request, prepared once per route. */
 export interface ForwardRoute<Req> {
   rewrite: ((path: string) => string) | undefined
+  /** The prompt text the strategy reads (`prefix-affinity`), from a parsed JSON body; undefined when none does. */
+  prompt: ((body: unknown) => string | undefined) | undefined
   hashKey: ((request: Req, headers: IncomingHttpHeaders) => string | undefined) | undefined
 }
 
@@ -40,6 +43,10 @@ export class ForwardingGateway<Req> {
       backends,
       strategy,
       consistentHash,
+      prefixAffinity,
+      loadReports,
+      zone,
+      zonePreference,
       health,
       queue,
       latencyDecayMs,
@@ -56,6 +63,10 @@ export class ForwardingGateway<Req> {
       backends,
       strategy,
       consistentHash,
+      prefixAffinity,
+      loadReports,
+      zone,
+      zonePreference,
       health,
       queue,
       latencyDecayMs,
@@ -88,8 +99,10 @@ export class ForwardingGateway<Req> {
     checkKnownKeys('forward()', raw, FORWARD_OPTION_NAMES)
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
+    const promptChars = this.balancer.promptChars
     return {
       rewrite: options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite),
+      prompt: promptChars > 0 ? (body) => promptTextOf(body, promptChars) : undefined,
       hashKey: hashKeyReader(source),
     }
   }

@@ -60,15 +60,19 @@ export class InvalidJsonBodyError extends Error {
   override readonly name = 'InvalidJsonBodyError'
 }
 
-/** The `model` field of a JSON body, parsing it once. */
-export function modelFromJson(body: Buffer): string | undefined {
+/** A JSON body parsed once for routing (`model`, prompt text); undefined when empty. */
+export function parseJsonBody(body: Buffer): unknown {
   if (body.length === 0) return undefined
-  let parsed: unknown
   try {
-    parsed = JSON.parse(body.toString('utf8'))
+    return JSON.parse(body.toString('utf8'))
   } catch (error) {
     throw new InvalidJsonBodyError(`the request body is not valid JSON: ${(error as Error).message}`)
   }
+}
+
+/** The `model` field of a JSON body, parsing it once. */
+export function modelFromJson(body: Buffer): string | undefined {
+  const parsed = parseJsonBody(body)
   if (parsed === null || typeof parsed !== 'object') return undefined
   const model = (parsed as { model?: unknown }).model
   return typeof model === 'string' ? model : undefined
