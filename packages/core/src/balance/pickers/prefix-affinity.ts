@@ -75,20 +75,29 @@ export class PrefixAffinityPicker implements Picker {
       prompt === undefined ? 0 : hashPromptBlocks(prompt, this.blockChars, this.maxBlocks, this.#hashes)
     if (count === 0 || candidates.length === 0) return this.#byLoad.pick(candidates)
     this.#requests++
+    let total = 1
+    let capacity = 0
+    for (const b of candidates) {
+      total += loadOf(b)
+      capacity += capacityOf(b)
+    }
     let preferred: BackendState | undefined
     let longest = 0
     for (const backend of candidates) {
       const length = this.#index(backend).matchLength(this.#hashes, count)
-      if (
-        length > longest ||
-        (length === longest && length > 0 && reportedLoad.compare(backend, preferred!) < 0)
-      ) {
+      if (length === 0 || length < longest) continue
+      if (length > longest || reportedLoad.compare(backend, preferred as BackendState) < 0) {
         preferred = backend
         longest = length
       }
     }
     let chosen: BackendState | undefined
-    if (preferred !== undefined && this.#withinBound(preferred, candidates)) {
+    // Bounded loads: the preferred backend keeps the request while its load, counting this one,
+    // stays within (1 + c) × its fair share; past that the least loaded gets it and holds the prefix.
+    if (
+      preferred !== undefined &&
+      loadOf(preferred) + 1 <= Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
+    ) {
       chosen = preferred
       this.#hits++
     } else {
@@ -106,24 +115,18 @@ export class PrefixAffinityPicker implements Picker {
     }
     return index
   }
-
-  /** Bounded load: the preferred backend's share, counting this request, within (1 + c) × its fair share. */
-  #withinBound(preferred: BackendState, candidates: readonly BackendState[]): boolean {
-    let total = 1
-    let capacity = 0
-    for (const b of candidates) {
-      total += loadOf(b)
-      capacity += capacityOf(b)
-    }
-    const bound = Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
-    return loadOf(preferred) + 1 <= bound
-  }
 }
 
-/** Requests at or ahead of a new one: the fresh report plus what was sent since, else in flight here. */
+/**
+ * Requests at or ahead of a new one: the fresh report plus what was sent since (at least what is in
+ * flight from here), else in flight here.
+ */
 function loadOf(b: BackendState): number {
   const report = b.freshReport()
-  return report === undefined ? b.inFlight : report.waiting + report.running + b.sentSinceReport
+  if (report === undefined) return b.inFlight
+  // What this gateway has in flight there is a floor the report (taken a scrape ago) may be below.
+  const reported = report.waiting + report.running + b.sentSinceReport
+  return Math.max(reported, b.inFlight)
 }
 
 function capacityOf(b: BackendState): number {
