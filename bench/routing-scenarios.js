@@ -5,7 +5,7 @@
  * - zones: two servers in the gateway's zone, one in another; the local zone serves while healthy,
  *   traffic spills when the local servers crash or saturate, and comes back after.
  *
- *   node bench/routing-scenarios.js [--quick] [--out FILE]
+ *   node bench/routing-scenarios.js [--quick] [--out FILE] [--only replicas|zones]
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -104,20 +104,25 @@ async function zones({ capacity, phaseMs }) {
   const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
   const urls = backends.map((b) => b.ready)
   const config = { id: 'zones', label: 'zones', kind: 'tollgate', strategy: 'least-load', metrics: true }
-  const gateway = await startGateway(/** @type {any} */ (config), urls, {
-    zone: 'local',
-    health: { outlier: { consecutiveFailures: 2, baseEjectionMs: 1000 } },
-    loadReports: { intervalMs: 200, maxWaiting: 4 },
-  })
+  const gateway = await startGateway(
+    /** @type {any} */ (config),
+    urls,
+    {
+      zone: 'local',
+      health: { outlier: { consecutiveFailures: 2, baseEjectionMs: 1000 } },
+      loadReports: { intervalMs: 200, maxWaiting: 4 },
+    },
+    zoneOf,
+  )
   const rows = []
   const texts = conversationTexts(7)
   const turnOf = new Array(WORKLOAD.conversations).fill(0)
   const url = `http://127.0.0.1:${gateway.port}/v1/chat/completions`
   try {
     const phases = [
-      { title: 'healthy, 20% load', load: 0.2 },
-      { title: 'both local servers crashed, 20% load', load: 0.2, crash: true },
-      { title: 'local servers back, 20% load', load: 0.2, restart: true },
+      { title: 'healthy, 8% load', load: 0.08 },
+      { title: 'both local servers crashed, 8% load', load: 0.08, crash: true },
+      { title: 'local servers back, 8% load', load: 0.08, restart: true },
       { title: '60% load: more than the local zone holds', load: 0.6 },
     ]
     for (const [p, phase] of phases.entries()) {
@@ -172,14 +177,19 @@ async function zones({ capacity, phaseMs }) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } } })
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } },
+  })
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
   const capacity = poolCapacity(meanTokens)
   const phaseMs = quick ? 2_000 : 6_000
   let markdown
   try {
-    markdown = [await replicas({ capacity, phaseMs }), await zones({ capacity, phaseMs })].join('\n')
+    const parts = []
+    if (!values.only || values.only === 'replicas') parts.push(await replicas({ capacity, phaseMs }))
+    if (!values.only || values.only === 'zones') parts.push(await zones({ capacity, phaseMs }))
+    markdown = parts.join('\n')
   } finally {
     await stopAll()
   }

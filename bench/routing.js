@@ -5,7 +5,7 @@
  * the prompt tokens their prefix cache does not hold, and whose KV cache holds only part of all
  * conversations. Every configuration gets fresh servers (cold caches) and the same arrivals.
  *
- *   node bench/routing.js [--quick] [--out FILE] [--only prefix-affinity,least-load]
+ *   node bench/routing.js [--quick] [--out FILE] [--only prefix-affinity,least-load] [--load-factor C]
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -32,7 +32,12 @@ import {
 
 async function main() {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' } },
+    options: {
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      only: { type: 'string' },
+      'load-factor': { type: 'string' },
+    },
   })
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
@@ -49,7 +54,14 @@ async function main() {
     for (const config of CONFIGS.filter((c) => !only || only.includes(c.id))) {
       const backends = await Promise.all(BACKENDS.map(startBackend))
       const urls = backends.map((b) => b.ready)
-      const gateway = await startGateway(config, urls)
+      const loadFactor = values['load-factor']
+      const gateway = await startGateway(
+        config,
+        urls,
+        loadFactor && config.strategy === 'prefix-affinity'
+          ? { prefixAffinity: { loadFactor: Number(loadFactor) } }
+          : {},
+      )
       const url = `http://127.0.0.1:${gateway.port}/v1/chat/completions`
       const turnOf = new Array(WORKLOAD.conversations).fill(0)
       results[config.id] = {}

@@ -133,7 +133,7 @@ export async function startBackend(b, port = 0) {
 }
 
 /** @param {Config} c @param {string[]} urls */
-export async function startGateway(c, urls, extra = {}) {
+export async function startGateway(c, urls, extra = {}, zoneOf = {}) {
   if (c.kind === 'nginx') {
     const n = await startNginx({
       upstreams: urls.map((u) => new URL(u).host),
@@ -148,6 +148,7 @@ export async function startGateway(c, urls, extra = {}) {
       id: BACKENDS[i]?.name,
       weight: BACKENDS[i]?.capacity,
       ...(c.metrics ? { metrics: 'vllm' } : {}),
+      ...(zoneOf[BACKENDS[i]?.name] ? { zone: zoneOf[BACKENDS[i]?.name] } : {}),
     })),
     strategy: c.strategy,
     ...(c.metrics ? { loadReports: { intervalMs: 200 } } : {}),
