@@ -22,10 +22,20 @@ export {
 } from './balance/dns-discovery.js'
 // Errors.
 export { BalancerError } from './balance/errors.js'
+export type { LoadReportOptions } from './balance/load-reports/backend-scrapers.js'
+export type { MetricsFormat } from './balance/load-reports/engines.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
 export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js'
 export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
-export type { BackendConfig, BackendSnapshot, BackendStatus, PickContext } from './balance/types.js'
+export type { PrefixAffinityOptions } from './balance/pickers/prefix-affinity.js'
+export type {
+  BackendConfig,
+  BackendSnapshot,
+  BackendStatus,
+  LoadReportSnapshot,
+  PickContext,
+} from './balance/types.js'
+export type { ZoneSnapshot } from './balance/zones.js'
 export type { PathRewrite } from './forward/request-target.js'
 export type { RetryBudgetOptions } from './forward/retry-budget.js'
 export type { UpstreamPoolOptions } from './forward/upstream-pools.js'

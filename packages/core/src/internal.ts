@@ -8,7 +8,15 @@
 export { ActiveHealthCheck } from './balance/active-health-check.js'
 export type { BackendState } from './balance/backend-state.js'
 export { BackendBalancer } from './balance/balancer.js'
-export { inFlightLoad, type Load, type LoadCost, loadFromCost, peakEwmaLoad } from './balance/load.js'
+export {
+  inFlightLoad,
+  type Load,
+  type LoadCost,
+  loadFromCost,
+  peakEwmaLoad,
+  reportedCost,
+  reportedLoad,
+} from './balance/load.js'
 export { createPicker, type Picker } from './balance/pickers/index.js'
 export type { BackendRegistry } from './balance/registry.js'
 export type { AttemptOutcome, BackendLease, BackendTarget, Balancer } from './balance/types.js'
@@ -34,6 +42,7 @@ export {
   pickGatewayOptions,
 } from './gateway/gateway-options.js'
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
+export { promptTextOf } from './gateway/prompt-text.js'
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'

@@ -1,12 +1,21 @@
-import type { ValidatedBackendConfig } from './config.js'
+import type { BackendMetrics, ValidatedBackendConfig } from './config.js'
+import type { LoadReport } from './load-reports/engines.js'
+import type { LoadReportState } from './load-reports/scraper.js'
 import { PeakEwma } from './peak-ewma.js'
-import type { BackendSnapshot, BackendStatus, BackendTarget } from './types.js'
+import type { BackendSnapshot, BackendStatus, BackendTarget, LoadReportSnapshot } from './types.js'
 
 export interface BackendStateOptions {
   /** Clock in milliseconds; injected so tests can move time without sleeping. */
   now?: () => number
   /** Time constant of the peak-EWMA latency estimate. */
   latencyDecayMs?: number
+}
+
+/** Where a backend's load report comes from (a `LoadReportScraper`). */
+export interface LoadReportSource {
+  /** The report if it can be trusted now, else undefined. */
+  current(): LoadReport | undefined
+  readonly state: LoadReportState
 }
 
 /**
@@ -45,6 +54,14 @@ export class BackendState implements BackendTarget {
   readonly models: ReadonlySet<string> | null
   readonly zone: string | null
   readonly maxConcurrency: number | null
+  readonly metrics: BackendMetrics | null
+
+  /** The scraper of the server's own load report; set while the backend is registered and has `metrics`. */
+  reports: LoadReportSource | null = null
+  /** `totalRequests` when the last report arrived: what was sent after it is not in it. */
+  requestsAtReport = 0
+  /** Position of its zone in the gateway's preference (0 = the gateway's own zone, or no zones in use). */
+  zoneRank = 0
 
   inFlight = 0
   /** Requests waiting in the gateway queue that this backend could serve. */
@@ -73,6 +90,7 @@ export class BackendState implements BackendTarget {
     this.models = config.models ? new Set(config.models) : null
     this.zone = config.zone
     this.maxConcurrency = config.maxConcurrency
+    this.metrics = config.metrics
     this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }
@@ -101,6 +119,20 @@ export class BackendState implements BackendTarget {
   /** Passes both health verdicts: not ejected by the outlier detector, not failed by active checks. */
   healthy(now: number): boolean {
     return this.activeHealthy && !this.isEjected(now)
+  }
+
+  /** The server's last report while it can be trusted (fresh, last scrape good); else undefined. */
+  freshReport(): LoadReport | undefined {
+    return this.reports === null ? undefined : this.reports.current()
+  }
+
+  /**
+   * Requests sent since the last report that are still in flight: the report cannot know them,
+   * and without them a burst between two scrapes would all go to the server that looked idlest.
+   */
+  get sentSinceReport(): number {
+    const sent = this.totalRequests - this.requestsAtReport
+    return Math.min(sent, this.inFlight)
   }
 
   /** Below `maxConcurrency` (always true without one). */
@@ -148,6 +180,25 @@ export class BackendState implements BackendTarget {
       consecutiveFailures: this.consecutiveFailures,
       latencyMs: Math.round(this.latency.value(now) * 1000) / 1000,
       ejectedUntil: this.isEjected(now) ? this.ejectedUntil : null,
+      loadReport: this.#reportSnapshot(),
+    }
+  }
+
+  #reportSnapshot(): LoadReportSnapshot | null {
+    if (this.metrics === null) return null
+    const state = this.reports?.state
+    const report = state?.report
+    return {
+      format: this.metrics.format,
+      waiting: report?.waiting ?? null,
+      running: report?.running ?? null,
+      kvUsage: report?.kvUsage ?? null,
+      ageMs: state?.ageMs ?? null,
+      stale: state?.stale ?? true,
+      sentSinceReport: this.sentSinceReport,
+      scrapes: state?.scrapes ?? 0,
+      failures: state?.failures ?? 0,
+      lastError: state?.lastError ?? null,
     }
   }
 }

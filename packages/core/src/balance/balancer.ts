@@ -14,9 +14,19 @@ import {
   STILL_FULL,
 } from './concurrency-queue.js'
 import { BalancerError } from './errors.js'
+import {
+  BackendScrapers,
+  LOAD_REPORT_OPTION_NAMES,
+  type LoadReportOptions,
+} from './load-reports/backend-scrapers.js'
 import { OUTLIER_OPTION_NAMES, OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
 import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
+import {
+  PREFIX_AFFINITY_OPTION_NAMES,
+  type PrefixAffinityOptions,
+  PrefixAffinityPicker,
+} from './pickers/prefix-affinity.js'
 import { BackendRegistry } from './registry.js'
 import type {
   AttemptOutcome,
@@ -26,6 +36,7 @@ import type {
   Balancer,
   PickContext,
 } from './types.js'
+import { ZonePlan, type ZoneSnapshot } from './zones.js'
 
 export interface HealthOptions {
   /** Passive outlier ejection; on by default, `false` turns it off. */
@@ -41,6 +52,14 @@ export interface BalancerOptions {
   /** A strategy name or a custom picker function. Default `round-robin`. */
   strategy?: StrategyName | PickerFunction
   consistentHash?: ConsistentHashOptions
+  /** Knobs of the `prefix-affinity` strategy. */
+  prefixAffinity?: PrefixAffinityOptions
+  /** How backends with `metrics` are scraped, and when a report counts as saturated. */
+  loadReports?: LoadReportOptions
+  /** This gateway's zone: backends in it are used first. Default none (zones play no part). */
+  zone?: string
+  /** Zones to spill to, in order, when the gateway's own zone has no room; other zones come after. */
+  zonePreference?: string[]
   health?: HealthOptions
   queue?: ConcurrencyQueueOptions
   /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
@@ -88,6 +107,8 @@ export class BackendBalancer implements Balancer {
   readonly picker: Picker
   readonly outlierDetector: OutlierDetector | null
   readonly activeHealthCheck: ActiveHealthCheck | null
+  readonly zones: ZonePlan
+  readonly #scrapers: BackendScrapers
   readonly #queue: ConcurrencyQueue<BackendLease>
   readonly #now: () => number
   readonly #failurePenaltyMs: number
@@ -95,6 +116,7 @@ export class BackendBalancer implements Balancer {
   // Reused on every pick to keep the request path free of allocation.
   readonly #candidates: BackendState[] = []
   readonly #fullCandidates: BackendState[] = []
+  readonly #saturatedCandidates: BackendState[] = []
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -110,10 +132,15 @@ export class BackendBalancer implements Balancer {
       integer: true,
       min: 1,
     })
+    checkOptionGroup('prefixAffinity', options.prefixAffinity, PREFIX_AFFINITY_OPTION_NAMES)
+    checkOptionGroup('loadReports', options.loadReports, LOAD_REPORT_OPTION_NAMES)
     this.#now = options.now ?? Date.now
+    this.zones = new ZonePlan(options.zone, options.zonePreference)
+    this.#scrapers = new BackendScrapers(options.loadReports, this.#now)
     this.picker = createPicker(options.strategy ?? 'round-robin', {
       random: options.random,
       consistentHash: options.consistentHash,
+      prefixAffinity: options.prefixAffinity,
       callbacks: options.callbacks,
     })
     const health = options.health ?? {}
@@ -129,11 +156,14 @@ export class BackendBalancer implements Balancer {
       now: this.#now,
       latencyDecayMs,
       onChange: () => this.#queue.wake(),
+      onAdded: (b) => this.#attach(b),
+      onRemoved: (b) => this.#scrapers.detach(b),
     })
     this.activeHealthCheck = health.activeCheck
       ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.#queue.wake())
       : null
     this.activeHealthCheck?.start()
+    for (const b of this.registry.list()) this.#attach(b)
   }
 
   acquire(
@@ -169,6 +199,21 @@ export class BackendBalancer implements Balancer {
     return this.registry.snapshot()
   }
 
+  /** Traffic per zone, best-ranked first. */
+  zoneSnapshot(): ZoneSnapshot[] {
+    return this.zones.snapshot(this.registry.list(), this.#now())
+  }
+
+  /** Characters of prompt text the strategy reads from each request; 0 when it reads none. */
+  get promptChars(): number {
+    return this.picker instanceof PrefixAffinityPicker ? this.picker.promptChars : 0
+  }
+
+  #attach(backend: BackendState): void {
+    backend.zoneRank = this.zones.rank(backend.zone)
+    this.#scrapers.attach(backend)
+  }
+
   /** Requests waiting for a backend below its maxConcurrency. */
   get queueLength(): number {
     return this.#queue.length
@@ -179,7 +224,7 @@ export class BackendBalancer implements Balancer {
     if (this.#closed) return
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
-    await this.activeHealthCheck?.close()
+    await Promise.all([this.activeHealthCheck?.close(), this.#scrapers.close()])
   }
 
   /** Applies one attempt's outcome to its backend; called once per lease. */
@@ -224,14 +269,21 @@ export class BackendBalancer implements Balancer {
     const now = this.#now()
     const candidates = this.#candidates
     const full = this.#fullCandidates
+    const saturated = this.#saturatedCandidates
     candidates.length = 0
     full.length = 0
+    saturated.length = 0
     let matching = 0
     let healthyMatching = 0
     let unhealthy = 0
     let tried = 0
     let soonest = Number.POSITIVE_INFINITY
+    // Only the best-ranked zone with room keeps candidates (see zones.ts); without a gateway zone
+    // every backend ranks 0.
+    let rank = Number.POSITIVE_INFINITY
+    let saturatedRank = Number.POSITIVE_INFINITY
     const checkExclude = exclude.size > 0
+    const scrapers = this.#scrapers
 
     for (const b of this.registry.list()) {
       if (model !== undefined && !b.serves(model)) continue
@@ -252,14 +304,38 @@ export class BackendBalancer implements Balancer {
         if (b.isEjected(now) && b.ejectedUntil < soonest) soonest = b.ejectedUntil
         continue
       }
-      if (b.hasCapacity()) candidates.push(b)
-      else full.push(b)
+      if (!b.hasCapacity()) {
+        full.push(b)
+        continue
+      }
+      const r = b.zoneRank
+      if (b.reports !== null && scrapers.saturated(b)) {
+        if (r < saturatedRank) {
+          saturated.length = 0
+          saturatedRank = r
+        }
+        if (r === saturatedRank) saturated.push(b)
+        continue
+      }
+      if (r < rank) {
+        candidates.length = 0
+        rank = r
+      }
+      if (r === rank) candidates.push(b)
+    }
+
+    // A full queue reported everywhere is still better served than refused: the reports only
+    // order backends, they never turn a request away.
+    if (candidates.length === 0 && saturated.length > 0) {
+      for (const b of saturated) candidates.push(b)
+      rank = saturatedRank
     }
 
     // Panic mode (Envoy's name): when health checks leave nothing that serves this request, an
     // attempt on an unhealthy backend beats a certain 503. It does not apply when healthy
     // backends exist but were already tried for this request.
     if (candidates.length === 0 && full.length === 0 && healthyMatching === 0 && unhealthy > 0) {
+      rank = 0
       for (const b of this.registry.list()) {
         if (model !== undefined && !b.serves(model)) continue
         if (b.draining || b.isCoolingDown(now) || (checkExclude && exclude.has(b.id))) continue
@@ -279,6 +355,7 @@ export class BackendBalancer implements Balancer {
     }
     backend.inFlight++
     backend.totalRequests++
+    if (rank > 0) this.zones.noteSpill(backend)
     return new BalancerLease(this, backend)
   }
 

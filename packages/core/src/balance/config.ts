@@ -7,7 +7,15 @@ import {
   failWith,
   isPlainObject,
 } from '../validation.js'
+import { METRICS_FORMATS, type MetricsFormat } from './load-reports/engines.js'
 import type { BackendConfig } from './types.js'
+
+/** Where and in which engine's names a backend reports its load. */
+export interface BackendMetrics {
+  format: MetricsFormat
+  /** Path on the backend's origin (not under its base path: engines serve `/metrics` at the root). */
+  path: string
+}
 
 /** A backend's configuration after validation: every default filled in, the URL parsed. */
 export interface ValidatedBackendConfig {
@@ -18,9 +26,44 @@ export interface ValidatedBackendConfig {
   models: string[] | null
   zone: string | null
   maxConcurrency: number | null
+  metrics: BackendMetrics | null
 }
 
-const BACKEND_KEYS = optionNames<BackendConfig>()(['url', 'id', 'weight', 'models', 'zone', 'maxConcurrency'])
+const BACKEND_KEYS = optionNames<BackendConfig>()([
+  'url',
+  'id',
+  'weight',
+  'models',
+  'zone',
+  'maxConcurrency',
+  'metrics',
+])
+const METRICS_KEYS = ['format', 'path']
+const METRICS_EXAMPLE = `one of ${METRICS_FORMATS.map((f) => describeValue(f)).join(', ')}, or { format, path }`
+
+function parseMetrics(value: unknown, label: string): BackendMetrics | null {
+  const option = `${label}.metrics`
+  if (value === undefined) return null
+  if (typeof value === 'string') {
+    if (!(METRICS_FORMATS as readonly string[]).includes(value)) fail(option, METRICS_EXAMPLE, value)
+    return { format: value as MetricsFormat, path: '/metrics' }
+  }
+  if (!isPlainObject(value)) fail(option, METRICS_EXAMPLE, value)
+  checkKnownKeys(option, value, METRICS_KEYS)
+  if (!(METRICS_FORMATS as readonly unknown[]).includes(value.format))
+    fail(
+      `${option}.format`,
+      `one of ${METRICS_FORMATS.map((f) => describeValue(f)).join(', ')}`,
+      value.format,
+    )
+  let path = '/metrics'
+  if (value.path !== undefined) {
+    if (typeof value.path !== 'string' || !value.path.startsWith('/') || /[?#\s]/.test(value.path))
+      fail(`${option}.path`, "a path on the backend's origin like '/metrics'", value.path)
+    path = value.path
+  }
+  return { format: value.format as MetricsFormat, path }
+}
 
 const URL_EXAMPLE = "like 'http://10.0.0.5:8000' or 'https://models.internal/v1'"
 
@@ -116,7 +159,9 @@ export function validateBackendConfig(config: unknown, label = 'backend'): Valid
     maxConcurrency = c.maxConcurrency as number
   }
 
-  return { id, url, weight, models, zone, maxConcurrency }
+  const metrics = parseMetrics(c.metrics, label)
+
+  return { id, url, weight, models, zone, maxConcurrency, metrics }
 }
 
 /** Validates a list of backends, rejecting duplicate ids with both positions named. */

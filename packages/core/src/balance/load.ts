@@ -46,3 +46,31 @@ export const peakEwmaLoad: Load = {
     return aMeasured && !bMeasured ? 1 : 0
   },
 }
+
+/**
+ * What a backend's own report says, plus what this gateway sent since it: requests ahead of a
+ * new one, per unit of capacity, grown by KV-cache use. A waiting request counts twice, as it
+ * stands for a batch already full; a nearly full KV cache means a new request waits for blocks
+ * (or preempts another) even when the batch has room.
+ */
+export function reportedCost(b: BackendState, waiting: number, running: number, kvUsage = 0): number {
+  const ahead = 2 * waiting + running + b.sentSinceReport + 1
+  return (ahead / (b.maxConcurrency ?? b.weight)) * (1 + kvUsage)
+}
+
+/**
+ * `least-load`: the servers' reports when both backends have a fresh one, otherwise peak-EWMA
+ * on this gateway's own view for both (mixing a report with a local estimate compares two
+ * different scales). A stale report therefore never makes a backend look busy, nor idle.
+ */
+export const reportedLoad: Load = {
+  compare(a, b) {
+    const ra = a.freshReport()
+    const rb = b.freshReport()
+    if (ra === undefined || rb === undefined) return peakEwmaLoad.compare(a, b)
+    return (
+      reportedCost(a, ra.waiting, ra.running, ra.kvUsage) -
+      reportedCost(b, rb.waiting, rb.running, rb.kvUsage)
+    )
+  },
+}

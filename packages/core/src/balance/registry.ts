@@ -14,6 +14,10 @@ export interface BackendMembers {
 export interface BackendRegistryOptions extends BackendStateOptions {
   /** Called after add, remove and undrain, when waiting requests may now find a backend. */
   onChange?: () => void
+  /** Called for each backend registered by `add` (not for those given to the constructor). */
+  onAdded?: (backend: BackendState) => void
+  /** Called for each backend `remove` unregisters. */
+  onRemoved?: (backend: BackendState) => void
 }
 
 /** The registered backends, changeable at runtime. */
@@ -25,6 +29,8 @@ export class BackendRegistry implements BackendMembers {
   readonly #modelCounts = new Map<string, number>()
   readonly #stateOptions: BackendStateOptions
   readonly #onChange: (() => void) | undefined
+  readonly #onAdded: ((backend: BackendState) => void) | undefined
+  readonly #onRemoved: ((backend: BackendState) => void) | undefined
   readonly #now: () => number
   #version = 0
 
@@ -32,6 +38,8 @@ export class BackendRegistry implements BackendMembers {
     this.#now = options.now ?? Date.now
     this.#stateOptions = { now: this.#now, latencyDecayMs: options.latencyDecayMs }
     this.#onChange = options.onChange
+    this.#onAdded = options.onAdded
+    this.#onRemoved = options.onRemoved
     for (const config of validateBackendConfigs(configs))
       this.#insert(new BackendState(config, this.#stateOptions))
   }
@@ -55,6 +63,7 @@ export class BackendRegistry implements BackendMembers {
     }
     const state = new BackendState(validated, this.#stateOptions)
     this.#insert(state)
+    this.#onAdded?.(state)
     this.#onChange?.()
     return state
   }
@@ -79,6 +88,7 @@ export class BackendRegistry implements BackendMembers {
     }
     this.#modelList = null
     this.#version++
+    this.#onRemoved?.(state)
     this.#onChange?.()
     return true
   }

@@ -1,3 +1,5 @@
+import type { MetricsFormat } from './load-reports/engines.js'
+
 /**
  * The contract between the backend registry, the pickers and the forwarder.
  *
@@ -20,6 +22,11 @@ export interface BackendConfig {
   zone?: string
   /** Requests this backend may have at once; more wait in a bounded queue at the gateway. */
   maxConcurrency?: number
+  /**
+   * The server's own load report: its Prometheus endpoint in one engine's names, scraped every
+   * `loadReports.intervalMs`. A format name scrapes `/metrics` on the backend's origin.
+   */
+  metrics?: MetricsFormat | { format: MetricsFormat; path?: string }
 }
 
 export type BackendStatus = 'healthy' | 'ejected' | 'unhealthy' | 'cooling-down' | 'draining'
@@ -41,6 +48,26 @@ export interface BackendSnapshot {
   /** Peak-EWMA latency estimate in milliseconds (time to response headers). */
   latencyMs: number
   ejectedUntil: number | null
+  /** The server's last load report, when it has `metrics`; null otherwise. */
+  loadReport: LoadReportSnapshot | null
+}
+
+/** What a backend last said about its load, and whether tollgate still believes it. */
+export interface LoadReportSnapshot {
+  format: MetricsFormat
+  /** Queue, running batch and KV-cache use (0..1, null when the engine reports none); null before the first report. */
+  waiting: number | null
+  running: number | null
+  kvUsage: number | null
+  /** Milliseconds since the last good report; null before the first. */
+  ageMs: number | null
+  /** Not used for routing: none yet, older than `loadReports.staleAfterMs`, or the last scrape failed. */
+  stale: boolean
+  /** Requests this gateway sent since that report that are still in flight, counted on top of it. */
+  sentSinceReport: number
+  scrapes: number
+  failures: number
+  lastError: string | null
 }
 
 /** How one attempt against a backend ended, reported by the forwarder. */
@@ -68,6 +95,11 @@ export interface PickContext {
   model?: string
   /** Affinity key for consistent hashing (header, session id, or function result). */
   hashKey?: string
+  /**
+   * The start of the prompt (`messages`, `prompt` or `input` as text, bounded), read only for
+   * `prefix-affinity`.
+   */
+  prompt?: string
 }
 
 /** The part of a backend the forwarder needs to dispatch to it. */

@@ -8,6 +8,7 @@ import { downstreamResponseHeaders, InvalidHeaderValueError, upstreamRequestHead
 import { bodyPlan, forwardedInfo, forwardedPath, refuseBody, refusePath } from './intake.js'
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
 import { type DispatchOwner, LeaseDispatch } from './lease-dispatch.js'
+import { promptOf } from './prompt-fields.js'
 import { readRequestBody, StreamedBody } from './request-body.js'
 import type { ForwardObserver, ForwardRequest } from './types.js'
 import { UploadDeadline } from './upload-deadline.js'
@@ -150,9 +151,13 @@ export class Exchange implements DispatchOwner {
     const { req, res, input, host } = this
     let body = this.body
     if (body instanceof Buffer) {
-      if (input.readModel === true && input.model === undefined && isJsonRequest(req)) {
+      const wantsModel = input.readModel === true && input.model === undefined
+      const wantsPrompt = input.readPrompt !== undefined && input.prompt === undefined
+      if ((wantsModel || wantsPrompt) && isJsonRequest(req)) {
         try {
-          input.model = topLevelFields(body).model
+          const fields = topLevelFields(body)
+          if (wantsModel) input.model = fields.model
+          if (wantsPrompt) input.prompt = promptOf(input.readPrompt!, body, fields)
         } catch (err) {
           if (!(err instanceof InvalidJsonBodyError)) throw err
           sendJsonError(req, res, 400, 'invalid_json', err.message)

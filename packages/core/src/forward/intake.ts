@@ -80,8 +80,11 @@ export function bodyPlan(input: ForwardRequest, maxReplayBodyBytes: number, maxB
   const declared = declaredBodyLength(req)
   if (declared > maxBodyBytes) return TOO_LARGE
   // A body of unknown length is read whole (it is bounded by maxBodyBytes), so no byte of one
-  // that turns out too large reaches a backend; so is one whose `model` decides the backend.
-  const whole = declared < 0 || (input.readModel === true && input.model === undefined && isJsonRequest(req))
+  // that turns out too large reaches a backend; so is one whose `model` or prompt decides the backend.
+  const routesByBody =
+    (input.readModel === true && input.model === undefined) ||
+    (input.readPrompt !== undefined && input.prompt === undefined)
+  const whole = declared < 0 || (routesByBody && isJsonRequest(req))
   return { kind: 'read', bufferBytes: whole ? maxBodyBytes : maxReplayBodyBytes }
 }
 

@@ -14,7 +14,14 @@ export interface TopLevelFields {
   model: string | undefined
   /** Top-level `stream: true`: an OpenAI-style streamed completion was asked for. */
   stream: boolean
+  /**
+   * Where the prompt's value lies in the body (`messages`, else `prompt`, else `input`): byte
+   * offsets, so a reader parses that value alone, if at all.
+   */
+  prompt: { key: PromptKey; start: number; end: number } | undefined
 }
+
+export type PromptKey = 'messages' | 'prompt' | 'input'
 
 /** The body is not a JSON object the scanner could walk; answered with 400. */
 export class InvalidJsonBodyError extends Error {
@@ -32,6 +39,11 @@ const CLOSE_BRACKET = 0x5d
 const MODEL = Buffer.from('model')
 const STREAM = Buffer.from('stream')
 const TRUE = Buffer.from('true')
+const PROMPT_KEYS: readonly [PromptKey, Buffer, number][] = [
+  ['messages', Buffer.from('messages'), 3],
+  ['prompt', Buffer.from('prompt'), 2],
+  ['input', Buffer.from('input'), 1],
+]
 
 function isSpace(byte: number): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
@@ -121,7 +133,8 @@ function valueEnd(body: Buffer, at: number): number {
  * object's structure breaks off.
  */
 export function topLevelFields(body: Buffer): TopLevelFields {
-  const fields: TopLevelFields = { model: undefined, stream: false }
+  const fields: TopLevelFields = { model: undefined, stream: false, prompt: undefined }
+  let promptRank = 0
   let at = skipSpace(body, 0)
   if (body[at] !== OPEN_BRACE) return fields
   at = skipSpace(body, at + 1)
@@ -138,6 +151,14 @@ export function topLevelFields(body: Buffer): TopLevelFields {
       fields.model = body[at] === QUOTE ? decodeString(body, at, end) : undefined
     } else if (equalsKey(body, keyStart, keyEnd, STREAM)) {
       fields.stream = end - at === TRUE.length && body.compare(TRUE, 0, TRUE.length, at, end) === 0
+    } else if (promptRank < 3) {
+      for (const [key, bytes, rank] of PROMPT_KEYS) {
+        if (rank > promptRank && equalsKey(body, keyStart, keyEnd, bytes)) {
+          fields.prompt = { key, start: at, end }
+          promptRank = rank
+          break
+        }
+      }
     }
     at = skipSpace(body, end)
     const next = body[at]

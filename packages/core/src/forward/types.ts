@@ -55,6 +55,11 @@ export interface ForwardRequest extends PickContext {
    * backend is picked, its top level scanned, and a body whose top level is not well-formed JSON gets 400.
    */
   readModel?: boolean
+  /**
+   * Reads the prompt a strategy routes by (`prefix-affinity`) from the body's top-level
+   * `messages`, `prompt` or `input` (when `prompt` is not given); the whole body is read first.
+   */
+  readPrompt?: (fields: Record<string, unknown>) => string | undefined
   /** Sees the response pass through (see `ForwardObserver`). */
   observer?: ForwardObserver
 }

@@ -1,5 +1,6 @@
 import type { BackendBalancer } from '../balance/balancer.js'
 import type { BackendConfig, BackendSnapshot } from '../balance/types.js'
+import type { ZoneSnapshot } from '../balance/zones.js'
 import type { Forwarder } from '../forward/forwarder.js'
 
 /**
@@ -45,6 +46,14 @@ export class BackendsHandle {
   /** Every backend's state: in flight, totals, errors, latency estimate, status. */
   snapshot(): BackendSnapshot[] {
     return this.#balancer.snapshot()
+  }
+
+  /**
+   * Traffic per zone, the gateway's own first: backends, how many are available, in flight,
+   * requests, and requests that spilled there because better zones had no room.
+   */
+  zones(): ZoneSnapshot[] {
+    return this.#balancer.zoneSnapshot()
   }
 
   /** Every model a backend declares, sorted. */

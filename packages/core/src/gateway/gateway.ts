@@ -13,10 +13,13 @@ import {
   type GatewayOptions,
   type HashKeySource,
 } from './gateway-options.js'
+import { promptTextOf } from './prompt-text.js'
 
 /** What an adapter needs to forward one request, prepared once per route. */
 export interface ForwardRoute<Req> {
   rewrite: ((path: string) => string) | undefined
+  /** The prompt text the strategy reads (`prefix-affinity`) from the body's prompt field; undefined when no strategy does. */
+  prompt: ((body: unknown) => string | undefined) | undefined
   hashKey: ((request: Req, headers: IncomingHttpHeaders) => string | undefined) | undefined
 }
 
@@ -53,6 +56,10 @@ export class ForwardingGateway<Req> {
       backends,
       strategy,
       consistentHash,
+      prefixAffinity,
+      loadReports,
+      zone,
+      zonePreference,
       health,
       queue,
       latencyDecayMs,
@@ -68,6 +75,10 @@ export class ForwardingGateway<Req> {
       backends,
       strategy,
       consistentHash,
+      prefixAffinity,
+      loadReports,
+      zone,
+      zonePreference,
       health,
       queue,
       latencyDecayMs,
@@ -94,9 +105,11 @@ export class ForwardingGateway<Req> {
     checkKnownKeys('forward()', raw, FORWARD_OPTION_NAMES)
     checkHashKey('forward().hashKey', options.hashKey)
     const source = options.hashKey ?? (this.#hashing ? this.#hashKey : undefined)
+    const promptChars = this.balancer.promptChars
     return {
       rewrite:
         options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite, 'forward().rewrite'),
+      prompt: promptChars > 0 ? (body) => promptTextOf(body, promptChars) : undefined,
       hashKey: hashKeyReader(source),
     }
   }
@@ -119,6 +132,7 @@ export class ForwardingGateway<Req> {
     }
     input.rewrite = route.rewrite
     input.readModel = this.routesByModel
+    input.readPrompt = route.prompt
     return this.forwarder.forward(input)
   }
 

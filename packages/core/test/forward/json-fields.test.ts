@@ -5,11 +5,21 @@ const fields = (text: string) => topLevelFields(Buffer.from(text))
 
 describe('topLevelFields', () => {
   it('reads model and stream from the top level only', () => {
-    expect(fields('{"messages":[{"model":"inner"}],"model":"outer","stream":true}')).toEqual({
+    expect(fields('{"messages":[{"model":"inner"}],"model":"outer","stream":true}')).toMatchObject({
       model: 'outer',
       stream: true,
     })
-    expect(fields('{"x":{"model":"inner","stream":true}}')).toEqual({ model: undefined, stream: false })
+    expect(fields('{"x":{"model":"inner","stream":true}}')).toMatchObject({ model: undefined, stream: false })
+  })
+
+  it('finds where the prompt lies: messages over prompt over input, at the top level only', () => {
+    const body = '{"input":"i","x":{"messages":[]},"messages":[{"role":"user","content":"hi"}],"prompt":"p"}'
+    const span = fields(body).prompt
+    expect(span?.key).toBe('messages')
+    expect(body.slice(span!.start, span!.end)).toBe('[{"role":"user","content":"hi"}]')
+    expect(fields('{"prompt":"p","input":"i"}').prompt?.key).toBe('prompt')
+    expect(fields('{"input":["a"]}').prompt?.key).toBe('input')
+    expect(fields('{"model":"m"}').prompt).toBeUndefined()
   })
 
   it('decodes escapes in keys and values, and keeps the last duplicate as JSON.parse does', () => {

@@ -17,6 +17,8 @@ export interface LoadReportScraperOptions {
   maxBytes?: number
   /** Clock for report times and staleness. Default `Date.now`. */
   now?: () => number
+  /** Called with each good report as it arrives. */
+  onReport?: (report: LoadReport) => void
 }
 
 export interface LoadReportState {
@@ -33,7 +35,7 @@ export interface LoadReportState {
   readonly lastError: string | undefined
 }
 
-const KNOWN = ['url', 'format', 'intervalMs', 'timeoutMs', 'staleAfterMs', 'maxBytes', 'now']
+const KNOWN = ['url', 'format', 'intervalMs', 'timeoutMs', 'staleAfterMs', 'maxBytes', 'now', 'onReport']
 
 /**
  * Reads one model server's load from its Prometheus endpoint on an interval. At most one scrape is
@@ -50,6 +52,7 @@ export class LoadReportScraper {
   readonly staleAfterMs: number
   readonly maxBytes: number
   readonly #now: () => number
+  readonly #onReport: ((report: LoadReport) => void) | undefined
   #agent: Agent | undefined
   #timer: NodeJS.Timeout | undefined
   #inFlight: Promise<void> | undefined
@@ -90,6 +93,9 @@ export class LoadReportScraper {
     if (options.now !== undefined && typeof options.now !== 'function')
       fail(`${option}.now`, 'a function', options.now)
     this.#now = options.now ?? Date.now
+    if (options.onReport !== undefined && typeof options.onReport !== 'function')
+      fail(`${option}.onReport`, 'a function', options.onReport)
+    this.#onReport = options.onReport
   }
 
   /** Scrapes now and then every `intervalMs`, until `close()`. The timer does not keep the process alive. */
@@ -154,9 +160,12 @@ export class LoadReportScraper {
     this.#scrapes++
     try {
       const text = await this.#fetchText()
-      this.#report = toLoadReport(this.format, text, this.#now())
+      const report = toLoadReport(this.format, text, this.#now())
+      if (this.#closing.signal.aborted) return
+      this.#report = report
       this.#consecutiveFailures = 0
       this.#lastError = undefined
+      this.#onReport?.(report)
     } catch (err) {
       if (this.#closing.signal.aborted) return
       this.#failures++

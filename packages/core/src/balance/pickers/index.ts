@@ -4,6 +4,7 @@ import { type ConsistentHashOptions, ConsistentHashPicker } from './consistent-h
 import { CustomPicker } from './custom.js'
 import { LeastConnectionsPicker } from './least-connections.js'
 import { LeastLatencyPicker } from './least-latency.js'
+import { LeastLoadPicker } from './least-load.js'
 import {
   type Picker,
   type PickerFunction,
@@ -12,6 +13,7 @@ import {
   strategyNames,
 } from './picker.js'
 import { PowerOfTwoPicker } from './power-of-two.js'
+import { type PrefixAffinityOptions, PrefixAffinityPicker } from './prefix-affinity.js'
 import { RandomPicker } from './random.js'
 import { RoundRobinPicker } from './round-robin.js'
 
@@ -19,6 +21,7 @@ export { type ConsistentHashOptions, ConsistentHashPicker } from './consistent-h
 export { CustomPicker } from './custom.js'
 export { LeastConnectionsPicker } from './least-connections.js'
 export { LeastLatencyPicker } from './least-latency.js'
+export { LeastLoadPicker } from './least-load.js'
 export {
   type Picker,
   type PickerFunction,
@@ -27,12 +30,18 @@ export {
   strategyNames,
 } from './picker.js'
 export { PowerOfTwoPicker } from './power-of-two.js'
+export {
+  PREFIX_AFFINITY_OPTION_NAMES,
+  type PrefixAffinityOptions,
+  PrefixAffinityPicker,
+} from './prefix-affinity.js'
 export { RandomPicker } from './random.js'
 export { RoundRobinPicker } from './round-robin.js'
 
 export interface PickerOptions {
   random?: RandomSource
   consistentHash?: ConsistentHashOptions
+  prefixAffinity?: PrefixAffinityOptions
   /** The guard a custom picker function is called through; default one that logs to `console`. */
   callbacks?: UserCallbacks
 }
@@ -55,6 +64,10 @@ export function createPicker(strategy: StrategyName | PickerFunction, options: P
       return new LeastLatencyPicker(random)
     case 'consistent-hash':
       return new ConsistentHashPicker(options.consistentHash)
+    case 'least-load':
+      return new LeastLoadPicker()
+    case 'prefix-affinity':
+      return new PrefixAffinityPicker(options.prefixAffinity)
     default:
       return fail(
         'strategy',

@@ -9,12 +9,13 @@ import type { Picker } from './picker.js'
  * instead of always landing on the first one.
  */
 export class LeastConnectionsPicker implements Picker {
-  readonly name = 'least-connections'
+  readonly name: string
   readonly #load: Load
   #offset = 0
 
-  constructor(load: Load = inFlightLoad) {
+  constructor(load: Load = inFlightLoad, name = 'least-connections') {
     this.#load = load
+    this.name = name
   }
 
   pick(candidates: readonly BackendState[]): BackendState | undefined {

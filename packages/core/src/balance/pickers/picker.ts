@@ -32,6 +32,8 @@ export const strategyNames = [
   'power-of-two',
   'least-latency',
   'consistent-hash',
+  'least-load',
+  'prefix-affinity',
 ] as const
 
 export type StrategyName = (typeof strategyNames)[number]
