@@ -1,6 +1,6 @@
 import type { ValidatedBackendConfig } from './config.js'
 import { PeakEwma } from './peak-ewma.js'
-import type { BackendSnapshot, BackendStatus, BackendTarget } from './types.js'
+import type { BackendConnection, BackendSnapshot, BackendStatus, BackendTarget } from './types.js'
 
 export interface BackendStateOptions {
   /** Clock in milliseconds; injected so tests can move time without sleeping. */
@@ -45,6 +45,8 @@ export class BackendState implements BackendTarget {
   readonly models: ReadonlySet<string> | null
   readonly zone: string | null
   readonly maxConcurrency: number | null
+  /** Its own headers and model names; kept out of `snapshot()`, since headers hold credentials. */
+  readonly connection: BackendConnection | undefined
 
   inFlight = 0
   /** Requests waiting in the gateway queue that this backend could serve. */
@@ -73,6 +75,7 @@ export class BackendState implements BackendTarget {
     this.models = config.models ? new Set(config.models) : null
     this.zone = config.zone
     this.maxConcurrency = config.maxConcurrency
+    this.connection = config.connection
     this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }

@@ -1,3 +1,4 @@
+import type { GatewayEvents } from '../observe/events.js'
 import { optionNames } from '../option-names.js'
 import type { UserCallbacks } from '../user-callback.js'
 import { checkNumber, checkObject, checkOptionGroup, describeValue } from '../validation.js'
@@ -56,6 +57,8 @@ export interface BalancerOptions {
   random?: RandomSource
   /** The guard a custom picker function is called through. */
   callbacks?: UserCallbacks
+  /** Told when a backend is ejected, restored, or changes its active-check verdict. */
+  events?: GatewayEvents
 }
 
 const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
@@ -95,6 +98,9 @@ export class BackendBalancer implements Balancer {
   // Reused on every pick to keep the request path free of allocation.
   readonly #candidates: BackendState[] = []
   readonly #fullCandidates: BackendState[] = []
+  readonly #events: GatewayEvents | undefined
+  /** One per ejected backend while events are on: says when it is back in rotation. */
+  readonly #restoreTimers = new Set<NodeJS.Timeout>()
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -130,8 +136,13 @@ export class BackendBalancer implements Balancer {
       latencyDecayMs,
       onChange: () => this.#queue.wake(),
     })
+    const events = options.events
+    this.#events = events
     this.activeHealthCheck = health.activeCheck
-      ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.#queue.wake())
+      ? new ActiveHealthCheck(this.registry, health.activeCheck, (backend) => {
+          events?.backendChange(backend, { kind: backend.activeHealthy ? 'healthy' : 'unhealthy' })
+          this.#queue.wake()
+        })
       : null
     this.activeHealthCheck?.start()
   }
@@ -179,6 +190,8 @@ export class BackendBalancer implements Balancer {
     if (this.#closed) return
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
+    for (const timer of this.#restoreTimers) clearTimeout(timer)
+    this.#restoreTimers.clear()
     await this.activeHealthCheck?.close()
   }
 
@@ -194,7 +207,11 @@ export class BackendBalancer implements Balancer {
         backend.totalErrors++
         backend.latency.observe(Math.max(outcome.latencyMs, this.#failurePenaltyMs), now)
         // 429 says "busy", not "broken": it cools the backend down but does not count toward ejection.
-        if (outcome.status !== 429) this.outlierDetector?.onFailure(backend, now, this.registry.list())
+        if (outcome.status !== 429) {
+          const failures = backend.consecutiveFailures + 1
+          if (this.outlierDetector?.onFailure(backend, now, this.registry.list()) && this.#events)
+            this.#ejected(backend, now, failures)
+        }
       }
     }
     const retryAfterMs = outcome.retryAfterMs
@@ -203,6 +220,20 @@ export class BackendBalancer implements Balancer {
       if (until > backend.coolDownUntil) backend.coolDownUntil = until
     }
     this.#queue.wake()
+  }
+
+  #ejected(backend: BackendState, now: number, failures: number): void {
+    const events = this.#events!
+    const until = backend.ejectedUntil
+    events.backendChange(backend, { kind: 'ejected', untilMs: until, consecutiveFailures: failures })
+    const timer = setTimeout(() => {
+      this.#restoreTimers.delete(timer)
+      // Ejected again meanwhile: that ejection has a timer of its own.
+      if (backend.ejectedUntil === until && this.registry.get(backend.id) === backend)
+        events.backendChange(backend, { kind: 'restored' })
+    }, until - now)
+    timer.unref()
+    this.#restoreTimers.add(timer)
   }
 
   /**

@@ -7,7 +7,8 @@ import {
   failWith,
   isPlainObject,
 } from '../validation.js'
-import type { BackendConfig } from './types.js'
+import { validateBackendConnection } from './backend-connection.js'
+import type { BackendConfig, BackendConnection } from './types.js'
 
 /** A backend's configuration after validation: every default filled in, the URL parsed. */
 export interface ValidatedBackendConfig {
@@ -18,9 +19,20 @@ export interface ValidatedBackendConfig {
   models: string[] | null
   zone: string | null
   maxConcurrency: number | null
+  connection: BackendConnection | undefined
 }
 
-const BACKEND_KEYS = optionNames<BackendConfig>()(['url', 'id', 'weight', 'models', 'zone', 'maxConcurrency'])
+const BACKEND_KEYS = optionNames<BackendConfig>()([
+  'url',
+  'id',
+  'weight',
+  'models',
+  'zone',
+  'maxConcurrency',
+  'headers',
+  'modelNames',
+  'forwardAuthorization',
+])
 
 const URL_EXAMPLE = "like 'http://10.0.0.5:8000' or 'https://models.internal/v1'"
 
@@ -116,7 +128,10 @@ export function validateBackendConfig(config: unknown, label = 'backend'): Valid
     maxConcurrency = c.maxConcurrency as number
   }
 
-  return { id, url, weight, models, zone, maxConcurrency }
+  const connection = validateBackendConnection(c, label)
+  if (connection?.modelNames != null && models === null)
+    failWith(`${label}.models`, 'must list the model names clients use when modelNames is set')
+  return { id, url, weight, models, zone, maxConcurrency, connection }
 }
 
 /** Validates a list of backends, rejecting duplicate ids with both positions named. */

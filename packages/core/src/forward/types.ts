@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { PickContext } from '../balance/types.js'
+import type { RequestEvents } from '../observe/events.js'
 
 /**
  * Watches one forwarded response as it passes through, without changing it: where token
@@ -57,6 +58,8 @@ export interface ForwardRequest extends PickContext {
   readModel?: boolean
   /** Sees the response pass through (see `ForwardObserver`). */
   observer?: ForwardObserver
+  /** Metrics, tracing and logs of this request (set by the gateway when something observes). */
+  events?: RequestEvents
 }
 
 export interface Forwarder {

