@@ -4,7 +4,7 @@ import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Framework, startExpress, startFastify } from './helpers/gateways.js'
 import { Cleanup, chat, fake, send, waitFor } from './helpers/http.js'
-import { scrape, valueOf } from './helpers/metrics-text.js'
+import { sampleValue, scrape } from './helpers/metrics-text.js'
 
 const cleanup = new Cleanup()
 afterEach(() => cleanup.run())
@@ -56,25 +56,25 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
 
     const samples = await scrape(port, '/metrics', METRICS)
     const ok = { backend: 'fake-a', model: 'fake-model', status: '200' }
-    expect(valueOf(samples, 'tollgate_requests_total', ok)).toBe(2)
+    expect(sampleValue(samples, 'tollgate_requests_total', ok)).toBe(2)
     expect(
-      valueOf(samples, 'tollgate_requests_total', { backend: 'none', model: 'other', status: '404' }),
+      sampleValue(samples, 'tollgate_requests_total', { backend: 'none', model: 'other', status: '404' }),
     ).toBe(1)
-    expect(valueOf(samples, 'tollgate_requests_in_flight')).toBe(0)
-    expect(valueOf(samples, 'tollgate_attempts_total', { backend: 'fake-a', outcome: 'ok' })).toBe(2)
+    expect(sampleValue(samples, 'tollgate_requests_in_flight')).toBe(0)
+    expect(sampleValue(samples, 'tollgate_attempts_total', { backend: 'fake-a', outcome: 'ok' })).toBe(2)
     const streamed = { backend: 'fake-a', model: 'fake-model' }
-    expect(valueOf(samples, 'gen_ai_server_time_to_first_token_seconds_count', streamed)).toBe(1)
-    expect(valueOf(samples, 'gen_ai_server_time_per_output_token_seconds_count', streamed)).toBe(1)
-    expect(valueOf(samples, 'gen_ai_server_request_duration_seconds_count', ok)).toBe(2)
+    expect(sampleValue(samples, 'gen_ai_server_time_to_first_token_seconds_count', streamed)).toBe(1)
+    expect(sampleValue(samples, 'gen_ai_server_time_per_output_token_seconds_count', streamed)).toBe(1)
+    expect(sampleValue(samples, 'gen_ai_server_request_duration_seconds_count', ok)).toBe(2)
     const decisions = samples.filter((s) => s.name === 'tollgate_limit_decisions_total')
     expect(decisions.map((s) => [s.labels.policy, s.labels.decision, s.value]).sort()).toEqual([
       ['3-per-minute', 'allowed', 3],
       ['3-per-minute', 'rejected', 1],
     ])
-    expect(valueOf(samples, 'tollgate_backend_status', { backend: 'fake-a', status: 'healthy' })).toBe(1)
-    expect(valueOf(samples, 'tollgate_backend_status', { backend: 'fake-a', status: 'ejected' })).toBe(0)
-    expect(valueOf(samples, 'tollgate_backend_in_flight', { backend: 'fake-a' })).toBe(0)
-    expect(valueOf(samples, 'tollgate_queue_length')).toBe(0)
+    expect(sampleValue(samples, 'tollgate_backend_status', { backend: 'fake-a', status: 'healthy' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_backend_status', { backend: 'fake-a', status: 'ejected' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_backend_in_flight', { backend: 'fake-a' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_queue_length')).toBe(0)
   })
 
   it('counts retries and ejections, and logs the ejection and an access line per request', async () => {
@@ -101,10 +101,10 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     for (let i = 0; i < 2; i++)
       expect((await send(port, { path: '/v1/chat/completions?key=secret', body: chat() })).status).toBe(200)
     const samples = await scrape(port, '/metrics', METRICS)
-    expect(valueOf(samples, 'tollgate_attempts_total', { backend: 'broken', outcome: 'failed' })).toBe(1)
-    expect(valueOf(samples, 'tollgate_retries_total', { backend: 'good' })).toBe(1)
-    expect(valueOf(samples, 'tollgate_backend_ejections_total', { backend: 'broken' })).toBe(1)
-    expect(valueOf(samples, 'tollgate_backend_status', { backend: 'broken', status: 'ejected' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_attempts_total', { backend: 'broken', outcome: 'failed' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_retries_total', { backend: 'good' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_backend_ejections_total', { backend: 'broken' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_backend_status', { backend: 'broken', status: 'ejected' })).toBe(1)
     // The registry passed in is the one the metrics are in.
     expect(await registry.metrics()).toContain('tollgate_backend_ejections_total{backend="broken"} 1')
     expect(lines.filter((l) => l.startsWith('warn') && l.includes('"broken" ejected'))).toHaveLength(1)
@@ -125,7 +125,7 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     expect((await send(port, { path: '/v1/chat/completions', body: chat({ stream: true }) })).status).toBe(
       200,
     )
-    await waitFor(() => exporter.getFinishedSpans().length === 2)
+    await waitFor(() => exporter.getFinishedSpans().length === 2, 'both spans')
     const [attempt, request] = exporter.getFinishedSpans()
     expect(request!.name).toBe('chat fake-model')
     expect(request!.attributes).toMatchObject({

@@ -14,7 +14,7 @@ export async function scrape(port: number, path: string, names: string[]): Promi
 }
 
 /** The value of the one sample of `name` whose labels include `labels`; undefined when there is none. */
-export function valueOf(
+export function sampleValue(
   samples: Sample[],
   name: string,
   labels: Record<string, string> = {},
