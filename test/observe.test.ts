@@ -114,6 +114,31 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     expect(access.some((l) => l.includes('backend="good" attempts=2 status=200'))).toBe(true)
   })
 
+  it('logs a backend back in rotation when its ejection ends', async () => {
+    const broken = await fake(cleanup)
+    broken.setFailureMode('error-503')
+    const good = await fake(cleanup)
+    const lines: string[] = []
+    const logger = {
+      warn: (m: string) => lines.push(`warn ${m}`),
+      info: (m: string) => lines.push(`info ${m}`),
+    }
+    const port = await start(framework, {
+      backends: [
+        { url: broken.url, id: 'broken' },
+        { url: good.url, id: 'good' },
+      ],
+      health: { outlier: { consecutiveFailures: 1, baseEjectionMs: 50 } },
+      logger,
+    })
+    for (let i = 0; i < 2; i++) await send(port, { path: '/v1/chat/completions', body: chat() })
+    expect(lines.some((l) => l.startsWith('warn') && l.includes('"broken" ejected'))).toBe(true)
+    await waitFor(
+      () => lines.some((l) => l === 'info tollgate: backend "broken" is back in rotation after its ejection'),
+      'the restore line',
+    )
+  })
+
   it('traces one span per request and one per attempt, with GenAI attributes', async () => {
     const exporter = new InMemorySpanExporter()
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })

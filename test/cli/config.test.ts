@@ -175,6 +175,7 @@ routes:
     const env = { KEY: 'sk-very-secret\nx' }
     const problems = await asyncProblemsOf(() =>
       checkConfigFile(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: the file's own ${VAR} interpolation
         file('backends:\n  - { url: http://127.0.0.1:1, headers: { authorization: "Bearer ${KEY}" } }\n'),
         env,
       ),

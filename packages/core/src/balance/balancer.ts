@@ -14,6 +14,7 @@ import {
   QUEUE_OPTION_NAMES,
   STILL_FULL,
 } from './concurrency-queue.js'
+import { EjectionNotices } from './ejection-notices.js'
 import { BalancerError } from './errors.js'
 import { OUTLIER_OPTION_NAMES, OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
 import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
@@ -98,9 +99,7 @@ export class BackendBalancer implements Balancer {
   // Reused on every pick to keep the request path free of allocation.
   readonly #candidates: BackendState[] = []
   readonly #fullCandidates: BackendState[] = []
-  readonly #events: GatewayEvents | undefined
-  /** One per ejected backend while events are on: says when it is back in rotation. */
-  readonly #restoreTimers = new Set<NodeJS.Timeout>()
+  readonly #ejections: EjectionNotices | undefined
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -137,7 +136,7 @@ export class BackendBalancer implements Balancer {
       onChange: () => this.#queue.wake(),
     })
     const events = options.events
-    this.#events = events
+    this.#ejections = events && new EjectionNotices(events, this.registry)
     this.activeHealthCheck = health.activeCheck
       ? new ActiveHealthCheck(this.registry, health.activeCheck, (backend) => {
           events?.backendChange(backend, { kind: backend.activeHealthy ? 'healthy' : 'unhealthy' })
@@ -190,8 +189,7 @@ export class BackendBalancer implements Balancer {
     if (this.#closed) return
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
-    for (const timer of this.#restoreTimers) clearTimeout(timer)
-    this.#restoreTimers.clear()
+    this.#ejections?.close()
     await this.activeHealthCheck?.close()
   }
 
@@ -209,8 +207,8 @@ export class BackendBalancer implements Balancer {
         // 429 says "busy", not "broken": it cools the backend down but does not count toward ejection.
         if (outcome.status !== 429) {
           const failures = backend.consecutiveFailures + 1
-          if (this.outlierDetector?.onFailure(backend, now, this.registry.list()) && this.#events)
-            this.#ejected(backend, now, failures)
+          if (this.outlierDetector?.onFailure(backend, now, this.registry.list()))
+            this.#ejections?.ejected(backend, now, failures)
         }
       }
     }
@@ -220,20 +218,6 @@ export class BackendBalancer implements Balancer {
       if (until > backend.coolDownUntil) backend.coolDownUntil = until
     }
     this.#queue.wake()
-  }
-
-  #ejected(backend: BackendState, now: number, failures: number): void {
-    const events = this.#events!
-    const until = backend.ejectedUntil
-    events.backendChange(backend, { kind: 'ejected', untilMs: until, consecutiveFailures: failures })
-    const timer = setTimeout(() => {
-      this.#restoreTimers.delete(timer)
-      // Ejected again meanwhile: that ejection has a timer of its own.
-      if (backend.ejectedUntil === until && this.registry.get(backend.id) === backend)
-        events.backendChange(backend, { kind: 'restored' })
-    }, until - now)
-    timer.unref()
-    this.#restoreTimers.add(timer)
   }
 
   /**
