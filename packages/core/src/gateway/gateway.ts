@@ -130,7 +130,12 @@ export class ForwardingGateway<Req> {
     if (events === undefined) return this.forwarder.forward(input)
     input.events = events
     const res = input.res
-    return this.forwarder.forward(input).then(() => events.end(res.statusCode, res.writableFinished))
+    return this.forwarder.forward(input).then(() => {
+      // forward() never rejects, and a consumer's failure must not make it start.
+      try {
+        events.end(res.statusCode, res.writableFinished)
+      } catch {}
+    })
   }
 
   /**
