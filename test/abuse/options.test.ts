@@ -293,6 +293,9 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   shutdownTimeoutMs: true,
   clientRetryMaxSeconds: true,
   uploadTimeoutMs: true,
+  metrics: true,
+  tracing: true,
+  accessLog: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

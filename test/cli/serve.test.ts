@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cleanup, chat, fake, openStream, send, waitFor } from '../helpers/http.js'
+import { sampleValue, scrape } from '../helpers/metrics-text.js'
 import { configFile, gatewayYaml, startCli } from './support.js'
 
 const cleanup = new Cleanup()
@@ -105,5 +106,24 @@ describe('tollgate serve', () => {
     file.write(gatewayYaml([{ url: a.url, id: 'a' }]).replace('port: 0', 'port: 1234'))
     expect(await gateway.reload()).toBe(false)
     expect(logs.messages().at(-1)).toMatch(/"listen" changed; that takes a restart/)
+  })
+})
+
+describe('tollgate serve: metrics', () => {
+  it('serves Prometheus metrics at metrics.path, outside the limits', async () => {
+    const a = await fake(cleanup, { name: 'a', answerTokens: 3 })
+    const file = configFile(
+      gatewayYaml([{ url: a.url, id: 'a' }], 'defaultLimits: 1 per minute\nmetrics: { path: /metrics }\n'),
+    )
+    const { port } = await startCli(cleanup, file.path)
+    expect((await ask(port)).status).toBe(200)
+    expect((await ask(port)).status).toBe(429)
+    const names = ['tollgate_requests_total', 'tollgate_limit_decisions_total', 'tollgate_backend_status']
+    // Scraped twice: the metrics route itself is not limited.
+    await scrape(port, '/metrics', names)
+    const samples = await scrape(port, '/metrics', names)
+    expect(sampleValue(samples, 'tollgate_requests_total', { backend: 'a', status: '200' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_limit_decisions_total', { decision: 'rejected' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_backend_status', { backend: 'a', status: 'healthy' })).toBe(1)
   })
 })

@@ -80,6 +80,7 @@ export async function buildGatewayApp(
       }
     })
     registerProbes(app, options.ready)
+    if (config.metrics) app.get(config.metrics.path, { config: { rateLimit: false } }, app.tollgate.metrics())
     if (config.status) registerStatus(app, config, usesBackends)
     if (usesBackends) {
       for (const { entry } of config.dnsBackends) {

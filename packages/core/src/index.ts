@@ -76,4 +76,14 @@ export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './limits/redis
 export { RedisStore, type RedisStoreOptions, StoreUnavailableError } from './limits/redis-store.js'
 export { defaultRejectionBody } from './limits/rejection.js'
 export type { HitResult, LimitStore, WindowSpec } from './limits/store.js'
+// Metrics, tracing and logs (`metrics`, `tracing`, `accessLog`), and the events they consume.
+export type {
+  BackendChange,
+  ForwardStartInfo,
+  GatewayEvents,
+  RequestEvents,
+} from './observe/events.js'
+export type { ObserveOptions } from './observe/observability.js'
+export type { MetricsOptions } from './observe/prometheus-metrics.js'
+export type { TracingOptions } from './observe/tracing.js'
 export { OptionError } from './validation.js'

@@ -58,6 +58,10 @@ export {
   neverPassesBody,
 } from './limits/rejection.js'
 export { RouteLimit } from './limits/route-limit.js'
+export { combineEvents } from './observe/events.js'
+export { OBSERVE_OPTION_NAMES, Observability } from './observe/observability.js'
+export { PrometheusMetrics } from './observe/prometheus-metrics.js'
+export { operationName, RequestTracing } from './observe/tracing.js'
 export { optionNames } from './option-names.js'
 export { CALLBACK_FAILED, type CallbackFailed, UserCallbacks } from './user-callback.js'
 export {

@@ -20,6 +20,8 @@ export interface ExpressTollgate {
   forward(options?: ForwardOptions<Request>): RequestHandler
   /** `GET /v1/models` from the registry when backends declare models; forwarded otherwise. */
   listModels(): RequestHandler
+  /** Answers with the Prometheus exposition text of this gateway's metrics; needs the `metrics` option. */
+  metrics(): RequestHandler
   /** Add, remove, drain backends at runtime and read their state. */
   readonly backends: BackendsHandle
   /**
@@ -69,6 +71,15 @@ export function tollgate(options: TollgateExpressOptions = {}): ExpressTollgate 
         const list = core.modelList()
         if (list === undefined) return forward(req, res, next)
         res.json(list)
+      }
+    },
+    metrics() {
+      const metrics = core.metrics('gate.metrics()')
+      return (_req, res, next) => {
+        metrics.exposition().then(({ contentType, body }) => {
+          res.setHeader('content-type', contentType)
+          res.end(body)
+        }, next)
       }
     },
     get backends() {

@@ -30,6 +30,19 @@ export class FastifyTollgate {
   }
 
   /**
+   * A handler answering with the Prometheus exposition text of this gateway's metrics
+   * (`app.get('/metrics', app.tollgate.metrics())`); needs the `metrics` option.
+   */
+  metrics(): (request: FastifyRequest, reply: FastifyReply) => Promise<string> {
+    const metrics = this.#core.metrics('app.tollgate.metrics()')
+    return async (_request, reply) => {
+      const { contentType, body } = await metrics.exposition()
+      reply.type(contentType)
+      return body
+    }
+  }
+
+  /**
    * A `GET /v1/models` handler answered from the registry when backends declare
    * their models; without declared models it forwards to a backend instead.
    */

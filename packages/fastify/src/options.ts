@@ -1,10 +1,11 @@
-import type { GatewayOptions, RateLimitOptions } from '@tollgate/core'
+import type { GatewayOptions, ObserveOptions, RateLimitOptions } from '@tollgate/core'
 import { optionNames } from '@tollgate/core/internal'
 import type { FastifyRequest } from 'fastify'
 
 export interface TollgateFastifyOptions
   extends RateLimitOptions<FastifyRequest>,
-    GatewayOptions<FastifyRequest> {
+    GatewayOptions<FastifyRequest>,
+    ObserveOptions {
   /**
    * The lifecycle hook that counts requests. `onRequest` (default) rejects before
    * the body is read; `preHandler` lets `cost` or `keyGenerator` read `request.body`.
@@ -14,7 +15,7 @@ export interface TollgateFastifyOptions
 
 type FastifyOwnOptions = Omit<
   TollgateFastifyOptions,
-  keyof RateLimitOptions<FastifyRequest> | keyof GatewayOptions<FastifyRequest>
+  keyof RateLimitOptions<FastifyRequest> | keyof GatewayOptions<FastifyRequest> | keyof ObserveOptions
 >
 
 /** The options only the Fastify plugin has, checked against its options type. */

@@ -1,4 +1,4 @@
-import { GATEWAY_OPTION_NAMES, RATE_LIMIT_OPTION_NAMES } from '@tollgate/core/internal'
+import { GATEWAY_OPTION_NAMES, OBSERVE_OPTION_NAMES, RATE_LIMIT_OPTION_NAMES } from '@tollgate/core/internal'
 import { Ajv } from 'ajv'
 import { ConfigError } from './config-error.js'
 import { CLI_KEYS, CODE_ONLY_OPTIONS, configSchema } from './schema.js'
@@ -10,7 +10,7 @@ const validate = new Ajv({ allErrors: true, verbose: true, strict: false }).comp
 
 /** Every key a gateway file may hold: the CLI's own and the plugin's option names. */
 export function knownKeys(): string[] {
-  const plugin = [...RATE_LIMIT_OPTION_NAMES, ...GATEWAY_OPTION_NAMES, 'hook']
+  const plugin = [...RATE_LIMIT_OPTION_NAMES, ...GATEWAY_OPTION_NAMES, ...OBSERVE_OPTION_NAMES, 'hook']
   return [...new Set([...CLI_KEYS, ...plugin])].filter(
     (k) => !(CODE_ONLY_OPTIONS as readonly string[]).includes(k),
   )
@@ -40,15 +40,6 @@ function topLevelProblems(source: ConfigSource, value: Record<string, unknown>):
       )
     }
   }
-  if (value.metrics !== undefined) {
-    problems.push(
-      source.atPath(
-        ['metrics'],
-        '"metrics" is not available in this version of tollgate yet; remove the key',
-        { key: true },
-      ),
-    )
-  }
   return problems
 }
 
@@ -76,7 +67,7 @@ export function loadConfig(
 }
 
 function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
-  const { listen, redis, routes, status, metrics: _metrics, backends, ...plugin } = raw
+  const { listen, redis, routes, status, metrics, backends, ...plugin } = raw
   const listenConfig = (listen ?? {}) as GatewayConfig['listen']
   const staticBackends: NonNullable<GatewayConfig['plugin']['backends']> = []
   const staticBackendIndex: number[] = []
@@ -92,6 +83,7 @@ function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
     })
   }
   const statusConfig = status as { path: string; refreshMs?: number } | undefined
+  const metricsConfig = metrics as { path: string } | undefined
   return {
     listen: {
       host: listenConfig.host ?? '127.0.0.1',
@@ -104,7 +96,12 @@ function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
       path: statusConfig.path.replace(/\/+$/, '') || '/',
       refreshMs: statusConfig.refreshMs ?? 1000,
     },
-    plugin: { ...plugin, ...(backends === undefined ? {} : { backends: staticBackends }) },
+    metrics: metricsConfig && { path: metricsConfig.path },
+    plugin: {
+      ...plugin,
+      ...(metricsConfig === undefined ? {} : { metrics: true }),
+      ...(backends === undefined ? {} : { backends: staticBackends }),
+    },
     staticBackendIndex,
     dnsBackends,
   }

@@ -19,6 +19,17 @@ const backendCommon = {
   models,
   zone: nonEmptyString,
   maxConcurrency: positiveInteger,
+  headers: {
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'a mapping of header names to string values',
+  },
+  modelNames: {
+    type: 'object',
+    additionalProperties: nonEmptyString,
+    description: 'a mapping of client model names to the names this backend expects',
+  },
+  forwardAuthorization: { type: 'boolean' },
 }
 
 const urlBackend = {
@@ -140,7 +151,14 @@ export const configSchema = {
       additionalProperties: false,
       properties: { path, refreshMs: { type: 'integer', minimum: 200 } },
     },
-    metrics: { type: 'object' },
+    metrics: {
+      type: 'object',
+      required: ['path'],
+      additionalProperties: false,
+      properties: { path },
+    },
+    tracing: { type: 'boolean' },
+    accessLog: { type: 'boolean' },
     backends: {
       type: 'array',
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, read by ajv

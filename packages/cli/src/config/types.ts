@@ -32,6 +32,8 @@ export interface GatewayConfig {
   redis?: RedisConfig
   routes: RouteConfig[]
   status?: { path: string; refreshMs: number }
+  /** Where the Prometheus metrics are served (the plugin gets `metrics: true`). */
+  metrics?: { path: string }
   /** Options for the `tollgate` plugin as written, without the DNS backends. */
   plugin: Omit<TollgateFastifyOptions, 'backends'> & { backends?: BackendConfig[] }
   /** `plugin.backends[i]` was written at `backends[staticBackendIndex[i]]`. */

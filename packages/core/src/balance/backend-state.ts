@@ -2,7 +2,13 @@ import type { BackendMetrics, ValidatedBackendConfig } from './config.js'
 import type { LoadReport } from './load-reports/engines.js'
 import type { LoadReportState } from './load-reports/scraper.js'
 import { PeakEwma } from './peak-ewma.js'
-import type { BackendSnapshot, BackendStatus, BackendTarget, LoadReportSnapshot } from './types.js'
+import type {
+  BackendConnection,
+  BackendSnapshot,
+  BackendStatus,
+  BackendTarget,
+  LoadReportSnapshot,
+} from './types.js'
 
 export interface BackendStateOptions {
   /** Clock in milliseconds; injected so tests can move time without sleeping. */
@@ -62,6 +68,8 @@ export class BackendState implements BackendTarget {
   requestsAtReport = 0
   /** Position of its zone in the gateway's preference (0 = the gateway's own zone, or no zones in use). */
   zoneRank = 0
+  /** Its own headers and model names; kept out of `snapshot()`, since headers hold credentials. */
+  readonly connection: BackendConnection | undefined
 
   inFlight = 0
   /** Requests waiting in the gateway queue that this backend could serve. */
@@ -91,6 +99,7 @@ export class BackendState implements BackendTarget {
     this.zone = config.zone
     this.maxConcurrency = config.maxConcurrency
     this.metrics = config.metrics
+    this.connection = config.connection
     this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }

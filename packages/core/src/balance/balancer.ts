@@ -1,3 +1,4 @@
+import type { GatewayEvents } from '../observe/events.js'
 import { optionNames } from '../option-names.js'
 import type { UserCallbacks } from '../user-callback.js'
 import { checkNumber, checkObject, checkOptionGroup, describeValue } from '../validation.js'
@@ -13,6 +14,7 @@ import {
   QUEUE_OPTION_NAMES,
   STILL_FULL,
 } from './concurrency-queue.js'
+import { EjectionNotices } from './ejection-notices.js'
 import { BalancerError } from './errors.js'
 import {
   BackendScrapers,
@@ -75,6 +77,8 @@ export interface BalancerOptions {
   random?: RandomSource
   /** The guard a custom picker function is called through. */
   callbacks?: UserCallbacks
+  /** Told when a backend is ejected, restored, or changes its active-check verdict. */
+  events?: GatewayEvents
 }
 
 const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
@@ -117,6 +121,7 @@ export class BackendBalancer implements Balancer {
   readonly #candidates: BackendState[] = []
   readonly #fullCandidates: BackendState[] = []
   readonly #saturatedCandidates: BackendState[] = []
+  readonly #ejections: EjectionNotices | undefined
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -159,8 +164,13 @@ export class BackendBalancer implements Balancer {
       onAdded: (b) => this.#attach(b),
       onRemoved: (b) => this.#scrapers.detach(b),
     })
+    const events = options.events
+    this.#ejections = events && new EjectionNotices(events, this.registry)
     this.activeHealthCheck = health.activeCheck
-      ? new ActiveHealthCheck(this.registry, health.activeCheck, () => this.#queue.wake())
+      ? new ActiveHealthCheck(this.registry, health.activeCheck, (backend) => {
+          events?.backendChange(backend, { kind: backend.activeHealthy ? 'healthy' : 'unhealthy' })
+          this.#queue.wake()
+        })
       : null
     this.activeHealthCheck?.start()
     for (const b of this.registry.list()) this.#attach(b)
@@ -224,6 +234,7 @@ export class BackendBalancer implements Balancer {
     if (this.#closed) return
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
+    this.#ejections?.close()
     await Promise.all([this.activeHealthCheck?.close(), this.#scrapers.close()])
   }
 
@@ -239,7 +250,11 @@ export class BackendBalancer implements Balancer {
         backend.totalErrors++
         backend.latency.observe(Math.max(outcome.latencyMs, this.#failurePenaltyMs), now)
         // 429 says "busy", not "broken": it cools the backend down but does not count toward ejection.
-        if (outcome.status !== 429) this.outlierDetector?.onFailure(backend, now, this.registry.list())
+        if (outcome.status !== 429) {
+          const failures = backend.consecutiveFailures + 1
+          if (this.outlierDetector?.onFailure(backend, now, this.registry.list()))
+            this.#ejections?.ejected(backend, now, failures)
+        }
       }
     }
     const retryAfterMs = outcome.retryAfterMs

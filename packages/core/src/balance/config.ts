@@ -7,8 +7,9 @@ import {
   failWith,
   isPlainObject,
 } from '../validation.js'
+import { validateBackendConnection } from './backend-connection.js'
 import { METRICS_FORMATS, type MetricsFormat } from './load-reports/engines.js'
-import type { BackendConfig } from './types.js'
+import type { BackendConfig, BackendConnection } from './types.js'
 
 /** Where and in which engine's names a backend reports its load. */
 export interface BackendMetrics {
@@ -27,6 +28,7 @@ export interface ValidatedBackendConfig {
   zone: string | null
   maxConcurrency: number | null
   metrics: BackendMetrics | null
+  connection: BackendConnection | undefined
 }
 
 const BACKEND_KEYS = optionNames<BackendConfig>()([
@@ -37,6 +39,9 @@ const BACKEND_KEYS = optionNames<BackendConfig>()([
   'zone',
   'maxConcurrency',
   'metrics',
+  'headers',
+  'modelNames',
+  'forwardAuthorization',
 ])
 const METRICS_KEYS = ['format', 'path']
 const METRICS_EXAMPLE = `one of ${METRICS_FORMATS.map((f) => describeValue(f)).join(', ')}, or { format, path }`
@@ -160,8 +165,10 @@ export function validateBackendConfig(config: unknown, label = 'backend'): Valid
   }
 
   const metrics = parseMetrics(c.metrics, label)
-
-  return { id, url, weight, models, zone, maxConcurrency, metrics }
+  const connection = validateBackendConnection(c, label)
+  if (connection?.modelNames != null && models === null)
+    failWith(`${label}.models`, 'must list the model names clients use when modelNames is set')
+  return { id, url, weight, models, zone, maxConcurrency, metrics, connection }
 }
 
 /** Validates a list of backends, rejecting duplicate ids with both positions named. */

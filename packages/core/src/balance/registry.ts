@@ -136,6 +136,11 @@ export class BackendRegistry implements BackendMembers {
     return this.#modelCounts.size > 0
   }
 
+  /** Whether some backend lists `model` in its `models` (a name safe to use as a metric label). */
+  declares(model: string): boolean {
+    return this.#modelCounts.has(model)
+  }
+
   /** True when some registered backend serves `model` (a backend without `models` serves all). */
   knowsModel(model: string): boolean {
     return this.#anyModelCount > 0 || this.#modelCounts.has(model)

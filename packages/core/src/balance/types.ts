@@ -27,6 +27,22 @@ export interface BackendConfig {
    * `loadReports.intervalMs`. A format name scrapes `/metrics` on the backend's origin.
    */
   metrics?: MetricsFormat | { format: MetricsFormat; path?: string }
+  /**
+   * Added to every request forwarded to this backend, replacing a client header of the same name
+   * (e.g. `{ authorization: 'Bearer sk-…' }` for a provider). Never logged, never in snapshots.
+   */
+  headers?: Record<string, string>
+  /**
+   * The model name this backend expects for a name clients use (`{ 'gpt-4o': 'gpt-4o-2024-08-06' }`):
+   * the top-level `model` of a JSON body is rewritten for this backend only. The client-side
+   * name is what `models` lists and routing matches.
+   */
+  modelNames?: Record<string, string>
+  /**
+   * Whether the client's own `Authorization` header reaches this backend. Default: it does,
+   * unless `headers` sets `authorization` (the backend's credential replaces the client's).
+   */
+  forwardAuthorization?: boolean
 }
 
 export type BackendStatus = 'healthy' | 'ejected' | 'unhealthy' | 'cooling-down' | 'draining'
@@ -107,6 +123,18 @@ export interface BackendTarget {
   readonly id: string
   /** Parsed `BackendConfig.url`; its pathname is a prefix for every forwarded path. */
   readonly url: URL
+  /** Headers and model names of this backend's own; undefined when it has none (the common case). */
+  readonly connection?: BackendConnection
+}
+
+/** `BackendConfig.headers`, `modelNames` and `forwardAuthorization`, prepared for the request path. */
+export interface BackendConnection {
+  /** Flat `[name, value, …]` list, names lower-cased, appended to the forwarded headers. */
+  readonly headers: readonly string[]
+  /** Lower-cased client header names left out for this backend (its own headers' names, maybe `authorization`). */
+  readonly replaced: ReadonlySet<string>
+  /** Client model name → this backend's name; null when there are none. */
+  readonly modelNames: ReadonlyMap<string, string> | null
 }
 
 /** One attempt's claim on a backend: counted in flight until `finish` is called, exactly once. */

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import { BalancerError } from '../balance/errors.js'
+import type { RequestEvents } from '../observe/events.js'
 import { BodyTooLargeError, sendJsonError, sseErrorEvent, UploadTimeoutError } from './errors.js'
 import { errorCode, type FailoverPolicy } from './failover-policy.js'
 import { FailureSummary } from './failure-summary.js'
@@ -29,6 +30,7 @@ export class Exchange implements DispatchOwner {
   readonly res: ServerResponse
   readonly policy: FailoverPolicy
   readonly observer: ForwardObserver | undefined
+  readonly events: RequestEvents | undefined
   closed = false
   private resolve!: () => void
   private body: Buffer | StreamedBody | null = null
@@ -46,6 +48,7 @@ export class Exchange implements DispatchOwner {
     this.res = input.res
     this.policy = host.policy
     this.observer = input.observer
+    this.events = input.events
   }
 
   start(): Promise<void> {

@@ -12,6 +12,9 @@ export function isJsonRequest(req: IncomingMessage): boolean {
 export interface TopLevelFields {
   /** The last top-level `model` string, as a JSON parser would keep it. */
   model: string | undefined
+  /** Byte range of that `model` value (quotes included); -1 when there is none. */
+  modelStart: number
+  modelEnd: number
   /** Top-level `stream: true`: an OpenAI-style streamed completion was asked for. */
   stream: boolean
   /**
@@ -133,7 +136,13 @@ function valueEnd(body: Buffer, at: number): number {
  * object's structure breaks off.
  */
 export function topLevelFields(body: Buffer): TopLevelFields {
-  const fields: TopLevelFields = { model: undefined, stream: false, prompt: undefined }
+  const fields: TopLevelFields = {
+    model: undefined,
+    modelStart: -1,
+    modelEnd: -1,
+    stream: false,
+    prompt: undefined,
+  }
   let promptRank = 0
   let at = skipSpace(body, 0)
   if (body[at] !== OPEN_BRACE) return fields
@@ -149,6 +158,8 @@ export function topLevelFields(body: Buffer): TopLevelFields {
     const end = valueEnd(body, at)
     if (equalsKey(body, keyStart, keyEnd, MODEL)) {
       fields.model = body[at] === QUOTE ? decodeString(body, at, end) : undefined
+      fields.modelStart = fields.model === undefined ? -1 : at
+      fields.modelEnd = fields.model === undefined ? -1 : end
     } else if (equalsKey(body, keyStart, keyEnd, STREAM)) {
       fields.stream = end - at === TRUE.length && body.compare(TRUE, 0, TRUE.length, at, end) === 0
     } else if (promptRank < 3) {

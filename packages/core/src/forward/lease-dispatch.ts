@@ -1,6 +1,8 @@
 import type { Dispatcher } from 'undici'
+import { headersFor } from '../balance/backend-connection.js'
 import type { BackendLease, Balancer, PickContext } from '../balance/types.js'
 import { CLIENT_CLOSED } from './errors.js'
+import { renameModel } from './model-rename.js'
 import { Attempt, type RelayOwner } from './relay.js'
 import { backendPath } from './request-target.js'
 import type { UpstreamPools } from './upstream-pools.js'
@@ -60,9 +62,17 @@ export class LeaseDispatch {
       return
     }
     if (isPromiseLike(acquired)) {
+      const events = this.owner.events
+      events?.queued()
       acquired.then(
-        (lease) => this.dispatchTo(lease),
-        (err: unknown) => this.owner.acquireFailed(err),
+        (lease) => {
+          events?.dequeued()
+          this.dispatchTo(lease)
+        },
+        (err: unknown) => {
+          events?.dequeued()
+          this.owner.acquireFailed(err)
+        },
       )
     } else {
       this.dispatchTo(acquired)
@@ -100,6 +110,7 @@ export class LeaseDispatch {
     const attempt = new Attempt(owner, lease)
     this.current = attempt
     const backend = lease.backend
+    owner.events?.attemptStart(backend, this.attempts)
     let pool: Dispatcher
     try {
       pool = this.pools.poolFor(backend)
@@ -108,12 +119,21 @@ export class LeaseDispatch {
       return
     }
     const request = this.request
+    let headers = request.headers
+    let body = request.body
+    const connection = backend.connection
+    if (connection !== undefined) {
+      headers = headersFor(connection, headers)
+      const model = this.context.model
+      const name = model === undefined ? undefined : connection.modelNames?.get(model)
+      if (name !== undefined && body instanceof Buffer) body = renameModel(body, name)
+    }
     pool.dispatch(
       {
         path: backendPath(backend.url.pathname, request.path),
         method: request.method,
-        headers: request.headers,
-        body: request.body,
+        headers,
+        body,
       },
       attempt,
     )

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http'
 import type { Dispatcher } from 'undici'
 import type { AttemptOutcome, BackendLease } from '../balance/types.js'
+import type { RequestEvents } from '../observe/events.js'
 import { BodyTooLargeError, CLIENT_CLOSED, ClientClosedError, UploadTimeoutError } from './errors.js'
 import { type FailoverPolicy, isBackendSuccess } from './failover-policy.js'
 import { parseRetryAfter } from './retry-after.js'
@@ -13,6 +14,7 @@ export interface RelayOwner {
   readonly closed: boolean
   readonly policy: FailoverPolicy
   readonly observer: ForwardObserver | undefined
+  readonly events: RequestEvents | undefined
   /** Takes a retry if this request may still have one. */
   claimRetry(): boolean
   /** A backend answered with one of the policy's retry statuses and a retry was claimed. */
@@ -114,12 +116,14 @@ export class Attempt implements Dispatcher.DispatchHandler {
       // The first token may be seconds away; the client should see the stream open now.
       owner.res.flushHeaders()
     }
+    owner.events?.responseStart(statusCode, this.sse)
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.phase !== STREAMING || this.owner.closed) return
     const res = this.owner.res
     if (this.sse) this.track(chunk)
+    this.owner.events?.responseData(chunk)
     if (this.owner.observer?.responseData !== undefined) this.observe('responseData', chunk)
     if (!res.write(chunk)) {
       controller.pause()
@@ -187,6 +191,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     }
     try {
       this.lease.finish(outcome)
+      this.owner.events?.attemptEnd(this.lease.backend, outcome)
     } catch (err) {
       this.owner.unexpected(err)
     }

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http'
 import type { PickContext } from '../balance/types.js'
+import type { RequestEvents } from '../observe/events.js'
 
 /**
  * Watches one forwarded response as it passes through, without changing it: where token
@@ -62,6 +63,8 @@ export interface ForwardRequest extends PickContext {
   readPrompt?: (fields: Record<string, unknown>) => string | undefined
   /** Sees the response pass through (see `ForwardObserver`). */
   observer?: ForwardObserver
+  /** Metrics, tracing and logs of this request (set by the gateway when something observes). */
+  events?: RequestEvents
 }
 
 export interface Forwarder {

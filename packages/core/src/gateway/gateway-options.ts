@@ -8,7 +8,7 @@ export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
 
 /** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
 export interface GatewayOptions<Req>
-  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks'>,
+  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks' | 'events'>,
     Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite' | 'callbacks'> {
   /** Consistent-hash key. Default: the `X-Session-Id` header. */
   hashKey?: HashKeySource<Req>

@@ -3,6 +3,8 @@ import { BackendBalancer } from '../balance/balancer.js'
 import { sendJsonError } from '../forward/errors.js'
 import { createForwarder, type Forwarder, type ForwardRequest } from '../forward/forwarder.js'
 import { compilePathRewrite } from '../forward/request-target.js'
+import type { GatewayEvents } from '../observe/events.js'
+import type { Observability } from '../observe/observability.js'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
 import { checkKnownKeys, fail, isPlainObject } from '../validation.js'
 import { BackendsHandle } from './backends-handle.js'
@@ -48,10 +50,12 @@ export class ForwardingGateway<Req> {
   readonly #hashing: boolean
   readonly #shutdownTimeoutMs: number
   readonly #callbacks: UserCallbacks
+  /** Set only when something observes each request (metrics, tracing, access log). */
+  readonly #requestEvents: GatewayEvents | undefined
   #closing: Promise<void> | undefined
 
   /** `callbacks` guards the user's functions among the options (custom picker, `hashKey`, `rewrite`, `onUnexpectedError`). */
-  constructor(options: GatewayOptions<Req>, callbacks: UserCallbacks) {
+  constructor(options: GatewayOptions<Req>, callbacks: UserCallbacks, observability?: Observability) {
     const {
       backends,
       strategy,
@@ -84,7 +88,10 @@ export class ForwardingGateway<Req> {
       latencyDecayMs,
       failurePenaltyMs,
       callbacks,
+      events: observability?.events,
     })
+    observability?.attach(this.balancer)
+    this.#requestEvents = observability?.perRequest ? observability.events : undefined
     try {
       this.forwarder = createForwarder({ ...forwarding, balancer: this.balancer, callbacks: this.#callbacks })
     } catch (error) {
@@ -133,7 +140,16 @@ export class ForwardingGateway<Req> {
     input.rewrite = route.rewrite
     input.readModel = this.routesByModel
     input.readPrompt = route.prompt
-    return this.forwarder.forward(input)
+    const events = this.#requestEvents?.forwardStart(input)
+    if (events === undefined) return this.forwarder.forward(input)
+    input.events = events
+    const res = input.res
+    return this.forwarder.forward(input).then(() => {
+      // forward() never rejects, and a consumer's failure must not make it start.
+      try {
+        events.end(res.statusCode, res.writableFinished)
+      } catch {}
+    })
   }
 
   /**

@@ -6,6 +6,7 @@ import {
   type LimitOutcome,
 } from '../limits/rejection.js'
 import type { RouteLimit } from '../limits/route-limit.js'
+import type { GatewayEvents } from '../observe/events.js'
 
 /** How an adapter sets one response header on its framework's response object. */
 export type SetHeader<Target> = HeaderSetter<Target>
@@ -21,9 +22,14 @@ export type LimitRejection = LimitAnswer
  */
 export class LimitedRoute<Req> {
   readonly #limit: RouteLimit<Req>
+  readonly #events: GatewayEvents | undefined
+  readonly #scope: string
 
-  constructor(limit: RouteLimit<Req>) {
+  /** `events` hears every decision, under the route's `scope`. */
+  constructor(limit: RouteLimit<Req>, events?: GatewayEvents, scope = '') {
     this.#limit = limit
+    this.#events = events
+    this.#scope = scope
   }
 
   /**
@@ -49,6 +55,8 @@ export class LimitedRoute<Req> {
     target: Target,
     set: SetHeader<Target>,
   ): LimitRejection | undefined {
+    if (this.#events !== undefined && !(outcome instanceof LimitCheckFailure))
+      this.#events.limitDecision(this.#scope, outcome)
     return this.#limit.respond(request, outcome, target, set) ?? undefined
   }
 }

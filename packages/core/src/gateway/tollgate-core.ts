@@ -2,6 +2,8 @@ import type { Logger } from '../limits/insured-store.js'
 import { LimitEngine } from '../limits/limit-engine.js'
 import type { RateLimitOptions, RouteLimitSpec } from '../limits/options.js'
 import type { LimitStore } from '../limits/store.js'
+import { OBSERVE_OPTION_NAMES, Observability, type ObserveOptions } from '../observe/observability.js'
+import type { PrometheusMetrics } from '../observe/prometheus-metrics.js'
 import { UserCallbacks } from '../user-callback.js'
 import { fail } from '../validation.js'
 import type { BackendsHandle } from './backends-handle.js'
@@ -36,22 +38,26 @@ export class TollgateCore<Req> {
   readonly #engine: LimitEngine<Req>
   readonly #gateway: ForwardingGateway<Req> | undefined
   readonly #backendsExample: string
+  readonly #observability: Observability
   #closing: Promise<void> | undefined
 
-  constructor(options: RateLimitOptions<Req> & GatewayOptions<Req>, setup: AdapterSetup) {
+  constructor(options: RateLimitOptions<Req> & GatewayOptions<Req> & ObserveOptions, setup: AdapterSetup) {
     // The engine checks the option object and every name in it, so it comes first and a bad option
     // leaves nothing open behind it.
     this.#engine = new LimitEngine<Req>(options, setup.logger, [
       ...GATEWAY_OPTION_NAMES,
+      ...OBSERVE_OPTION_NAMES,
       ...(setup.optionNames ?? []),
     ])
-    this.callbacks = new UserCallbacks(options.logger ?? setup.logger)
+    const logger = options.logger ?? setup.logger
+    this.callbacks = new UserCallbacks(logger)
     this.#backendsExample = setup.backendsExample
     try {
+      this.#observability = new Observability(options, logger)
       this.#gateway =
         options.backends === undefined
           ? undefined
-          : new ForwardingGateway(pickGatewayOptions<Req>(options), this.callbacks)
+          : new ForwardingGateway(pickGatewayOptions<Req>(options), this.callbacks, this.#observability)
     } catch (error) {
       void this.#engine.close()
       throw error
@@ -83,7 +89,20 @@ export class TollgateCore<Req> {
    */
   limitRoute(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): LimitedRoute<Req> | null {
     const limit = this.#engine.route(scope, spec, where)
-    return limit === null ? null : new LimitedRoute(limit)
+    if (limit === null) return null
+    const observability = this.#observability
+    return new LimitedRoute(
+      limit,
+      observability.metrics === undefined ? undefined : observability.events,
+      scope,
+    )
+  }
+
+  /** The Prometheus metrics, or an option error naming `what` needed them. */
+  metrics(what: string): PrometheusMetrics {
+    const metrics = this.#observability.metrics
+    if (metrics === undefined) fail('metrics', `set (e.g. metrics: true) for ${what}`, undefined)
+    return metrics
   }
 
   /** The forwarding gateway, or an option error naming `what` needed it. */
