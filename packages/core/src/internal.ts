@@ -34,6 +34,13 @@ export {
   pickGatewayOptions,
 } from './gateway/gateway-options.js'
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
+export {
+  settleAtEnd,
+  type TokenGrant,
+  type TokenOutcome,
+  TokenRoute,
+  withTokens,
+} from './gateway/token-route.js'
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'
@@ -49,6 +56,8 @@ export {
   neverPassesBody,
 } from './limits/rejection.js'
 export { RouteLimit } from './limits/route-limit.js'
+export { InsuredTokenStore, RedisTokenStore } from './limits/tokens/redis-token-store.js'
+export { POLICY_CACHE_SIZE, TokenBudget, TokenPolicy } from './limits/tokens/token-budget.js'
 export { optionNames } from './option-names.js'
 export { CALLBACK_FAILED, type CallbackFailed, UserCallbacks } from './user-callback.js'
 export {

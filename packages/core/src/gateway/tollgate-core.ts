@@ -2,12 +2,15 @@ import type { Logger } from '../limits/insured-store.js'
 import { LimitEngine } from '../limits/limit-engine.js'
 import type { RateLimitOptions, RouteLimitSpec } from '../limits/options.js'
 import type { LimitStore } from '../limits/store.js'
+import { TokenEngine } from '../limits/tokens/token-engine.js'
 import { UserCallbacks } from '../user-callback.js'
 import { fail } from '../validation.js'
 import type { BackendsHandle } from './backends-handle.js'
 import { ForwardingGateway } from './gateway.js'
 import { GATEWAY_OPTION_NAMES, type GatewayOptions, pickGatewayOptions } from './gateway-options.js'
 import { LimitedRoute } from './limited-route.js'
+import type { TokenRoute } from './token-route.js'
+import { tokenRouteFor } from './token-route-factory.js'
 
 /** What an adapter says about itself when it creates its core. */
 export interface AdapterSetup {
@@ -34,6 +37,9 @@ export interface ModelList {
 export class TollgateCore<Req> {
   readonly callbacks: UserCallbacks
   readonly #engine: LimitEngine<Req>
+  readonly #tokens: TokenEngine<Req>
+  readonly #options: RateLimitOptions<Req>
+  readonly #logger: Logger
   readonly #gateway: ForwardingGateway<Req> | undefined
   readonly #backendsExample: string
   #closing: Promise<void> | undefined
@@ -46,6 +52,14 @@ export class TollgateCore<Req> {
       ...(setup.optionNames ?? []),
     ])
     this.callbacks = new UserCallbacks(options.logger ?? setup.logger)
+    this.#options = options
+    this.#logger = options.logger ?? setup.logger
+    try {
+      this.#tokens = new TokenEngine<Req>(options, this.#engine.keyPrefix, this.#logger)
+    } catch (error) {
+      void this.#engine.close()
+      throw error
+    }
     this.#backendsExample = setup.backendsExample
     try {
       this.#gateway =
@@ -84,6 +98,24 @@ export class TollgateCore<Req> {
   limitRoute(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): LimitedRoute<Req> | null {
     const limit = this.#engine.route(scope, spec, where)
     return limit === null ? null : new LimitedRoute(limit)
+  }
+
+  /**
+   * The token budget of one route, or null when none applies: its own `tokens`, else, on a forward
+   * route, `defaultTokens`. `where` names the route's setting in errors.
+   */
+  tokenRoute(
+    spec: RouteLimitSpec<Req> | undefined,
+    scope: string,
+    where: string,
+    forward: boolean,
+  ): TokenRoute<Req> | null {
+    return tokenRouteFor(this.#tokens, this.#options, this.#engine, this.callbacks, this.#logger, {
+      spec,
+      scope,
+      where,
+      forward,
+    })
   }
 
   /** The forwarding gateway, or an option error naming `what` needed it. */
@@ -127,6 +159,7 @@ export class TollgateCore<Req> {
 
   async #shutDown(): Promise<void> {
     await this.#gateway?.close()
+    await this.#tokens.close()
     await this.#engine.close()
   }
 }

@@ -35,8 +35,12 @@ const ENGINE_OPTIONS = [
   'onExceeded',
   'clientRetryMaxSeconds',
   'logger',
+  'defaultTokens',
+  'defaultMaxTokens',
+  'openaiHeaders',
+  'onTokensSettled',
 ] as const
-const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope'] as const
+const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope', 'tokens'] as const
 const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
 
 /** Limit options that adapters layer their own on top of. */
@@ -72,6 +76,8 @@ export class LimitEngine<Req> {
   readonly #allowList: ((request: Req, key: string) => boolean) | undefined
   readonly #clientRetryMaxSeconds: number | false
   readonly #storeFailed: (error: unknown) => void
+  /** The key prefix the stores built here use (token budgets build theirs with it). */
+  readonly keyPrefix: string
 
   constructor(
     options: RateLimitOptions<Req>,
@@ -119,6 +125,7 @@ export class LimitEngine<Req> {
         `tollgate: the rate-limit store failed (${reason}); such requests get a 500. Later failures are not logged.`,
       )
     }
+    this.keyPrefix = prefix
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
   }
