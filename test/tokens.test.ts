@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
 import http from 'node:http'
 import type { TokenReservation, TokenSpec } from '@tollgate/core'
 import { apiKeyKey } from '@tollgate/core'
+import { Redis } from 'ioredis'
 import OpenAI from 'openai'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Framework, recordingLogger, startExpress, startFastify } from './helpers/gateways.js'
@@ -290,3 +292,79 @@ describe.each(['Fastify', 'Express'] as const)('token budgets through %s', (fram
     expect(settled.map((s) => s.source)).toEqual(['usage', 'usage'])
   })
 })
+
+describe.each(['Fastify', 'Express'] as const)('token budgets on one Redis through %s', (framework) => {
+  it('two gateway instances enforce one budget', async () => {
+    const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    cleanup.add(() => redis.quit(), null)
+    await redis.ping()
+    const keyPrefix = `tollgate-tokens-test:${randomUUID()}:`
+    const backend = await fake(cleanup, { answerTokens: 30 })
+    const setup = {
+      backends: [{ url: backend.url }],
+      tokens: '100 per minute',
+      extra: { store: { redis }, keyPrefix },
+    }
+    const one = await start(framework, setup)
+    const two = await start(framework, setup)
+    const first = await send(one.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
+    expect(first.status).toBe(200)
+    const charged = (await settledCount(one, 1))[0]!.charged!
+    const second = await send(two.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
+    expect(second.status).toBe(200)
+    // The second instance reserved what the first left: 100 minus the first's real usage.
+    expect(second.headers['x-ratelimit-remaining-tokens']).toBe('0')
+    expect((await settledCount(two, 1))[0]!.reserved).toBe(100 - charged)
+    await send(one.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
+    await settledCount(one, 2)
+    const third = await send(two.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
+    const fourth = await send(one.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
+    expect([third.status, fourth.status]).toContain(429)
+    const keys = await redis.keys(`${keyPrefix}*`)
+    expect(keys.length).toBeGreaterThan(0)
+    for (const key of keys) expect(key).not.toContain('sk-test-secret')
+    await redis.del(...keys)
+  })
+})
+
+describe.each(['Fastify', 'Express'] as const)(
+  'token budgets of a route that is not forwarded, %s',
+  (framework) => {
+    it('charges what the handler settles, and keeps the reservation when it settles nothing', async () => {
+      const settled: TokenReservation[] = []
+      const options = {
+        keyGenerator: apiKeyKey,
+        onTokensSettled: (_req: unknown, r: TokenReservation) => {
+          settled.push(r)
+        },
+        defaultMaxTokens: 40,
+      }
+      let port: number
+      if (framework === 'Fastify') {
+        ;({ port } = await startFastify(cleanup, options, (app) => {
+          const config = { config: { rateLimit: { tokens: '1000 per minute' } } }
+          app.get('/work', config, async (request) => {
+            request.rateLimit?.settleTokens?.(30)
+            return { ok: true }
+          })
+          app.get('/idle', config, async () => ({ ok: true }))
+        }))
+      } else {
+        ;({ port } = await startExpress(cleanup, options, (app, gate) => {
+          app.get('/work', gate.limit({ tokens: '1000 per minute' }), (req, res) => {
+            req.rateLimit?.settleTokens?.(30)
+            res.json({ ok: true })
+          })
+          app.get('/idle', gate.limit({ tokens: '1000 per minute' }), (_req, res) => {
+            res.json({ ok: true })
+          })
+        }))
+      }
+      expect((await send(port, { path: '/work', headers: AUTH })).status).toBe(200)
+      expect((await send(port, { path: '/idle', headers: AUTH })).status).toBe(200)
+      await waitFor(() => settled.length === 2, 'two settled reservations')
+      const bySource = Object.fromEntries(settled.map((s) => [s.source, s.charged]))
+      expect(bySource).toEqual({ settled: 30, reserved: 40 })
+    })
+  },
+)

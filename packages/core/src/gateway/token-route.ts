@@ -236,12 +236,15 @@ export function withTokens(
   }
 }
 
-/** Settles a reservation nobody settled by the time the response is over: it keeps what it took. */
+/**
+ * Settles a reservation the handler did not settle by the time the response is over (it keeps what
+ * it took), and reports it to `onTokensSettled` either way.
+ */
 export function settleAtEnd<Req>(res: ServerResponse, reservation: TokenReservation, request: Req): void {
   res.once('close', () => {
     // A forward route settled it from the usage already; this is for handlers that did not.
-    if (reservation.settled || FORWARDED.has(reservation)) return
-    void reservation.settle(reservation.reserved, 'reserved')
+    if (FORWARDED.has(reservation)) return
+    if (!reservation.settled) void reservation.settle(reservation.reserved, 'reserved')
     ;(MADE_BY.get(reservation) as TokenRoute<Req> | undefined)?.settled(request, reservation)
   })
 }
