@@ -289,6 +289,10 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   shutdownTimeoutMs: true,
   clientRetryMaxSeconds: true,
   uploadTimeoutMs: true,
+  defaultTokens: true,
+  defaultMaxTokens: true,
+  openaiHeaders: true,
+  onTokensSettled: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,
