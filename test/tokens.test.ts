@@ -368,3 +368,38 @@ describe.each(['Fastify', 'Express'] as const)(
     })
   },
 )
+
+describe.each(['Fastify', 'Express'] as const)('request limits chosen per request, %s', (framework) => {
+  it('applies the string the function gives, and answers 500 for one that does not parse', async () => {
+    const { logger, warnings } = recordingLogger()
+    const plans: Record<string, string> = { gold: '3 per minute', free: '1 per minute', broken: 'often' }
+    const limits = (req: unknown) =>
+      plans[String((req as { headers: Record<string, string> }).headers['x-plan'])] ?? false
+    const options = { keyGenerator: apiKeyKey, logger }
+    let port: number
+    if (framework === 'Fastify') {
+      ;({ port } = await startFastify(cleanup, options, (app) => {
+        app.get('/a', { config: { rateLimit: { limits } } }, async () => ({ ok: true }))
+      }))
+    } else {
+      ;({ port } = await startExpress(cleanup, options, (app, gate) => {
+        app.get('/a', gate.limit({ limits }), (_req, res) => {
+          res.json({ ok: true })
+        })
+      }))
+    }
+    const get = async (plan: string, key: string) =>
+      (await send(port, { path: '/a', headers: { authorization: `Bearer ${key}`, 'x-plan': plan } })).status
+    expect([await get('free', 'f'), await get('free', 'f')]).toEqual([200, 429])
+    expect([
+      await get('gold', 'g'),
+      await get('gold', 'g'),
+      await get('gold', 'g'),
+      await get('gold', 'g'),
+    ]).toEqual([200, 200, 200, 429])
+    expect([await get('broken', 'b'), await get('broken', 'b')]).toEqual([500, 500])
+    expect(warnings.filter((w) => w.includes('often'))).toHaveLength(1)
+    // No plan: the function says false, so no request limit applies.
+    expect([await get('none', 'n'), await get('none', 'n')]).toEqual([200, 200])
+  })
+})

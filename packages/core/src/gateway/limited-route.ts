@@ -20,9 +20,9 @@ export type LimitRejection = LimitAnswer
  * an outcome means for the response is decided in one place.
  */
 export class LimitedRoute<Req> {
-  readonly #limit: RouteLimit<Req>
+  readonly #limit: Pick<RouteLimit<Req>, 'check' | 'respond'>
 
-  constructor(limit: RouteLimit<Req>) {
+  constructor(limit: Pick<RouteLimit<Req>, 'check' | 'respond'>) {
     this.#limit = limit
   }
 

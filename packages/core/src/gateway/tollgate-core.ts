@@ -96,7 +96,7 @@ export class TollgateCore<Req> {
    * `where` names the route's setting in errors.
    */
   limitRoute(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): LimitedRoute<Req> | null {
-    const limit = this.#engine.route(scope, spec, where)
+    const limit = this.#engine.routeFor(scope, spec, where)
     return limit === null ? null : new LimitedRoute(limit)
   }
 

@@ -75,8 +75,11 @@ export interface RateLimitOptions<Req> {
 
 /** Per-route settings: Fastify `config.rateLimit`, Express `gate.limit(spec, options)`. */
 export interface RouteLimitOptions<Req> {
-  /** Replaces `defaultLimits` for this route; when absent the defaults apply. */
-  limits?: string
+  /**
+   * Replaces `defaultLimits` for this route; when absent the defaults apply. A function of the
+   * request may give the limit string per request (or `false`: no request limit), e.g. by plan.
+   */
+  limits?: string | ((request: Req) => string | false)
   keyGenerator?: KeyGenerator<Req>
   cost?: Cost<Req>
   skip?: (request: Req) => boolean | Promise<boolean>
