@@ -296,6 +296,10 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   metrics: true,
   tracing: true,
   accessLog: true,
+  defaultTokens: true,
+  defaultMaxTokens: true,
+  openaiHeaders: true,
+  onTokensSettled: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

@@ -41,6 +41,7 @@ export type { RetryBudgetOptions } from './forward/retry-budget.js'
 export type { UpstreamPoolOptions } from './forward/upstream-pools.js'
 export type { BackendsHandle } from './gateway/backends-handle.js'
 export type { ForwardOptions, GatewayOptions, HashKeySource } from './gateway/gateway-options.js'
+export { apiKeyKey } from './limits/api-key.js'
 // Decisions (`request.rateLimit`, `rejectionBody`, `onExceeded`).
 export type { LimitDecision, WindowState } from './limits/decision.js'
 export type { HeaderMode } from './limits/headers.js'
@@ -76,6 +77,11 @@ export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './limits/redis
 export { RedisStore, type RedisStoreOptions, StoreUnavailableError } from './limits/redis-store.js'
 export { defaultRejectionBody } from './limits/rejection.js'
 export type { HitResult, LimitStore, WindowSpec } from './limits/store.js'
+export { CHARS_PER_TOKEN } from './limits/tokens/estimate.js'
+export type { TokenReservation, TokenSpec, TokenWindowState } from './limits/tokens/token-budget.js'
+export { openAIDuration } from './limits/tokens/token-headers.js'
+export { MemoryTokenStore, type ReserveResult, type TokenStore } from './limits/tokens/token-store.js'
+export type { UsageSource } from './limits/tokens/usage-observer.js'
 // Metrics, tracing and logs (`metrics`, `tracing`, `accessLog`), and the events they consume.
 export type {
   BackendChange,

@@ -43,6 +43,13 @@ export {
 } from './gateway/gateway-options.js'
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
 export { promptTextOf } from './gateway/prompt-text.js'
+export {
+  settleAtEnd,
+  type TokenGrant,
+  type TokenOutcome,
+  TokenRoute,
+  withTokens,
+} from './gateway/token-route.js'
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'
@@ -58,6 +65,8 @@ export {
   neverPassesBody,
 } from './limits/rejection.js'
 export { RouteLimit } from './limits/route-limit.js'
+export { InsuredTokenStore, RedisTokenStore } from './limits/tokens/redis-token-store.js'
+export { POLICY_CACHE_SIZE, TokenBudget, TokenPolicy } from './limits/tokens/token-budget.js'
 export { combineEvents } from './observe/events.js'
 export { OBSERVE_OPTION_NAMES, Observability } from './observe/observability.js'
 export { PrometheusMetrics } from './observe/prometheus-metrics.js'

@@ -54,16 +54,23 @@ export function tollgate(options: TollgateExpressOptions = {}): ExpressTollgate 
       }
       const merged =
         typeof spec === 'object' ? { ...spec, ...routeOptions } : { ...routeOptions, limits: spec }
-      if (merged.limits === undefined && !core.hasDefaults) {
+      if (merged.limits === undefined && merged.tokens === undefined && !core.hasDefaults) {
         fail(where, "given a limit, e.g. gate.limit('10 per minute'), or defaultLimits set", undefined)
       }
       if (merged.limits === undefined) delete merged.limits
-      const limited = core.limitRoute(`limit-${count}`, merged, where)
-      if (limited === null) fail(where, 'a limit', spec)
-      return limitMiddleware(limited)
+      const limited =
+        merged.limits === undefined && !core.hasDefaults
+          ? null
+          : core.limitRoute(`limit-${count}`, merged, where)
+      const tokens = core.tokenRoute(merged, `limit-${count}`, where, false)
+      if (limited === null && tokens === null) fail(where, 'a limit', spec)
+      return limitMiddleware(limited, tokens)
     },
     forward(forwardOptions) {
-      return forwardMiddleware(core.gateway('gate.forward()'), forwardOptions, logger)
+      count += 1
+      // defaultTokens: counted per forward() handler, for requests no gate.limit({ tokens }) reserved.
+      const tokens = core.tokenRoute(undefined, `forward-${count}`, 'gate.forward()', true)
+      return forwardMiddleware(core.gateway('gate.forward()'), forwardOptions, logger, tokens)
     },
     listModels() {
       const forward = forwardMiddleware(core.gateway('gate.listModels()'), undefined, logger)

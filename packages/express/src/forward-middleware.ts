@@ -1,4 +1,10 @@
-import { type ForwardOptions, type Gateway, isJsonRequest, type Logger } from '@tollgate/core/internal'
+import {
+  type ForwardOptions,
+  type Gateway,
+  isJsonRequest,
+  type Logger,
+  TokenRoute,
+} from '@tollgate/core/internal'
 import type { Request, RequestHandler } from 'express'
 import { keptRawBody } from './raw-body.js'
 
@@ -35,6 +41,7 @@ export function forwardMiddleware(
   gateway: Gateway<Request>,
   options: ForwardOptions<Request> | undefined,
   logger: Logger,
+  defaultTokens: TokenRoute<Request> | null = null,
 ): RequestHandler {
   const route = gateway.route(options)
   let warned = false
@@ -48,7 +55,7 @@ export function forwardMiddleware(
   }
 
   return function tollgateForward(req, res) {
-    return gateway.forward(route, {
+    const input = {
       req,
       res,
       request: req,
@@ -60,6 +67,10 @@ export function forwardMiddleware(
       trustProxy: peerIsTrusted(req),
       // Unread, the body is read (and limited) by the gateway itself.
       body: req.readableEnded ? bodyAfterParser(req, warnOnce) : undefined,
-    })
+    }
+    // A reservation made by gate.limit({ tokens }) is settled from the usage; else defaultTokens apply.
+    const tokens = TokenRoute.of<Request>(req.rateLimit?.tokens) ?? defaultTokens
+    if (tokens === null) return gateway.forward(route, input)
+    return tokens.forward(gateway, route, input, req.rateLimit)
   }
 }

@@ -20,10 +20,14 @@ export type {
   RouteLimitOptions,
   RouteLimitSpec,
   StrategyName,
+  TokenReservation,
+  TokenSpec,
+  TokenStore,
   WindowSpec,
   WindowState,
 } from '@tollgate/core'
 export {
+  apiKeyKey,
   BalancerError,
   LimitParseError,
   MemoryStore,

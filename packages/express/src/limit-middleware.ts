@@ -1,5 +1,12 @@
 import type { LimitDecision } from '@tollgate/core'
-import { LimitedRoute, type LimitOutcome } from '@tollgate/core/internal'
+import {
+  LimitedRoute,
+  type LimitOutcome,
+  settleAtEnd,
+  type TokenGrant,
+  type TokenRoute,
+  withTokens,
+} from '@tollgate/core/internal'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 
 declare global {
@@ -15,18 +22,46 @@ function setHeader(res: Response, name: string, value: string): void {
   res.setHeader(name, value)
 }
 
-/** Counts the request and answers what the core makes of the outcome (429, 400 or 500). */
-export function limitMiddleware(route: LimitedRoute<Request>): RequestHandler {
-  function apply(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
+function getHeader(res: Response, name: string): unknown {
+  return res.getHeader(name)
+}
+
+/**
+ * Reserves the route's tokens after its request limits: from `req.body` when a body parser ran
+ * before, else the default estimate. `gate.forward()` after it settles from the backend's usage;
+ * another handler may call `req.rateLimit.settleTokens(n)`, or the reservation stands.
+ */
+function reserveTokens(tokens: TokenRoute<Request>, req: Request, res: Response, next: NextFunction): void {
+  tokens.reserve(req, req.ip, req.rateLimit, req.body).then((outcome) => {
     if (outcome === null) return next()
+    const answer = tokens.respond(outcome, req.rateLimit, res, getHeader, setHeader)
+    if (answer !== undefined) {
+      res.status(answer.status).json(answer.body)
+      return
+    }
+    const { reservation } = outcome as TokenGrant
+    req.rateLimit = withTokens(req.rateLimit, reservation)
+    settleAtEnd(res, reservation, req)
+    next()
+  }, next)
+}
+
+/** Counts the request and answers what the core makes of the outcome (429, 400 or 500). */
+export function limitMiddleware(
+  route: LimitedRoute<Request> | null,
+  tokens: TokenRoute<Request> | null = null,
+): RequestHandler {
+  function apply(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
+    if (outcome === null) return tokens === null ? next() : reserveTokens(tokens, req, res, next)
     const decision = LimitedRoute.decisionOf(outcome)
     if (decision !== null) req.rateLimit = decision
-    const rejection = route.apply(req, outcome, res, setHeader)
-    if (rejection === undefined) return next()
+    const rejection = route!.apply(req, outcome, res, setHeader)
+    if (rejection === undefined) return tokens === null ? next() : reserveTokens(tokens, req, res, next)
     res.status(rejection.status).json(rejection.body)
   }
 
   return function tollgateLimit(req: Request, res: Response, next: NextFunction): void {
+    if (route === null) return apply(null, req, res, next)
     const result = route.check(req, req.ip)
     if (result instanceof Promise) {
       result.then((outcome) => apply(outcome, req, res, next)).catch(next)

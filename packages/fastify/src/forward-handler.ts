@@ -1,4 +1,4 @@
-import type { ForwardOptions, Gateway } from '@tollgate/core/internal'
+import type { ForwardOptions, Gateway, GatewayRequest, TokenRoute } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { rawBodyOf } from './raw-body.js'
 
@@ -6,6 +6,8 @@ export const FORWARD_HANDLER = Symbol('tollgate.forwardHandler')
 
 export type ForwardHandler = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
   [FORWARD_HANDLER]: true
+  /** The same handler, reserving and settling `tokens` around each forward. */
+  withTokens(tokens: TokenRoute<FastifyRequest>): ForwardHandler
 }
 
 /**
@@ -18,7 +20,18 @@ export function forwardHandler(
   options: ForwardOptions<FastifyRequest> | undefined,
 ): ForwardHandler {
   const route = gateway.route(options)
-  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> =>
+    gateway.forward(route, gatewayRequest(request, reply))
+  const withTokens = (tokens: TokenRoute<FastifyRequest>): ForwardHandler => {
+    const tokenHandler = (request: FastifyRequest, reply: FastifyReply): Promise<void> =>
+      tokens.forward(gateway, route, gatewayRequest(request, reply), request.rateLimit)
+    return Object.assign(tokenHandler, { [FORWARD_HANDLER]: true as const, withTokens })
+  }
+  return Object.assign(handler, { [FORWARD_HANDLER]: true as const, withTokens })
+}
+
+function gatewayRequest(request: FastifyRequest, reply: FastifyReply): GatewayRequest<FastifyRequest> {
+  {
     const res = reply.raw
     const headers = reply.getHeaders()
     for (const name in headers) {
@@ -26,7 +39,7 @@ export function forwardHandler(
       if (value !== undefined) res.setHeader(name, value)
     }
     reply.hijack()
-    return gateway.forward(route, {
+    return {
       req: request.raw,
       res,
       request,
@@ -39,9 +52,8 @@ export function forwardHandler(
       // X-Forwarded-For passed on.
       trustProxy: (request.ips?.length ?? 0) > 1,
       body: rawBodyOf(request),
-    })
+    }
   }
-  return Object.assign(handler, { [FORWARD_HANDLER]: true as const })
 }
 
 export function isForwardHandler(handler: unknown): handler is ForwardHandler {

@@ -4,11 +4,11 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { addForwardBodyParsers } from './any-body-parser.js'
 import { FastifyTollgate } from './fastify-tollgate.js'
-import { isForwardHandler } from './forward-handler.js'
+import { type ForwardHandler, isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, HOOK_NAMES, type TollgateFastifyOptions } from './options.js'
-import { rateLimitHook } from './rate-limit-hook.js'
 import { keepRawBody } from './raw-body.js'
 import { warnOnEarlierRoutes, warnOnMiscasedRateLimit } from './route-warnings.js'
+import { limitHooks } from './token-hook.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -84,9 +84,12 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     if (methodList.includes('GET')) getScopes.set(route.url, scope)
     else if (methods === 'HEAD') scope = getScopes.get(route.url) ?? scope
     const limited = core.limitRoute(scope, route.config?.rateLimit, where)
-    if (limited === null) return
+    const forward = isForwardHandler(route.handler)
+    const tokens = core.tokenRoute(route.config?.rateLimit, scope, where, forward)
+    if (tokens !== null && forward) route.handler = (route.handler as ForwardHandler).withTokens(tokens)
+    const ours = limitHooks(limited, forward ? null : tokens)
     // Count before the route's own hooks so a rejected request costs as little as possible.
-    route[hookName] = [rateLimitHook(limited), ...asArray(route[hookName] as never)] as never
+    if (ours.length > 0) route[hookName] = [...ours, ...asArray(route[hookName] as never)] as never
   })
 
   // Fastify closes its HTTP server (and waits for every connection) before any plugin's onClose

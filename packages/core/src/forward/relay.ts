@@ -122,9 +122,10 @@ export class Attempt implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.phase !== STREAMING || this.owner.closed) return
     const res = this.owner.res
+    if (this.owner.observer?.responseData !== undefined) chunk = this.observeData(chunk)
     if (this.sse) this.track(chunk)
     this.owner.events?.responseData(chunk)
-    if (this.owner.observer?.responseData !== undefined) this.observe('responseData', chunk)
+    if (chunk.length === 0) return
     if (!res.write(chunk)) {
       controller.pause()
       this.onDrain ??= () => this.controller?.resume()
@@ -201,7 +202,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.owner.observer?.responseEnd !== undefined) this.observe('responseEnd', complete)
   }
 
-  private observe<K extends 'responseStart' | 'responseData' | 'responseEnd'>(
+  private observe<K extends 'responseStart' | 'responseEnd'>(
     method: K,
     ...args: Parameters<NonNullable<ForwardObserver[K]>>
   ): void {
@@ -209,6 +210,16 @@ export class Attempt implements Dispatcher.DispatchHandler {
       ;(this.owner.observer![method] as (...a: typeof args) => void)(...args)
     } catch (err) {
       this.owner.unexpected(err)
+    }
+  }
+
+  /** The chunk to pass on: the observer's replacement when it returns one. */
+  private observeData(chunk: Buffer): Buffer {
+    try {
+      return this.owner.observer!.responseData!(chunk) ?? chunk
+    } catch (err) {
+      this.owner.unexpected(err)
+      return chunk
     }
   }
 

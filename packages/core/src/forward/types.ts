@@ -3,7 +3,7 @@ import type { PickContext } from '../balance/types.js'
 import type { RequestEvents } from '../observe/events.js'
 
 /**
- * Watches one forwarded response as it passes through, without changing it: where token
+ * Watches one forwarded response as it passes through: where token
  * accounting reads SSE chunks and a JSON body's `usage`. Each method is optional; a throw is
  * reported to `onUnexpectedError` and the response goes on.
  */
@@ -15,8 +15,11 @@ export interface ForwardObserver {
   requestBody?(body: Buffer): Buffer | undefined
   /** The backend's final status and headers, as they are passed on. */
   responseStart?(status: number, headers: IncomingHttpHeaders): void
-  /** One chunk of the response body, as it is passed on. */
-  responseData?(chunk: Buffer): void
+  /**
+   * One chunk of the response body. A Buffer returned is passed on instead (an empty one: nothing
+   * of this chunk), e.g. to take out an event the client did not ask for.
+   */
+  responseData?(chunk: Buffer): Buffer | undefined
   /** The response ended; `complete` is false when it was cut (backend failure, client gone). */
   responseEnd?(complete: boolean): void
 }

@@ -21,12 +21,12 @@ export type LimitRejection = LimitAnswer
  * an outcome means for the response is decided in one place.
  */
 export class LimitedRoute<Req> {
-  readonly #limit: RouteLimit<Req>
+  readonly #limit: Pick<RouteLimit<Req>, 'check' | 'respond'>
   readonly #events: GatewayEvents | undefined
   readonly #scope: string
 
   /** `events` hears every decision, under the route's `scope`. */
-  constructor(limit: RouteLimit<Req>, events?: GatewayEvents, scope = '') {
+  constructor(limit: Pick<RouteLimit<Req>, 'check' | 'respond'>, events?: GatewayEvents, scope = '') {
     this.#limit = limit
     this.#events = events
     this.#scope = scope

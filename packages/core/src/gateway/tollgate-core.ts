@@ -2,6 +2,7 @@ import type { Logger } from '../limits/insured-store.js'
 import { LimitEngine } from '../limits/limit-engine.js'
 import type { RateLimitOptions, RouteLimitSpec } from '../limits/options.js'
 import type { LimitStore } from '../limits/store.js'
+import { TokenEngine } from '../limits/tokens/token-engine.js'
 import { OBSERVE_OPTION_NAMES, Observability, type ObserveOptions } from '../observe/observability.js'
 import type { PrometheusMetrics } from '../observe/prometheus-metrics.js'
 import { UserCallbacks } from '../user-callback.js'
@@ -10,6 +11,8 @@ import type { BackendsHandle } from './backends-handle.js'
 import { ForwardingGateway } from './gateway.js'
 import { GATEWAY_OPTION_NAMES, type GatewayOptions, pickGatewayOptions } from './gateway-options.js'
 import { LimitedRoute } from './limited-route.js'
+import type { TokenRoute } from './token-route.js'
+import { tokenRouteFor } from './token-route-factory.js'
 
 /** What an adapter says about itself when it creates its core. */
 export interface AdapterSetup {
@@ -36,6 +39,9 @@ export interface ModelList {
 export class TollgateCore<Req> {
   readonly callbacks: UserCallbacks
   readonly #engine: LimitEngine<Req>
+  readonly #tokens: TokenEngine<Req>
+  readonly #options: RateLimitOptions<Req>
+  readonly #logger: Logger
   readonly #gateway: ForwardingGateway<Req> | undefined
   readonly #backendsExample: string
   readonly #observability: Observability
@@ -51,6 +57,14 @@ export class TollgateCore<Req> {
     ])
     const logger = options.logger ?? setup.logger
     this.callbacks = new UserCallbacks(logger)
+    this.#options = options
+    this.#logger = logger
+    try {
+      this.#tokens = new TokenEngine<Req>(options, this.#engine.keyPrefix, this.#logger)
+    } catch (error) {
+      void this.#engine.close()
+      throw error
+    }
     this.#backendsExample = setup.backendsExample
     try {
       this.#observability = new Observability(options, logger)
@@ -88,7 +102,7 @@ export class TollgateCore<Req> {
    * `where` names the route's setting in errors.
    */
   limitRoute(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): LimitedRoute<Req> | null {
-    const limit = this.#engine.route(scope, spec, where)
+    const limit = this.#engine.routeFor(scope, spec, where)
     if (limit === null) return null
     const observability = this.#observability
     return new LimitedRoute(
@@ -103,6 +117,24 @@ export class TollgateCore<Req> {
     const metrics = this.#observability.metrics
     if (metrics === undefined) fail('metrics', `set (e.g. metrics: true) for ${what}`, undefined)
     return metrics
+  }
+
+  /**
+   * The token budget of one route, or null when none applies: its own `tokens`, else, on a forward
+   * route, `defaultTokens`. `where` names the route's setting in errors.
+   */
+  tokenRoute(
+    spec: RouteLimitSpec<Req> | undefined,
+    scope: string,
+    where: string,
+    forward: boolean,
+  ): TokenRoute<Req> | null {
+    return tokenRouteFor(this.#tokens, this.#options, this.#engine, this.callbacks, this.#logger, {
+      spec,
+      scope,
+      where,
+      forward,
+    })
   }
 
   /** The forwarding gateway, or an option error naming `what` needed it. */
@@ -146,6 +178,7 @@ export class TollgateCore<Req> {
 
   async #shutDown(): Promise<void> {
     await this.#gateway?.close()
+    await this.#tokens.close()
     await this.#engine.close()
   }
 }

@@ -1,4 +1,5 @@
 import type { RateLimitItem } from './notation.js'
+import type { TokenReservation } from './tokens/token-budget.js'
 
 /** One window's state after a check. */
 export interface WindowState {
@@ -40,4 +41,11 @@ export interface LimitDecision {
   readonly retryAfter: number
   /** The binding limit as flask-limiter writes it, e.g. "50 per 1 hour". */
   readonly limit: string
+  /** The token reservation, on a route with a token budget. */
+  readonly tokens?: TokenReservation
+  /**
+   * Charges `n` tokens in place of the reservation (non-forward routes; forward routes settle from
+   * the backend's usage). A reservation not settled by the end of the response keeps what it took.
+   */
+  readonly settleTokens?: (n: number) => void
 }

@@ -16,6 +16,7 @@ import { RateLimiter, type WindowGroup } from './limiter.js'
 import { MemoryStore } from './memory-store.js'
 import { LimitParseError, parseLimits, type RateLimitItem } from './notation.js'
 import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption } from './options.js'
+import { PerRequestLimits } from './per-request-limits.js'
 import { isRedisClient } from './redis-client.js'
 import { isRedisOutage, RedisStore } from './redis-store.js'
 import { RouteLimit } from './route-limit.js'
@@ -35,8 +36,12 @@ const ENGINE_OPTIONS = [
   'onExceeded',
   'clientRetryMaxSeconds',
   'logger',
+  'defaultTokens',
+  'defaultMaxTokens',
+  'openaiHeaders',
+  'onTokensSettled',
 ] as const
-const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope'] as const
+const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope', 'tokens'] as const
 const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
 
 /** Limit options that adapters layer their own on top of. */
@@ -72,6 +77,9 @@ export class LimitEngine<Req> {
   readonly #allowList: ((request: Req, key: string) => boolean) | undefined
   readonly #clientRetryMaxSeconds: number | false
   readonly #storeFailed: (error: unknown) => void
+  readonly #logger: Logger
+  /** The key prefix the stores built here use (token budgets build theirs with it). */
+  readonly keyPrefix: string
 
   constructor(
     options: RateLimitOptions<Req>,
@@ -109,6 +117,7 @@ export class LimitEngine<Req> {
     this.#clientRetryMaxSeconds =
       retryMax === false ? false : checkNumber('clientRetryMaxSeconds', retryMax, 60, { min: 0 })
     const logger = options.logger ?? defaultLogger
+    this.#logger = logger
     this.callbacks = new UserCallbacks(logger)
     let storeFailureLogged = false
     this.#storeFailed = (error) => {
@@ -119,6 +128,7 @@ export class LimitEngine<Req> {
         `tollgate: the rate-limit store failed (${reason}); such requests get a 500. Later failures are not logged.`,
       )
     }
+    this.keyPrefix = prefix
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
   }
@@ -133,6 +143,25 @@ export class LimitEngine<Req> {
    * scope share counters); `where` says where the spec came from, for errors.
    * Returns null when nothing limits the route.
    */
+  /** As `route`, and also for a `limits` function: the limits are then chosen per request. */
+  routeFor(
+    scope: string,
+    spec: RouteLimitSpec<Req> | undefined,
+    where: string,
+  ): RouteLimit<Req> | PerRequestLimits<Req> | null {
+    if (typeof spec !== 'object' || spec === null || typeof spec.limits !== 'function') {
+      return this.route(scope, spec, where)
+    }
+    const { limits, ...rest } = spec
+    // The other settings are checked now, at startup, whatever strings the function gives later.
+    this.route(scope, { ...rest, limits: '1 per second' }, where)
+    return new PerRequestLimits(
+      limits,
+      (text) => this.route(scope, { ...rest, limits: text }, where),
+      this.#logger,
+    )
+  }
+
   route(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): RouteLimit<Req> | null {
     if (spec === false) return null
     let routeOptions: RouteLimitOptions<Req> = {}

@@ -3,6 +3,7 @@ import type { HeaderMode } from './headers.js'
 import type { Logger, StoreErrorMode } from './insured-store.js'
 import type { RedisClientLike } from './redis-client.js'
 import type { LimitStore } from './store.js'
+import type { TokenReservation, TokenSpec } from './tokens/token-budget.js'
 
 export type KeyGenerator<Req> = (request: Req) => string | Promise<string>
 export type Cost<Req> = number | ((request: Req) => number)
@@ -55,17 +56,37 @@ export interface RateLimitOptions<Req> {
   clientRetryMaxSeconds?: number | false
   /** Where store outages are reported; default the framework's logger (Fastify) or `console`. */
   logger?: Logger
+  /**
+   * Token budget of every forward route without its own `tokens`: `"100000 per minute"`, or a
+   * function of the request giving such a string (or `false` for none).
+   */
+  defaultTokens?: TokenSpec<Req>
+  /** Completion tokens a request is expected to use when it sets no `max_tokens`; default 1024. */
+  defaultMaxTokens?: number
+  /**
+   * Called once a request's tokens are settled, with its reservation: `charged`, and `source` saying
+   * how they were found (`usage` from the backend, `estimate` of what was streamed, `refund`, or
+   * the handler's `settled`). May be async; a failure is logged once.
+   */
+  onTokensSettled?: (request: Req, reservation: TokenReservation) => unknown
+  /** Also send OpenAI's `x-ratelimit-{limit,remaining,reset}-{tokens,requests}` headers; default false. */
+  openaiHeaders?: boolean
 }
 
 /** Per-route settings: Fastify `config.rateLimit`, Express `gate.limit(spec, options)`. */
 export interface RouteLimitOptions<Req> {
-  /** Replaces `defaultLimits` for this route; when absent the defaults apply. */
-  limits?: string
+  /**
+   * Replaces `defaultLimits` for this route; when absent the defaults apply. A function of the
+   * request may give the limit string per request (or `false`: no request limit), e.g. by plan.
+   */
+  limits?: string | ((request: Req) => string | false)
   keyGenerator?: KeyGenerator<Req>
   cost?: Cost<Req>
   skip?: (request: Req) => boolean | Promise<boolean>
   /** Routes with the same scope share counters; default: each route has its own. */
   scope?: string
+  /** This route's token budget (replaces `defaultTokens`): a limit string, `false`, or a function of the request. */
+  tokens?: TokenSpec<Req>
 }
 
 /** `false` turns limiting off for a route; a string is shorthand for `{ limits }`. */

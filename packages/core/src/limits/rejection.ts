@@ -4,8 +4,8 @@ import { type HeaderMode, writeRateLimitHeaders } from './headers.js'
 
 /** A check that could not be made; answered with a 500 and never counted. */
 export class LimitCheckFailure {
-  /** Which part failed: a user callback (`keyGenerator`, `cost`) or the store. */
-  readonly part: 'keyGenerator' | 'cost' | 'store'
+  /** Which part failed: a user callback (`keyGenerator`, `cost`, a `limits` function) or the store. */
+  readonly part: 'keyGenerator' | 'cost' | 'store' | 'limits'
 
   constructor(part: LimitCheckFailure['part']) {
     this.part = part

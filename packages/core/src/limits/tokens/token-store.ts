@@ -1,0 +1,107 @@
+import type { WindowSpec } from '../store.js'
+
+/** What a reservation found and took, in `windows` order. */
+export interface ReserveResult {
+  /** Every window had room left (at least one token); when false nothing was charged. */
+  readonly allowed: boolean
+  /** Tokens charged to every window: the estimate, capped at the smallest room left. */
+  readonly reserved: number
+  /** Tokens counted in each window after the reservation (before it, when refused). */
+  readonly used: number[]
+  readonly resetMs: number[]
+  /** Answered by the insurance store while the shared one was down; the settle goes there too. */
+  readonly fallback?: boolean
+}
+
+/**
+ * Token budgets: reserve before the work, settle the difference after it. `reserve` checks every
+ * window and charges all of them or none, in one step (one Redis round trip). `settle` adds a
+ * difference (negative: a refund) to every window that is still the one reserved in; it never
+ * refuses, since the tokens were spent already.
+ */
+export interface TokenStore {
+  reserve(key: string, windows: readonly WindowSpec[], want: number): ReserveResult | Promise<ReserveResult>
+  settle(key: string, windows: readonly WindowSpec[], delta: number, fallback?: boolean): void | Promise<void>
+  close(): void | Promise<void>
+}
+
+interface Counter {
+  used: number
+  resetAt: number
+}
+
+/** Fixed-window token counters in this process; the window starts at a key's first reservation. */
+export class MemoryTokenStore implements TokenStore {
+  readonly #tables = new Map<string, Map<string, Counter>>()
+  readonly #now: () => number
+  readonly #sweeper: NodeJS.Timeout
+
+  constructor(options: { now?: () => number; sweepIntervalMs?: number } = {}) {
+    this.#now = options.now ?? Date.now
+    this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000)
+    this.#sweeper.unref()
+  }
+
+  #live(id: string, key: string, now: number): Counter | undefined {
+    const counter = this.#tables.get(id)?.get(key)
+    return counter === undefined || counter.resetAt <= now ? undefined : counter
+  }
+
+  reserve(key: string, windows: readonly WindowSpec[], want: number): ReserveResult {
+    const now = this.#now()
+    const n = windows.length
+    const used = new Array<number>(n)
+    const resetMs = new Array<number>(n)
+    let room = Number.POSITIVE_INFINITY
+    for (let i = 0; i < n; i++) {
+      const w = windows[i]!
+      const counter = this.#live(w.id, key, now)
+      used[i] = counter?.used ?? 0
+      resetMs[i] = counter === undefined ? w.windowMs : counter.resetAt - now
+      room = Math.min(room, w.amount - used[i]!)
+    }
+    if (!(room > 0)) return { allowed: false, reserved: 0, used, resetMs }
+    const reserved = Math.min(want, room)
+    for (let i = 0; i < n; i++) {
+      const w = windows[i]!
+      this.#add(w, key, reserved, now)
+      used[i] = used[i]! + reserved
+    }
+    return { allowed: true, reserved, used, resetMs }
+  }
+
+  settle(key: string, windows: readonly WindowSpec[], delta: number): void {
+    if (delta === 0) return
+    const now = this.#now()
+    for (const w of windows) this.#add(w, key, delta, now)
+  }
+
+  #add(w: WindowSpec, key: string, delta: number, now: number): void {
+    const counter = this.#live(w.id, key, now)
+    if (counter !== undefined) {
+      counter.used = Math.max(0, counter.used + delta)
+      return
+    }
+    // A refund for a window that has started over belongs to the old window: nothing to give back.
+    if (delta <= 0) return
+    let table = this.#tables.get(w.id)
+    if (table === undefined) {
+      table = new Map()
+      this.#tables.set(w.id, table)
+    }
+    table.set(key, { used: delta, resetAt: now + w.windowMs })
+  }
+
+  /** Deletes every counter whose window has ended. */
+  sweep(): void {
+    const now = this.#now()
+    for (const table of this.#tables.values()) {
+      for (const [key, counter] of table) if (counter.resetAt <= now) table.delete(key)
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper)
+    this.#tables.clear()
+  }
+}

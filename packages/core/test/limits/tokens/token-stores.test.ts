@@ -1,0 +1,64 @@
+import type { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { RedisTokenStore } from '../../../src/limits/tokens/redis-token-store.js'
+import { MemoryTokenStore, type TokenStore } from '../../../src/limits/tokens/token-store.js'
+import { connectIoRedis, uniquePrefix } from '../redis-helpers.js'
+
+let redis: Redis
+beforeAll(async () => {
+  redis = await connectIoRedis()
+})
+afterAll(async () => {
+  await redis.quit()
+})
+
+const minute = { id: 'r:tokens-400-per-minute', amount: 400, windowMs: 60_000 }
+const hour = { id: 'r:tokens-1000-per-hour', amount: 1000, windowMs: 3_600_000 }
+
+const stores: [string, () => TokenStore][] = [
+  ['memory', () => new MemoryTokenStore()],
+  ['Redis', () => new RedisTokenStore({ client: redis, timeoutMs: 2_000, prefix: uniquePrefix() })],
+]
+
+describe.each(stores)('the %s token store', (_name, make) => {
+  it('caps a reservation at the room left and refuses only when none is left', async () => {
+    const store = make()
+    const first = await store.reserve('k', [minute], 1024)
+    expect(first).toMatchObject({ allowed: true, reserved: 400, used: [400] })
+    const second = await store.reserve('k', [minute], 10)
+    expect(second).toMatchObject({ allowed: false, reserved: 0, used: [400] })
+    await store.settle('k', [minute], 30 - 400)
+    const third = await store.reserve('k', [minute], 10)
+    expect(third).toMatchObject({ allowed: true, reserved: 10, used: [40] })
+    await store.close()
+  })
+
+  it('charges every window or none', async () => {
+    const store = make()
+    await store.reserve('k', [hour], 1000)
+    const refused = await store.reserve('k', [minute, hour], 50)
+    expect(refused.allowed).toBe(false)
+    const minuteOnly = await store.reserve('k', [minute], 0)
+    expect(minuteOnly.used).toEqual([0])
+    await store.close()
+  })
+
+  it('never takes a window below zero, nor opens one for a refund', async () => {
+    const store = make()
+    await store.settle('k', [minute], -50)
+    expect((await store.reserve('k', [minute], 0)).used).toEqual([0])
+    await store.reserve('k', [minute], 20)
+    await store.settle('k', [minute], -50)
+    expect((await store.reserve('k', [minute], 0)).used).toEqual([0])
+    await store.close()
+  })
+
+  it('lets 50 concurrent reservations take exactly the budget, no more', async () => {
+    const store = make()
+    const results = await Promise.all(Array.from({ length: 50 }, () => store.reserve('k', [minute], 30)))
+    const reserved = results.reduce((sum, r) => sum + r.reserved, 0)
+    expect(reserved).toBe(400)
+    expect(results.filter((r) => r.allowed)).toHaveLength(14)
+    await store.close()
+  })
+})

@@ -1,0 +1,52 @@
+import {
+  type LimitedRoute,
+  settleAtEnd,
+  type TokenGrant,
+  type TokenRoute,
+  withTokens,
+} from '@tollgate/core/internal'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { rateLimitHook } from './rate-limit-hook.js'
+
+type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
+
+function getHeader(reply: FastifyReply, name: string): unknown {
+  return reply.getHeader(name)
+}
+
+function setHeader(reply: FastifyReply, name: string, value: string): void {
+  reply.header(name, value)
+}
+
+/**
+ * Reserves a non-forward route's tokens after its request limits (so it reuses their client key):
+ * the default estimate, or one from `request.body` under `hook: 'preHandler'`. The handler may
+ * settle with `request.rateLimit.settleTokens(n)`; otherwise the reservation stands.
+ */
+export function tokenHook(tokens: TokenRoute<FastifyRequest>): Hook {
+  return function tollgateTokens(request, reply, done) {
+    tokens.reserve(request, request.ip, request.rateLimit, request.body).then((outcome) => {
+      if (outcome === null) return done()
+      const answer = tokens.respond(outcome, request.rateLimit, reply, getHeader, setHeader)
+      if (answer !== undefined) {
+        reply.code(answer.status).send(answer.body)
+        return
+      }
+      const { reservation } = outcome as TokenGrant
+      request.rateLimit = withTokens(request.rateLimit, reservation)
+      settleAtEnd(reply.raw, reservation, request)
+      done()
+    }, done)
+  }
+}
+
+/** The hooks tollgate puts before a route's own: request limits, then (non-forward) tokens. */
+export function limitHooks(
+  limited: LimitedRoute<FastifyRequest> | null,
+  tokens: TokenRoute<FastifyRequest> | null,
+): Hook[] {
+  const hooks: Hook[] = []
+  if (limited !== null) hooks.push(rateLimitHook(limited))
+  if (tokens !== null) hooks.push(tokenHook(tokens))
+  return hooks
+}
