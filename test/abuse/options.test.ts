@@ -273,6 +273,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   consistentHash: true,
   health: true,
   queue: true,
+  fairness: true,
   latencyDecayMs: true,
   failurePenaltyMs: true,
   connectTimeoutMs: true,

@@ -78,6 +78,7 @@ export function forwardMiddleware(
       model,
       hashKey: route.hashKey?.(req, req.headers),
       rewrite: route.rewrite,
+      request: req,
     })
   }
 

@@ -43,6 +43,7 @@ export function forwardHandler(
       model: modelOf(request.body),
       hashKey: route.hashKey?.(request, request.headers),
       rewrite: route.rewrite,
+      request,
     })
   }
   return Object.assign(handler, { [FORWARD_HANDLER]: true as const })

@@ -1,3 +1,10 @@
+import {
+  createWaitQueue,
+  type FairnessOptions,
+  type FairQueueSnapshot,
+  type WaitQueue,
+  type WaitSubject,
+} from '../admission/index.js'
 import { optionNames } from '../option-names.js'
 import type { UserCallbacks } from '../user-callback.js'
 import { checkNumber, checkObject, checkOptionGroup, describeValue } from '../validation.js'
@@ -7,12 +14,7 @@ import {
   type ActiveHealthCheckOptions,
 } from './active-health-check.js'
 import type { BackendState } from './backend-state.js'
-import {
-  ConcurrencyQueue,
-  type ConcurrencyQueueOptions,
-  QUEUE_OPTION_NAMES,
-  STILL_FULL,
-} from './concurrency-queue.js'
+import { type ConcurrencyQueueOptions, QUEUE_OPTION_NAMES, STILL_FULL } from './concurrency-queue.js'
 import { BalancerError } from './errors.js'
 import { OUTLIER_OPTION_NAMES, OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
 import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
@@ -43,6 +45,8 @@ export interface BalancerOptions {
   consistentHash?: ConsistentHashOptions
   health?: HealthOptions
   queue?: ConcurrencyQueueOptions
+  /** Fair shares of full backends between tenants, with priorities; without it the queue is FIFO. */
+  fairness?: FairnessOptions<never>
   /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
   latencyDecayMs?: number
   /**
@@ -88,7 +92,7 @@ export class BackendBalancer implements Balancer {
   readonly picker: Picker
   readonly outlierDetector: OutlierDetector | null
   readonly activeHealthCheck: ActiveHealthCheck | null
-  readonly #queue: ConcurrencyQueue<BackendLease>
+  readonly #queue: WaitQueue<BackendLease> & { snapshot(): FairQueueSnapshot }
   readonly #now: () => number
   readonly #failurePenaltyMs: number
   readonly #maxCoolDownMs: number
@@ -124,7 +128,7 @@ export class BackendBalancer implements Balancer {
       minExclusive: true,
     })
     this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
-    this.#queue = new ConcurrencyQueue(options.queue)
+    this.#queue = createWaitQueue(options.queue, options.fairness, options.callbacks, this.#now)
     this.registry = new BackendRegistry(options.backends ?? [], {
       now: this.#now,
       latencyDecayMs,
@@ -137,7 +141,7 @@ export class BackendBalancer implements Balancer {
   }
 
   acquire(
-    ctx: PickContext,
+    ctx: PickContext & WaitSubject,
     exclude: ReadonlySet<string>,
     signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease> {
@@ -155,6 +159,7 @@ export class BackendBalancer implements Balancer {
       () => {
         for (const b of waitingOn) b.queued--
       },
+      ctx,
     )
     // Counted only now: a full queue throws above, and a request turned away never waited.
     for (const b of waitingOn) b.queued++
@@ -172,6 +177,11 @@ export class BackendBalancer implements Balancer {
   /** Requests waiting for a backend below its maxConcurrency. */
   get queueLength(): number {
     return this.#queue.length
+  }
+
+  /** The wait queue: how many wait, and with `fairness` each tenant's waiting and served share. */
+  queueSnapshot(): FairQueueSnapshot {
+    return this.#queue.snapshot()
   }
 
   /** Stops health-check timers and fails requests still waiting in the queue. */

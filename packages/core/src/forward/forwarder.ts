@@ -54,6 +54,11 @@ export interface ForwardRequest extends PickContext {
    * "read it from `req`". A Buffer is always replayable (it is in memory already).
    */
   body?: Buffer
+  /**
+   * The framework's own request (Fastify request, Express req), handed to the `fairness`
+   * functions when the request has to wait for a full backend.
+   */
+  request?: unknown
 }
 
 export interface ForwarderOptions extends UpstreamPoolOptions {
