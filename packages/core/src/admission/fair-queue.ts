@@ -1,38 +1,9 @@
 import { STILL_FULL } from '../balance/concurrency-queue.js'
 import { BalancerError } from '../balance/errors.js'
+import { type FairWaiter, insertByStart, type Level, levelOf, pushOutCandidate } from './levels.js'
 import type { RequestClass, RequestClassifier, WaitSubject } from './request-class.js'
 import { type TenantQueueSnapshot, type TenantRecord, TenantTable } from './tenant-table.js'
 import type { WaitQueue } from './wait-queue.js'
-
-interface FairWaiter<T> {
-  attempt: () => T | typeof STILL_FULL
-  resolve: (value: T) => void
-  reject: (error: unknown) => void
-  leave: (() => void) | undefined
-  signal: AbortSignal | undefined
-  onAbort: (() => void) | undefined
-  timer: NodeJS.Timeout | undefined
-  tenant: TenantRecord
-  level: Level<T>
-  cost: number
-  /** Virtual start and finish tags (start-time fair queuing). */
-  start: number
-  finish: number
-  seq: number
-  waitMs: number
-  /** Waited half its allowed time: the queue is under sustained pressure while any such waits. */
-  pressing: boolean
-}
-
-/** One priority: its waiters in service order and its own virtual clock. */
-interface Level<T> {
-  priority: number
-  virtualTime: number
-  /** Sorted by start tag, then arrival. */
-  waiters: FairWaiter<T>[]
-  /** Each tenant's last finish tag at this priority. */
-  finish: Map<TenantRecord, number>
-}
 
 /** The fair queue's state in `BackendsHandle.queue()`. */
 export interface FairQueueSnapshot {
@@ -106,7 +77,7 @@ export class FairQueue<T> implements WaitQueue<T> {
     this.#makeRoom(this.#tenants.activate(c.tenant, weight), c)
     // Pushing out the tenant's own request may have quietened it: take it up again.
     const tenant = this.#tenants.activate(c.tenant, weight)
-    const level = this.#level(c.priority)
+    const level = levelOf(this.#levels, c.priority)
     const start = Math.max(level.virtualTime, level.finish.get(tenant) ?? 0)
     const finish = start + c.cost / tenant.weight
     level.finish.set(tenant, finish)
@@ -128,7 +99,7 @@ export class FairQueue<T> implements WaitQueue<T> {
         waitMs: c.waitMs,
         pressing: false,
       }
-      this.#insert(level, waiter)
+      insertByStart(level, waiter)
       tenant.waiting++
       this.#length++
       if (c.priority < 0) {
@@ -199,7 +170,7 @@ export class FairQueue<T> implements WaitQueue<T> {
   #makeRoom(tenant: TenantRecord, c: RequestClass): void {
     const o = this.#options
     if (tenant.waiting >= o.maxWaitingPerTenant) {
-      const victim = this.#victim(c.priority, tenant, undefined)
+      const victim = pushOutCandidate(this.#levels, c.priority, tenant, undefined)
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
         throw this.#error(
@@ -210,7 +181,7 @@ export class FairQueue<T> implements WaitQueue<T> {
       this.#evict(victim, 'tenant_queue_full')
     }
     if (this.#length >= o.size) {
-      const victim = this.#victim(c.priority, undefined, tenant)
+      const victim = pushOutCandidate(this.#levels, c.priority, undefined, tenant)
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
         throw this.#error(
@@ -220,36 +191,6 @@ export class FairQueue<T> implements WaitQueue<T> {
       }
       this.#evict(victim, 'queue_full')
     }
-  }
-
-  /**
-   * The waiter to push out for a newcomer at `priority`: the newest of the lowest class below it
-   * (of tenant `only`, when given); else, with `newcomer` given, the newest at the same class of
-   * the tenant with the most waiting, if that is at least two more than the newcomer's tenant.
-   */
-  #victim(
-    priority: number,
-    only: TenantRecord | undefined,
-    newcomer: TenantRecord | undefined,
-  ): FairWaiter<T> | undefined {
-    for (let l = this.#levels.length - 1; l >= 0; l--) {
-      const level = this.#levels[l] as Level<T>
-      if (level.priority > priority) break
-      let best: FairWaiter<T> | undefined
-      if (level.priority < priority) {
-        for (const w of level.waiters) {
-          if ((only === undefined || w.tenant === only) && (best === undefined || w.seq > best.seq)) best = w
-        }
-      } else if (newcomer !== undefined) {
-        for (const w of level.waiters) {
-          if (w.tenant.waiting < newcomer.waiting + 2) continue
-          if (best === undefined || w.tenant.waiting > best.tenant.waiting) best = w
-          else if (w.tenant === best.tenant && w.seq > best.seq) best = w
-        }
-      }
-      if (best !== undefined) return best
-    }
-    return undefined
   }
 
   #evict(waiter: FairWaiter<T>, code: 'queue_full' | 'tenant_queue_full'): void {
@@ -295,23 +236,6 @@ export class FairQueue<T> implements WaitQueue<T> {
     code: 'queue_full' | 'tenant_queue_full' | 'queue_timeout' | 'shed',
   ): BalancerError {
     return new BalancerError(message, 503, code, this.#options.retryAfterMs)
-  }
-
-  #level(priority: number): Level<T> {
-    let i = 0
-    while (i < this.#levels.length && (this.#levels[i] as Level<T>).priority > priority) i++
-    const found = this.#levels[i]
-    if (found !== undefined && found.priority === priority) return found
-    const level: Level<T> = { priority, virtualTime: 0, waiters: [], finish: new Map() }
-    this.#levels.splice(i, 0, level)
-    return level
-  }
-
-  #insert(level: Level<T>, waiter: FairWaiter<T>): void {
-    const list = level.waiters
-    let i = list.length
-    while (i > 0 && (list[i - 1] as FairWaiter<T>).start > waiter.start) i--
-    list.splice(i, 0, waiter)
   }
 
   #remove(waiter: FairWaiter<T>, served = false): void {
