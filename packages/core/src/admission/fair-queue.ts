@@ -29,8 +29,9 @@ export interface FairQueueOptions {
  * gets its weight's part of the slots. A tenant that was idle starts at the current virtual time:
  * it is served at once at its share, with neither a debt nor a credit from the idle time.
  *
- * Requests below priority 0 are sheddable: once a higher one has waited half its allowed time
- * they are turned away (503, Retry-After), and new ones are until that pressure ends; a full
+ * Requests below priority 0 are sheddable: they wait at most half their allowed time, and once a
+ * higher one has waited half of its own they are turned away (503, Retry-After), new ones too
+ * until that pressure ends; a full
  * queue pushes out the newest of the lowest class, or of the tenant with the most waiting, before
  * it turns a request away. The backend is chosen when a request leaves the queue (late binding).
  */
@@ -104,7 +105,7 @@ export class FairQueue<T> implements WaitQueue<T> {
       this.#length++
       if (c.priority < 0) {
         this.#sheddable++
-        waiter.timer = setTimeout(() => this.#timedOut(waiter), c.waitMs)
+        waiter.timer = setTimeout(() => this.#shed(waiter), c.waitMs / 2)
       } else {
         waiter.timer = setTimeout(() => this.#pressed(waiter), c.waitMs / 2)
       }
@@ -214,16 +215,13 @@ export class FairQueue<T> implements WaitQueue<T> {
   #shedAll(): void {
     for (const level of [...this.#levels]) {
       if (level.priority >= 0) continue
-      for (const waiter of [...level.waiters]) {
-        this.#remove(waiter)
-        waiter.reject(
-          this.#error(
-            'Every backend is busy with higher-priority requests; this sheddable one was turned away',
-            'shed',
-          ),
-        )
-      }
+      for (const waiter of [...level.waiters]) this.#shed(waiter)
     }
+  }
+
+  #shed(waiter: FairWaiter<T>): void {
+    this.#remove(waiter)
+    waiter.reject(this.#error('Every backend is busy; this sheddable request was turned away', 'shed'))
   }
 
   #timedOut(waiter: FairWaiter<T>): void {

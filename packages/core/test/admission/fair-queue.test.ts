@@ -154,6 +154,16 @@ describe('priorities', () => {
     await standard
   })
 
+  it('turns a sheddable request away after half its allowed wait', async () => {
+    vi.useFakeTimers()
+    const h = harness({ priority }, { queue: { timeoutMs: 1_000 } })
+    const shed = h.ask('batch', {}, { p: -3 }).catch((e: BalancerError) => e)
+    await vi.advanceTimersByTimeAsync(499)
+    expect(h.b.queueLength).toBe(1)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(await shed).toMatchObject({ status: 503, code: 'shed' })
+  })
+
   it('lets a higher class push the newest sheddable request out of a full queue', async () => {
     const h = harness({ priority }, { queue: { size: 2 } })
     const first = h.ask('batch', {}, { p: 'sheddable' })
