@@ -6,7 +6,8 @@
  *   node bench/fairness.js --quick                     short runs, for a smoke test
  *
  * Two fake model servers behind a Fastify gateway, `maxConcurrency: 8` each (16 slots); every answer
- * takes 100 ms to its first token and 40 tokens at 10 ms (about 0.5 s), so the backends serve about
+ * takes 100 ms to its first token and 10 tokens at 40 ms (about 0.5 s; few chunks, so the one process
+ * running everything is not what saturates), so the backends serve about
  * 32 requests a second. Open-loop Poisson arrivals, seeded, timed from each request's scheduled start.
  * Gateway, backends and client share this one process: the figures compare the scenarios with one
  * another, not with another machine.
@@ -15,7 +16,7 @@
  *    the same with `fairness`. Light tenant's queue wait (scheduled send → the backend admits it)
  *    and time to first token, p50/p99.
  * 2. Two tenants each sending more than the whole capacity, weights 3:1: shares of what was served.
- * 3. Standard traffic (28/s) and sheddable traffic (20/s) with `queue.timeoutMs: 1000`, with and
+ * 3. Standard traffic (20/s) and sheddable traffic (20/s) with `queue.timeoutMs: 1000`, with and
  *    without `priority`: standard requests that ran out of time against sheddable ones shed.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -50,10 +51,10 @@ async function startStack(gatewayOptions) {
   const admitted = new Map()
   const fakeOptions = {
     timeToFirstTokenMs: 100,
-    timePerTokenMs: 10,
+    timePerTokenMs: 40,
     answerTokens: (/** @type {unknown} */ _random, /** @type {Record<string, unknown>} */ body) => {
       admitted.set(String(body.user), performance.now())
-      return 40
+      return 10
     },
   }
   const fakes = [await startFakeModelServer(fakeOptions), await startFakeModelServer(fakeOptions)]
@@ -224,7 +225,7 @@ async function main() {
 
   log('fairness: sheddable and standard, with and without priorities')
   const mixed = (/** @type {boolean} */ prioritised) => [
-    { tenant: 'app', ratePerSecond: 28, seed: 31, priority: prioritised ? 'standard' : undefined },
+    { tenant: 'app', ratePerSecond: 20, seed: 31, priority: prioritised ? 'standard' : undefined },
     { tenant: 'batch', ratePerSecond: 20, seed: 32, priority: prioritised ? 'sheddable' : undefined },
   ]
   const priority = (/** @type {{ headers: Record<string, string | undefined> }} */ req) =>
@@ -274,7 +275,7 @@ async function main() {
     '',
     `_${QUICK ? 'Quick' : 'Full'} run, ${new Date().toISOString()}, \`node bench/fairness.js\`._`,
     '',
-    'Two fake backends, `maxConcurrency: 8` each (16 slots), every answer 100 ms to the first token and 40 tokens at 10 ms, so about 32 answers a second; Fastify gateway, `least-connections`, `queue: { size: 200 }`. Open-loop Poisson arrivals for ' +
+    'Two fake backends, `maxConcurrency: 8` each (16 slots), every answer 100 ms to the first token and 10 tokens at 40 ms, so about 32 answers a second; Fastify gateway, `least-connections`, `queue: { size: 200 }`. Open-loop Poisson arrivals for ' +
       `${DURATION_MS / 1000} s, figures over arrivals after the first ${WARM_UP_MS / 1000} s. ` +
       'Queue wait is from the scheduled send to the backend admitting the request; TTFT from the scheduled send to the first streamed byte. Gateway, backends and client run in one process.',
     '',
@@ -308,7 +309,7 @@ async function main() {
       ],
     ),
     '',
-    '### Sheddable traffic under sustained saturation (28/s standard + 20/s batch, `queue.timeoutMs: 1000`)',
+    '### Sheddable traffic under sustained saturation (20/s standard + 20/s batch, `queue.timeoutMs: 1000`)',
     '',
     table(
       [

@@ -1,6 +1,6 @@
 import { STILL_FULL } from '../balance/concurrency-queue.js'
 import { BalancerError } from '../balance/errors.js'
-import { type FairWaiter, insertByStart, type Level, levelOf, pushOutCandidate } from './levels.js'
+import { type FairWaiter, giveBack, insertByStart, type Level, levelOf, pushOutCandidate } from './levels.js'
 import type { RequestClass, RequestClassifier, WaitSubject } from './request-class.js'
 import { type TenantQueueSnapshot, type TenantRecord, TenantTable } from './tenant-table.js'
 import type { WaitQueue } from './wait-queue.js'
@@ -246,9 +246,7 @@ export class FairQueue<T> implements WaitQueue<T> {
     this.#length--
     if (waiter.pressing) this.#pressing--
     if (level.priority < 0) this.#sheddable--
-    // A request that leaves unserved as its tenant's last one gives back its place in virtual time.
-    if (!served && level.finish.get(waiter.tenant) === waiter.finish)
-      level.finish.set(waiter.tenant, waiter.start)
+    if (!served) giveBack(level, waiter)
     if (level.waiters.length === 0) this.#levels.splice(this.#levels.indexOf(level), 1)
     waiter.tenant.waiting--
     this.#quietenIfIdle(waiter.tenant)

@@ -83,3 +83,26 @@ export function pushOutCandidate<T>(
   }
   return undefined
 }
+
+function byStart<T>(a: FairWaiter<T>, b: FairWaiter<T>): number {
+  return a.start - b.start || a.seq - b.seq
+}
+
+/**
+ * A request that leaves unserved (timed out, cancelled, pushed out, shed) gives its tenant its cost
+ * back: the tenant's later requests move up by it, as if it had never queued. Without this a tenant
+ * whose requests time out would be charged for service it never got.
+ */
+export function giveBack<T>(level: Level<T>, gone: FairWaiter<T>): void {
+  const shift = gone.finish - gone.start
+  let moved = false
+  for (const w of level.waiters) {
+    if (w.tenant !== gone.tenant || w.seq < gone.seq) continue
+    w.start -= shift
+    w.finish -= shift
+    moved = true
+  }
+  const last = level.finish.get(gone.tenant)
+  if (last !== undefined) level.finish.set(gone.tenant, last - shift)
+  if (moved) level.waiters.sort(byStart)
+}

@@ -99,6 +99,17 @@ describe('fair queuing between tenants', () => {
     expect(count(await h.serve(9))).toEqual({ a: 3, b: 3, late: 3 })
   })
 
+  it('does not charge a tenant for requests that left without being served', async () => {
+    vi.useFakeTimers()
+    const h = harness({})
+    for (let i = 0; i < 5; i++) void h.ask('a', { 'x-request-deadline-ms': '100' })
+    for (let i = 0; i < 5; i++) void h.ask('a')
+    for (let i = 0; i < 5; i++) void h.ask('b')
+    await vi.advanceTimersByTimeAsync(100)
+    expect(h.b.queueLength).toBe(10)
+    expect(count(await h.serve(6))).toEqual({ a: 3, b: 3 })
+  })
+
   it('hands an idle tenant’s share to the others', async () => {
     const h = harness({ weights: { big: 3 } })
     for (let i = 0; i < 10; i++) void h.ask('small')
