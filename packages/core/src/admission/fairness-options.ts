@@ -116,10 +116,15 @@ export function validateFairness(value: unknown, queueSize: number): ValidatedFa
     priorityFn: o.priority,
     costFn: o.cost,
     deadlineHeader,
-    maxWaitingPerTenant: checkNumber('fairness.maxWaitingPerTenant', o.maxWaitingPerTenant, queueSize, {
-      integer: true,
-      min: 1,
-    }),
+    maxWaitingPerTenant: checkNumber(
+      'fairness.maxWaitingPerTenant',
+      o.maxWaitingPerTenant,
+      Math.max(1, queueSize),
+      {
+        integer: true,
+        min: 1,
+      },
+    ),
     maxTenants: checkNumber('fairness.maxTenants', o.maxTenants, 1_000, { integer: true, min: 1 }),
     idleMs: checkNumber('fairness.idleMs', o.idleMs, 60_000, { min: 0 }),
   }
