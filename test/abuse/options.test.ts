@@ -277,6 +277,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   zonePreference: true,
   health: true,
   queue: true,
+  fairness: true,
   latencyDecayMs: true,
   failurePenaltyMs: true,
   connectTimeoutMs: true,

@@ -8,6 +8,12 @@
  */
 
 // Options (what `register(tollgate, …)` and `tollgate(…)` take).
+export type {
+  FairnessOptions,
+  FairQueueSnapshot,
+  PriorityClass,
+  TenantQueueSnapshot,
+} from './admission/index.js'
 export type { ActiveHealthCheckOptions } from './balance/active-health-check.js'
 // Backends and strategies (`strategy: (candidates, ctx) => …`, `app.tollgate.backends`).
 export type { BackendView } from './balance/backend-state.js'

@@ -1,3 +1,10 @@
+import {
+  createWaitQueue,
+  type FairnessOptions,
+  type FairQueueSnapshot,
+  type WaitQueue,
+  type WaitSubject,
+} from '../admission/index.js'
 import type { GatewayEvents } from '../observe/events.js'
 import { optionNames } from '../option-names.js'
 import type { UserCallbacks } from '../user-callback.js'
@@ -8,12 +15,7 @@ import {
   type ActiveHealthCheckOptions,
 } from './active-health-check.js'
 import type { BackendState } from './backend-state.js'
-import {
-  ConcurrencyQueue,
-  type ConcurrencyQueueOptions,
-  QUEUE_OPTION_NAMES,
-  STILL_FULL,
-} from './concurrency-queue.js'
+import { type ConcurrencyQueueOptions, QUEUE_OPTION_NAMES, STILL_FULL } from './concurrency-queue.js'
 import { EjectionNotices } from './ejection-notices.js'
 import { BalancerError } from './errors.js'
 import {
@@ -64,6 +66,8 @@ export interface BalancerOptions {
   zonePreference?: string[]
   health?: HealthOptions
   queue?: ConcurrencyQueueOptions
+  /** Fair shares of full backends between tenants, with priorities; without it the queue is FIFO. */
+  fairness?: FairnessOptions<never>
   /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
   latencyDecayMs?: number
   /**
@@ -113,7 +117,7 @@ export class BackendBalancer implements Balancer {
   readonly activeHealthCheck: ActiveHealthCheck | null
   readonly zones: ZonePlan
   readonly #scrapers: BackendScrapers
-  readonly #queue: ConcurrencyQueue<BackendLease>
+  readonly #queue: WaitQueue<BackendLease> & { snapshot(): FairQueueSnapshot }
   readonly #now: () => number
   readonly #failurePenaltyMs: number
   readonly #maxCoolDownMs: number
@@ -156,7 +160,7 @@ export class BackendBalancer implements Balancer {
       minExclusive: true,
     })
     this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
-    this.#queue = new ConcurrencyQueue(options.queue)
+    this.#queue = createWaitQueue(options.queue, options.fairness, options.callbacks, this.#now)
     this.registry = new BackendRegistry(options.backends ?? [], {
       now: this.#now,
       latencyDecayMs,
@@ -177,7 +181,7 @@ export class BackendBalancer implements Balancer {
   }
 
   acquire(
-    ctx: PickContext,
+    ctx: PickContext & WaitSubject,
     exclude: ReadonlySet<string>,
     signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease> {
@@ -195,6 +199,7 @@ export class BackendBalancer implements Balancer {
       () => {
         for (const b of waitingOn) b.queued--
       },
+      ctx,
     )
     // Counted only now: a full queue throws above, and a request turned away never waited.
     for (const b of waitingOn) b.queued++
@@ -227,6 +232,11 @@ export class BackendBalancer implements Balancer {
   /** Requests waiting for a backend below its maxConcurrency. */
   get queueLength(): number {
     return this.#queue.length
+  }
+
+  /** The wait queue: how many wait, and with `fairness` each tenant's waiting and served share. */
+  queueSnapshot(): FairQueueSnapshot {
+    return this.#queue.snapshot()
   }
 
   /** Stops health-check timers and fails requests still waiting in the queue. */

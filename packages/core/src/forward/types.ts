@@ -64,6 +64,11 @@ export interface ForwardRequest extends PickContext {
    * `messages`, `prompt` or `input` (when `prompt` is not given); the whole body is read first.
    */
   readPrompt?: (fields: Record<string, unknown>) => string | undefined
+  /**
+   * The framework's own request (Fastify request, Express req), handed to the `fairness`
+   * functions when the request has to wait for a full backend.
+   */
+  request?: unknown
   /** Sees the response pass through (see `ForwardObserver`). */
   observer?: ForwardObserver
   /** Metrics, tracing and logs of this request (set by the gateway when something observes). */

@@ -1,3 +1,4 @@
+import type { FairQueueSnapshot } from '../admission/index.js'
 import type { BackendBalancer } from '../balance/balancer.js'
 import type { BackendConfig, BackendSnapshot } from '../balance/types.js'
 import type { ZoneSnapshot } from '../balance/zones.js'
@@ -54,6 +55,14 @@ export class BackendsHandle {
    */
   zones(): ZoneSnapshot[] {
     return this.#balancer.zoneSnapshot()
+  }
+
+  /**
+   * The wait queue for full backends: how many requests wait and, with `fairness`, each tenant's
+   * waiting requests and its share of what the queue has served.
+   */
+  queue(): FairQueueSnapshot {
+    return this.#balancer.queueSnapshot()
   }
 
   /** Every model a backend declares, sorted. */

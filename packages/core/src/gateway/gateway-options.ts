@@ -1,3 +1,4 @@
+import type { FairnessOptions } from '../admission/index.js'
 import type { BalancerOptions } from '../balance/balancer.js'
 import type { ForwarderOptions } from '../forward/forwarder.js'
 import type { PathRewrite } from '../forward/request-target.js'
@@ -8,8 +9,13 @@ export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
 
 /** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
 export interface GatewayOptions<Req>
-  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks' | 'events'>,
+  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks' | 'events' | 'fairness'>,
     Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite' | 'callbacks'> {
+  /**
+   * Fair shares of full backends between tenants, with priorities and client deadlines. Without
+   * it, requests wait for a full backend in one FIFO queue.
+   */
+  fairness?: FairnessOptions<Req>
   /** Consistent-hash key. Default: the `X-Session-Id` header. */
   hashKey?: HashKeySource<Req>
   /**
@@ -38,6 +44,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'zonePreference',
   'health',
   'queue',
+  'fairness',
   'latencyDecayMs',
   'failurePenaltyMs',
   'connectTimeoutMs',

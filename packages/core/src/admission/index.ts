@@ -1,0 +1,44 @@
+import { ConcurrencyQueue, type ConcurrencyQueueOptions } from '../balance/concurrency-queue.js'
+import { UserCallbacks } from '../user-callback.js'
+import { FairQueue, type FairQueueSnapshot } from './fair-queue.js'
+import { type FairnessOptions, validateFairness } from './fairness-options.js'
+import { RequestClassifier } from './request-class.js'
+import type { WaitQueue } from './wait-queue.js'
+
+export type { FairQueueSnapshot } from './fair-queue.js'
+export type { FairnessOptions, PriorityClass } from './fairness-options.js'
+export { FAIRNESS_OPTION_NAMES } from './fairness-options.js'
+export type { WaitSubject } from './request-class.js'
+export type { TenantQueueSnapshot } from './tenant-table.js'
+export type { WaitQueue } from './wait-queue.js'
+
+/**
+ * The admission layer's one entry: the queue where requests wait for a full backend. Without
+ * `fairness` that is today's FIFO; with it, per-tenant fair queues with priorities and deadlines.
+ */
+export function createWaitQueue<T>(
+  queue: ConcurrencyQueueOptions | undefined,
+  fairness: FairnessOptions<never> | undefined,
+  callbacks: UserCallbacks | undefined,
+  now: () => number,
+): WaitQueue<T> & { snapshot(): FairQueueSnapshot } {
+  // The FIFO checks the queue options either way; the fair queue takes them from it.
+  const fifo = new ConcurrencyQueue<T>(queue)
+  if (fairness === undefined) {
+    return Object.assign(fifo, { snapshot: () => ({ waiting: fifo.length, tenants: [] }) })
+  }
+  const validated = validateFairness(fairness, fifo.size)
+  const classifier = new RequestClassifier(validated, callbacks ?? new UserCallbacks(console), fifo.timeoutMs)
+  return new FairQueue<T>(
+    {
+      size: fifo.size,
+      timeoutMs: fifo.timeoutMs,
+      retryAfterMs: fifo.retryAfterMs,
+      maxWaitingPerTenant: validated.maxWaitingPerTenant,
+      maxTenants: validated.maxTenants,
+      idleMs: validated.idleMs,
+      now,
+    },
+    classifier,
+  )
+}
