@@ -33,6 +33,18 @@ export type { BackendsHandle } from './gateway/backends-handle.js'
 export type { ForwardOptions, GatewayOptions, HashKeySource } from './gateway/gateway-options.js'
 // Decisions (`request.rateLimit`, `rejectionBody`, `onExceeded`).
 export type { LimitDecision, WindowState } from './limits/decision.js'
+// rate-limiter-flexible as a store: `store: flexibleStore((opts, ready) => new RateLimiterPostgres(…))`.
+export {
+  type FlexibleStoreOption,
+  type FlexibleStoreSettings,
+  flexibleStore,
+} from './limits/flexible-option.js'
+export type {
+  FlexibleLimiter,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleResult,
+} from './limits/flexible-store.js'
 export type { HeaderMode } from './limits/headers.js'
 // Stores: the ones tollgate ships and the interface of your own.
 export {

@@ -4,6 +4,9 @@ export type {
   BackendStatus,
   BackendsHandle,
   BackendView,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleStoreOption,
   ForwardOptions,
   GatewayOptions,
   HitResult,
@@ -21,6 +24,7 @@ export type {
 } from '@tollgate/core'
 export {
   BalancerError,
+  flexibleStore,
   LimitParseError,
   MemoryStore,
   OptionError,

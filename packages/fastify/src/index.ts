@@ -6,6 +6,9 @@ export type {
   BackendStatus,
   BackendsHandle,
   BackendView,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleStoreOption,
   ForwardOptions,
   GatewayOptions,
   HitResult,
@@ -23,6 +26,7 @@ export type {
 } from '@tollgate/core'
 export {
   BalancerError,
+  flexibleStore,
   LimitParseError,
   MemoryStore,
   OptionError,

@@ -9,6 +9,7 @@ import {
   checkOptionalString,
   fail,
 } from '../validation.js'
+import { createFlexibleStore, isFlexibleOption } from './flexible-option.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
 import { InsuredStore, type Logger } from './insured-store.js'
 import { clientKeyFromIp } from './ip-key.js'
@@ -195,6 +196,7 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
   if (option === undefined || option === 'memory') return new MemoryStore()
   const raw: unknown = option
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('store', STORE_EXPECTED, raw)
+  if (isFlexibleOption(option)) return createFlexibleStore(option, prefix, logger)
   if ('redis' in option) {
     checkKnownKeys('store', raw as Record<string, unknown>, REDIS_OPTIONS)
     if (!isRedisClient(option.redis)) {
@@ -227,5 +229,5 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
   return fail('store', STORE_EXPECTED, option)
 }
 
-const STORE_EXPECTED = `"memory", { redis: client } or an object with hit() and close()`
+const STORE_EXPECTED = `"memory", { redis: client }, flexibleStore(factory) or an object with hit() and close()`
 const MAX_TIMER_MS = 2_147_483_647

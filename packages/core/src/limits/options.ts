@@ -1,4 +1,5 @@
 import type { LimitDecision } from './decision.js'
+import type { FlexibleStoreOption } from './flexible-option.js'
 import type { HeaderMode } from './headers.js'
 import type { Logger, StoreErrorMode } from './insured-store.js'
 import type { RedisClientLike } from './redis-client.js'
@@ -16,8 +17,8 @@ export interface RedisStoreOption {
   onError?: StoreErrorMode
 }
 
-/** `'memory'` (default), Redis, or any object implementing `LimitStore`. */
-export type StoreOption = 'memory' | RedisStoreOption | LimitStore
+/** `'memory'` (default), Redis, `flexibleStore(…)`, or any object implementing `LimitStore`. */
+export type StoreOption = 'memory' | RedisStoreOption | FlexibleStoreOption | LimitStore
 
 /** Options shared by the Fastify plugin and the Express factory. */
 export interface RateLimitOptions<Req> {
