@@ -67,6 +67,7 @@ export {
 } from './limits/notation.js'
 export type {
   Cost,
+  DeductWhen,
   KeyGenerator,
   RateLimitOptions,
   RedisStoreOption,

@@ -22,6 +22,10 @@ export function limitMiddleware(route: LimitedRoute<Request>): RequestHandler {
     const decision = LimitedRoute.decisionOf(outcome)
     if (decision !== null) req.rateLimit = decision
     const rejection = route.apply(req, outcome, res, setHeader)
+    // 'close' comes once per response, after it finished or when the client went away.
+    if (route.settlesAfterResponse && rejection === undefined) {
+      res.once('close', () => route.settle(req, outcome, res.statusCode))
+    }
     if (rejection === undefined) return next()
     res.status(rejection.status).json(rejection.body)
   }

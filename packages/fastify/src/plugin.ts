@@ -6,7 +6,7 @@ import { addForwardBodyParsers } from './any-body-parser.js'
 import { FastifyTollgate } from './fastify-tollgate.js'
 import { isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, HOOK_NAMES, type TollgateFastifyOptions } from './options.js'
-import { rateLimitHook } from './rate-limit-hook.js'
+import { rateLimitHook, settleHook } from './rate-limit-hook.js'
 import { keepRawBody } from './raw-body.js'
 import { warnOnEarlierRoutes, warnOnMiscasedRateLimit } from './route-warnings.js'
 
@@ -87,6 +87,9 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     if (limited === null) return
     // Count before the route's own hooks so a rejected request costs as little as possible.
     route[hookName] = [rateLimitHook(limited), ...asArray(route[hookName] as never)] as never
+    if (limited.settlesAfterResponse) {
+      route.onResponse = [...asArray(route.onResponse as never), settleHook(limited)] as never
+    }
   })
 
   // Fastify closes its HTTP server (and waits for every connection) before any plugin's onClose
