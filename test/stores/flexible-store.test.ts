@@ -68,6 +68,32 @@ describe.each([postgres, mariadb])('flexibleStore on $name', (db) => {
     expect(await admin.points(table, '3-per-minute')).toEqual([3])
   })
 
+  it('deductWhen refunds through the database', async () => {
+    const table = uniqueTable()
+    const admin = connect(db)
+    cleanup.add(() => admin.drop(table), null)
+    const app = Fastify()
+    await app.register(fastifyTollgate, {
+      store: flexibleStore(connect(db).factory, { tableName: table }),
+      logger: quiet,
+      deductWhen: (_request, statusCode) => statusCode < 500,
+    })
+    app.get('/fail', { config: { rateLimit: '2 per minute' } }, async (_request, reply) =>
+      reply.code(503).send({}),
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    cleanup.add(() => app.close(), app)
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    const answers: number[] = []
+    for (let i = 0; i < 4; i++) {
+      const response = await fetch(`${base}/fail`)
+      await response.arrayBuffer()
+      answers.push(response.status)
+    }
+    expect(answers).toEqual([503, 503, 503, 503])
+    await waitFor(async () => (await admin.points(table, '2-per-minute'))[0] === 0, 'the last refund')
+  })
+
   it('keeps answering from the insurance limiter while the database is cut off, then shares again', async () => {
     const table = uniqueTable()
     const admin = connect(db)
