@@ -17,13 +17,14 @@ function setHeader(res: Response, name: string, value: string): void {
 
 /** Counts the request and answers what the core makes of the outcome (429, 400 or 500). */
 export function limitMiddleware(route: LimitedRoute<Request>): RequestHandler {
+  const settles = route.settlesAfterResponse
   function apply(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
     if (outcome === null) return next()
     const decision = LimitedRoute.decisionOf(outcome)
     if (decision !== null) req.rateLimit = decision
     const rejection = route.apply(req, outcome, res, setHeader)
     // 'close' comes once per response, after it finished or when the client went away.
-    if (route.settlesAfterResponse && rejection === undefined) {
+    if (settles && rejection === undefined) {
       res.once('close', () => route.settle(req, outcome, res.statusCode))
     }
     if (rejection === undefined) return next()
