@@ -264,6 +264,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   keyPrefix: true,
   headers: true,
   skip: true,
+  deductWhen: true,
   allowList: true,
   rejectionBody: true,
   onExceeded: true,

@@ -50,6 +50,18 @@ export type { ForwardOptions, GatewayOptions, HashKeySource } from './gateway/ga
 export { apiKeyKey } from './limits/api-key.js'
 // Decisions (`request.rateLimit`, `rejectionBody`, `onExceeded`).
 export type { LimitDecision, WindowState } from './limits/decision.js'
+// rate-limiter-flexible as a store: `store: flexibleStore((opts, ready) => new RateLimiterPostgres(…))`.
+export {
+  type FlexibleStoreOption,
+  type FlexibleStoreSettings,
+  flexibleStore,
+} from './limits/flexible-option.js'
+export type {
+  FlexibleLimiter,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleResult,
+} from './limits/flexible-store.js'
 export type { HeaderMode } from './limits/headers.js'
 // Stores: the ones tollgate ships and the interface of your own.
 export {
@@ -72,6 +84,7 @@ export {
 } from './limits/notation.js'
 export type {
   Cost,
+  DeductWhen,
   KeyGenerator,
   RateLimitOptions,
   RedisStoreOption,

@@ -10,6 +10,9 @@ export type {
   BackendView,
   FairnessOptions,
   FairQueueSnapshot,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleStoreOption,
   ForwardOptions,
   GatewayOptions,
   HitResult,
@@ -33,6 +36,7 @@ export type {
 export {
   apiKeyKey,
   BalancerError,
+  flexibleStore,
   LimitParseError,
   MemoryStore,
   OptionError,

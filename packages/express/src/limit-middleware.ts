@@ -56,6 +56,10 @@ export function limitMiddleware(
     const decision = LimitedRoute.decisionOf(outcome)
     if (decision !== null) req.rateLimit = decision
     const rejection = route!.apply(req, outcome, res, setHeader)
+    // 'close' comes once per response, after it finished or when the client went away.
+    if (rejection === undefined && route!.settlesAfterResponse) {
+      res.once('close', () => route!.settle(req, outcome, res.statusCode))
+    }
     if (rejection === undefined) return tokens === null ? next() : reserveTokens(tokens, req, res, next)
     res.status(rejection.status).json(rejection.body)
   }

@@ -8,6 +8,9 @@ export type {
   BackendView,
   FairnessOptions,
   FairQueueSnapshot,
+  FlexibleLimiterFactory,
+  FlexibleLimiterOptions,
+  FlexibleStoreOption,
   ForwardOptions,
   GatewayOptions,
   HitResult,
@@ -31,6 +34,7 @@ export type {
 export {
   apiKeyKey,
   BalancerError,
+  flexibleStore,
   LimitParseError,
   MemoryStore,
   OptionError,

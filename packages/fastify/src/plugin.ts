@@ -6,6 +6,7 @@ import { addForwardBodyParsers } from './any-body-parser.js'
 import { FastifyTollgate } from './fastify-tollgate.js'
 import { type ForwardHandler, isForwardHandler } from './forward-handler.js'
 import { FASTIFY_OPTION_NAMES, HOOK_NAMES, type TollgateFastifyOptions } from './options.js'
+import { settleHook } from './rate-limit-hook.js'
 import { keepRawBody } from './raw-body.js'
 import { warnOnEarlierRoutes, warnOnMiscasedRateLimit } from './route-warnings.js'
 import { limitHooks } from './token-hook.js'
@@ -90,6 +91,9 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     const ours = limitHooks(limited, forward ? null : tokens)
     // Count before the route's own hooks so a rejected request costs as little as possible.
     if (ours.length > 0) route[hookName] = [...ours, ...asArray(route[hookName] as never)] as never
+    if (limited?.settlesAfterResponse) {
+      route.onResponse = [...asArray(route.onResponse as never), settleHook(limited)] as never
+    }
   })
 
   // Fastify closes its HTTP server (and waits for every connection) before any plugin's onClose

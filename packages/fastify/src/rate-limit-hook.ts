@@ -37,3 +37,19 @@ export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
     }
   }
 }
+
+/**
+ * The after-response hook of a route whose limit settles (`deductWhen`): added only to such routes.
+ * It reads the decision the rate-limit hook left on the request.
+ */
+export function settleHook(route: LimitedRoute<FastifyRequest>) {
+  return function tollgateSettle(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+  ): void {
+    const settled = route.settle(request, request.rateLimit, reply.statusCode)
+    if (settled instanceof Promise) settled.then(() => done(), done)
+    else done()
+  }
+}

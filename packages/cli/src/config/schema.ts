@@ -59,14 +59,20 @@ const dnsBackend = {
 }
 
 const routeLimit = {
-  description: 'a limit string, false, or { limits, scope, cost }',
+  description: 'a limit string, false, or { limits, scope, cost, methods, perMethod }',
   anyOf: [
     limitString,
     { const: false },
     {
       type: 'object',
       additionalProperties: false,
-      properties: { limits: limitString, scope: nonEmptyString, cost: { type: 'integer', minimum: 0 } },
+      properties: {
+        limits: limitString,
+        scope: nonEmptyString,
+        cost: { type: 'integer', minimum: 0 },
+        methods: { type: 'array', minItems: 1, items: { type: 'string' } },
+        perMethod: { type: 'boolean' },
+      },
     },
   ],
 }
@@ -198,6 +204,7 @@ export const CLI_KEYS = ['listen', 'redis', 'routes', 'status', 'metrics'] as co
 export const CODE_ONLY_OPTIONS = [
   'keyGenerator',
   'skip',
+  'deductWhen',
   'rejectionBody',
   'onExceeded',
   'logger',

@@ -21,12 +21,16 @@ export type LimitRejection = LimitAnswer
  * an outcome means for the response is decided in one place.
  */
 export class LimitedRoute<Req> {
-  readonly #limit: Pick<RouteLimit<Req>, 'check' | 'respond'>
+  readonly #limit: Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'>
   readonly #events: GatewayEvents | undefined
   readonly #scope: string
 
   /** `events` hears every decision, under the route's `scope`. */
-  constructor(limit: Pick<RouteLimit<Req>, 'check' | 'respond'>, events?: GatewayEvents, scope = '') {
+  constructor(
+    limit: Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'>,
+    events?: GatewayEvents,
+    scope = '',
+  ) {
     this.#limit = limit
     this.#events = events
     this.#scope = scope
@@ -38,6 +42,24 @@ export class LimitedRoute<Req> {
    */
   check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
     return this.#limit.check(request, ip)
+  }
+
+  /**
+   * Whether the adapter must call `settle` once the response is sent. False (no `deductWhen`): the
+   * adapter adds no after-response hook or listener, and the request path stays as it was.
+   */
+  get settlesAfterResponse(): boolean {
+    return this.#limit.settles
+  }
+
+  /**
+   * The after-response step, the one place anything that depends on how the response went is
+   * settled: `deductWhen` refunds here. `outcome` is what `check` gave for this request (nothing
+   * to do unless it was a decision); `statusCode` the status sent. Never throws nor rejects.
+   */
+  settle(request: Req, outcome: LimitOutcome, statusCode: number): void | Promise<void> {
+    if (outcome === null || outcome instanceof LimitCheckFailure) return
+    return this.#limit.settle(request, outcome, statusCode)
   }
 
   /** The decision to expose as `request.rateLimit`, if the check produced one. */

@@ -141,6 +141,15 @@ export class InsuredStore implements LimitStore {
     }
   }
 
+  /**
+   * Refunds where requests are counted now: the insurance while the primary is down, else the
+   * primary. A refund the primary cannot take leaves the charge in place (stricter, never looser).
+   */
+  refund(key: string, windows: readonly WindowSpec[], cost: number): void | Promise<void> {
+    if (!this.#down) return this.#primary.refund?.(key, windows, cost)
+    if (this.#mode === 'insurance') return this.#insurance.refund?.(key, windows, cost)
+  }
+
   async close(): Promise<void> {
     await this.#primary.close()
     await this.#insurance.close()

@@ -9,11 +9,13 @@ import {
   checkOptionalString,
   fail,
 } from '../validation.js'
+import { createFlexibleStore, isFlexibleOption } from './flexible-option.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
 import { InsuredStore, type Logger } from './insured-store.js'
 import { clientKeyFromIp } from './ip-key.js'
 import { RateLimiter, type WindowGroup } from './limiter.js'
 import { MemoryStore } from './memory-store.js'
+import { methodLimiters, methodSet } from './method-limits.js'
 import { LimitParseError, parseLimits, type RateLimitItem } from './notation.js'
 import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption } from './options.js'
 import { PerRequestLimits } from './per-request-limits.js'
@@ -31,6 +33,7 @@ const ENGINE_OPTIONS = [
   'keyPrefix',
   'headers',
   'skip',
+  'deductWhen',
   'allowList',
   'rejectionBody',
   'onExceeded',
@@ -41,7 +44,17 @@ const ENGINE_OPTIONS = [
   'openaiHeaders',
   'onTokensSettled',
 ] as const
-const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope', 'tokens'] as const
+const ROUTE_OPTIONS = [
+  'limits',
+  'keyGenerator',
+  'cost',
+  'skip',
+  'deductWhen',
+  'scope',
+  'methods',
+  'perMethod',
+  'tokens',
+] as const
 const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
 
 /** Limit options that adapters layer their own on top of. */
@@ -99,6 +112,7 @@ export class LimitEngine<Req> {
     checkOptionalFunction('keyGenerator', options.keyGenerator)
     checkCost('cost', options.cost)
     checkOptionalFunction('skip', options.skip)
+    checkOptionalFunction('deductWhen', options.deductWhen)
     checkOptionalFunction('rejectionBody', options.rejectionBody)
     checkOptionalFunction('onExceeded', options.onExceeded)
     checkOptionalString('keyPrefix', options.keyPrefix)
@@ -131,6 +145,18 @@ export class LimitEngine<Req> {
     this.keyPrefix = prefix
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
+    if (options.deductWhen !== undefined) this.#checkRefunds('deductWhen')
+  }
+
+  /** `deductWhen` settles by refunding, which a store passed in may not offer. */
+  #checkRefunds(option: string): void {
+    if (typeof this.store.refund !== 'function') {
+      fail(
+        option,
+        'used with a store that has refund() (memory, Redis and flexibleStore do)',
+        this.#options.deductWhen,
+      )
+    }
   }
 
   /** Whether any limit applies to routes without their own setting. */
@@ -154,11 +180,12 @@ export class LimitEngine<Req> {
     }
     const { limits, ...rest } = spec
     // The other settings are checked now, at startup, whatever strings the function gives later.
-    this.route(scope, { ...rest, limits: '1 per second' }, where)
+    const probe = this.route(scope, { ...rest, limits: '1 per second' }, where)
     return new PerRequestLimits(
       limits,
       (text) => this.route(scope, { ...rest, limits: text }, where),
       this.#logger,
+      probe?.settles === true,
     )
   }
 
@@ -170,7 +197,11 @@ export class LimitEngine<Req> {
     } else if (spec !== undefined) {
       const raw: unknown = spec
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-        fail(where, 'a limit string, false, or an object { limits, keyGenerator, cost, skip, scope }', raw)
+        fail(
+          where,
+          'a limit string, false, or an object { limits, keyGenerator, cost, skip, deductWhen, scope, methods, perMethod }',
+          raw,
+        )
       }
       checkKnownKeys(where, raw as Record<string, unknown>, ROUTE_OPTIONS)
       routeOptions = spec
@@ -180,15 +211,30 @@ export class LimitEngine<Req> {
     checkCost(`${where}.cost`, routeOptions.cost)
     checkOptionalFunction(`${where}.skip`, routeOptions.skip)
     checkOptionalString(`${where}.scope`, routeOptions.scope)
-    const groups: WindowGroup[] = []
+    checkOptionalFunction(`${where}.deductWhen`, routeOptions.deductWhen)
+    if (routeOptions.deductWhen !== undefined) this.#checkRefunds(`${where}.deductWhen`)
+    const methods = methodSet(`${where}.methods`, routeOptions.methods)
+    const perMethod = routeOptions.perMethod ?? false
+    if (typeof perMethod !== 'boolean') fail(`${where}.perMethod`, 'true or false', perMethod)
     const head = this.#scopePrefix
-    if (own !== undefined) groups.push({ scope: head + (routeOptions.scope ?? scope), items: own })
-    if (this.#application !== undefined) {
-      groups.push({ scope: `${head}*application`, items: this.#application, label: 'application' })
+    const groupsFor = (ownScope: string): WindowGroup[] => {
+      const groups: WindowGroup[] = []
+      if (own !== undefined) groups.push({ scope: head + ownScope, items: own })
+      if (this.#application !== undefined) {
+        groups.push({ scope: `${head}*application`, items: this.#application, label: 'application' })
+      }
+      return groups
     }
+    const routeScope = routeOptions.scope ?? scope
+    const groups = groupsFor(routeScope)
     if (groups.length === 0) return null
     const limiter = new RateLimiter(this.store, groups)
     return new RouteLimit(limiter, {
+      deductWhen: routeOptions.deductWhen ?? this.#options.deductWhen,
+      methods,
+      limiterFor: perMethod
+        ? methodLimiters(limiter, (m) => new RateLimiter(this.store, groupsFor(`${routeScope}|${m}`)))
+        : undefined,
       keyGenerator: routeOptions.keyGenerator ?? this.#options.keyGenerator,
       cost: routeOptions.cost ?? this.#options.cost ?? 1,
       skip: routeOptions.skip ?? this.#options.skip,
@@ -224,6 +270,7 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
   if (option === undefined || option === 'memory') return new MemoryStore()
   const raw: unknown = option
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('store', STORE_EXPECTED, raw)
+  if (isFlexibleOption(option)) return createFlexibleStore(option, prefix, logger)
   if ('redis' in option) {
     checkKnownKeys('store', raw as Record<string, unknown>, REDIS_OPTIONS)
     if (!isRedisClient(option.redis)) {
@@ -256,5 +303,5 @@ function createStore(option: StoreOption | undefined, prefix: string, logger: Lo
   return fail('store', STORE_EXPECTED, option)
 }
 
-const STORE_EXPECTED = `"memory", { redis: client } or an object with hit() and close()`
+const STORE_EXPECTED = `"memory", { redis: client }, flexibleStore(factory) or an object with hit() and close()`
 const MAX_TIMER_MS = 2_147_483_647

@@ -66,6 +66,11 @@ export class RateLimiter {
     return this.#decide(clientKey, cost, result)
   }
 
+  /** Takes back what an allowed `hit` of `cost` charged (`deductWhen`); the store must have `refund`. */
+  refund(clientKey: string, cost: number): void | Promise<void> {
+    return this.#store.refund?.(clientKey, this.#specs, cost)
+  }
+
   #decide(key: string, cost: number, result: HitResult): LimitDecision {
     const windows = this.#windows
     const states = new Array<WindowState>(windows.length)

@@ -101,6 +101,15 @@ export class MemoryStore implements LimitStore {
     return { allowed, used, resetMs }
   }
 
+  /** Takes `cost` back from each window's live counter, never below zero (`deductWhen`). */
+  refund(key: string, windows: readonly WindowSpec[], cost: number): void {
+    const now = this.#now()
+    for (let i = 0; i < windows.length; i++) {
+      const counter = this.#tables.get(windows[i]!.id)?.get(key)
+      if (counter !== undefined && counter.resetAt > now) counter.used = Math.max(0, counter.used - cost)
+    }
+  }
+
   /** Delete every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
     this.#sweepTables = undefined

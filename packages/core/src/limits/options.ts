@@ -1,4 +1,5 @@
 import type { LimitDecision } from './decision.js'
+import type { FlexibleStoreOption } from './flexible-option.js'
 import type { HeaderMode } from './headers.js'
 import type { Logger, StoreErrorMode } from './insured-store.js'
 import type { RedisClientLike } from './redis-client.js'
@@ -7,6 +8,12 @@ import type { TokenReservation, TokenSpec } from './tokens/token-budget.js'
 
 export type KeyGenerator<Req> = (request: Req) => string | Promise<string>
 export type Cost<Req> = number | ((request: Req) => number)
+/**
+ * Whether an allowed request stays counted, asked once its response has been sent (flask-limiter's
+ * `deduct_when`): false refunds its cost to every window. The request is counted while in flight,
+ * so concurrent requests see it.
+ */
+export type DeductWhen<Req> = (request: Req, statusCode: number) => boolean
 
 export interface RedisStoreOption {
   /** A connected `ioredis` (`Redis` or `Cluster`) or `redis` client. tollgate never closes it. */
@@ -17,8 +24,8 @@ export interface RedisStoreOption {
   onError?: StoreErrorMode
 }
 
-/** `'memory'` (default), Redis, or any object implementing `LimitStore`. */
-export type StoreOption = 'memory' | RedisStoreOption | LimitStore
+/** `'memory'` (default), Redis, `flexibleStore(…)`, or any object implementing `LimitStore`. */
+export type StoreOption = 'memory' | RedisStoreOption | FlexibleStoreOption | LimitStore
 
 /** Options shared by the Fastify plugin and the Express factory. */
 export interface RateLimitOptions<Req> {
@@ -37,6 +44,8 @@ export interface RateLimitOptions<Req> {
   headers?: HeaderMode
   /** Requests for which this returns true are not counted and get no headers. */
   skip?: (request: Req) => boolean | Promise<boolean>
+  /** Keep the charge of an allowed request only when this says so about its response; default: always. */
+  deductWhen?: DeductWhen<Req>
   /** Client keys (or IPs) never limited, or a predicate. */
   allowList?: readonly string[] | ((request: Req, key: string) => boolean)
   /**
@@ -83,10 +92,19 @@ export interface RouteLimitOptions<Req> {
   keyGenerator?: KeyGenerator<Req>
   cost?: Cost<Req>
   skip?: (request: Req) => boolean | Promise<boolean>
-  /** Routes with the same scope share counters; default: each route has its own. */
+  /** Replaces the plugin-wide `deductWhen` for this route. */
+  deductWhen?: DeductWhen<Req>
+  /**
+   * Names a limit shared across routes: routes with the same scope (and limits) draw on the same
+   * counters. Default: each route has its own.
+   */
   scope?: string
   /** This route's token budget (replaces `defaultTokens`): a limit string, `false`, or a function of the request. */
   tokens?: TokenSpec<Req>
+  /** Only requests with these methods are limited here (upper case); others pass uncounted. */
+  methods?: readonly string[]
+  /** Count each method on its own counters (GET and POST of one route get separate budgets). */
+  perMethod?: boolean
 }
 
 /** `false` turns limiting off for a route; a string is shorthand for `{ limits }`. */

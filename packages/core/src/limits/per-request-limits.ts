@@ -31,14 +31,24 @@ export class PerRequestLimits<Req> {
   readonly #madeBy = new WeakMap<LimitDecision, RouteLimit<Req>>()
   #failureLogged = false
 
+  /** Whether the limits it builds settle after the response: they share the route's `deductWhen`. */
+  readonly settles: boolean
+
   constructor(
     compute: (request: Req) => string | false,
     build: (text: string) => RouteLimit<Req> | null,
     logger: Logger,
+    settles = false,
   ) {
     this.#compute = compute
     this.#build = build
     this.#logger = logger
+    this.settles = settles
+  }
+
+  /** Settles with the limit that made the decision. */
+  settle(request: Req, decision: LimitDecision, statusCode: number): void | Promise<void> {
+    return this.#madeBy.get(decision)?.settle(request, decision, statusCode)
   }
 
   check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {

@@ -1,4 +1,5 @@
 import { type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
+import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
 import { HIT_SCRIPT, HIT_SCRIPT_SHA } from './redis-script.js'
 import type { HitResult, LimitStore, WindowSpec } from './store.js'
 
@@ -67,6 +68,29 @@ export class RedisStore implements LimitStore {
           } catch (error) {
             reject(error)
           }
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      )
+    })
+  }
+
+  /** Takes `cost` back from every window's live counter in one script call (`deductWhen`). */
+  refund(key: string, windows: readonly WindowSpec[], cost: number): Promise<void> {
+    if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
+    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+    const keys = windows.map((w) => head + w.id)
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new StoreUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      )
+      this.#runner.run(REFUND_SCRIPT_SHA, REFUND_SCRIPT, keys, [String(cost)]).then(
+        () => {
+          clearTimeout(timer)
+          resolve()
         },
         (error: unknown) => {
           clearTimeout(timer)

@@ -3,7 +3,7 @@ import { describeValue } from '../validation.js'
 import type { LimitDecision } from './decision.js'
 import { clientKeyFromIp } from './ip-key.js'
 import type { RateLimiter } from './limiter.js'
-import type { Cost, KeyGenerator } from './options.js'
+import type { Cost, DeductWhen, KeyGenerator } from './options.js'
 import {
   type HeaderSetter,
   type LimitAnswer,
@@ -21,6 +21,17 @@ export interface RouteLimitSettings<Req> extends ResponseSettings<Req> {
   readonly callbacks: UserCallbacks
   /** Reports a store failure (logged once per engine, not per request). */
   readonly storeFailed: (error: unknown) => void
+  readonly deductWhen?: DeductWhen<Req> | undefined
+  /** Only these methods are limited; undefined: every method. */
+  readonly methods?: ReadonlySet<string> | undefined
+  /** Set for `perMethod`: the limiter whose counters a method draws on. */
+  readonly limiterFor?: ((method: string) => RateLimiter) | undefined
+}
+
+/** Both frameworks' requests carry the method; a HEAD runs the GET handler, so it counts as one. */
+function methodOf(request: unknown): string {
+  const method = (request as { method?: unknown }).method
+  return method === 'HEAD' ? 'GET' : typeof method === 'string' ? method : ''
 }
 
 /** A truthy answer from `skip` or `allowList` exempts the request; a failed call does not. */
@@ -53,7 +64,8 @@ export class RouteLimit<Req> {
    * synchronous unless a callback or the store is async.
    */
   check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
-    const { skip } = this.#settings
+    const { skip, methods } = this.#settings
+    if (methods !== undefined && !methods.has(methodOf(request))) return null
     if (skip === undefined) return this.#keyed(request, ip)
     const skipped = this.#settings.callbacks.call('skip', skip, request)
     // A failing skip counts the request: skipping is an exemption, and a bug must not grant one.
@@ -61,6 +73,34 @@ export class RouteLimit<Req> {
       return skipped.then((s) => (exempts(s) ? null : this.#keyed(request, ip)))
     }
     return exempts(skipped) ? null : this.#keyed(request, ip)
+  }
+
+  /** Whether `settle` has anything to do once a response is sent (`deductWhen` is set). */
+  get settles(): boolean {
+    return this.#settings.deductWhen !== undefined
+  }
+
+  /**
+   * After the response: refunds an allowed request that `deductWhen` says not to count. A failing
+   * `deductWhen` keeps the charge (a bug must not grant requests); a failing refund is reported as
+   * a store failure. Never throws nor rejects.
+   */
+  settle(request: Req, decision: LimitDecision, statusCode: number): void | Promise<void> {
+    const { deductWhen, callbacks } = this.#settings
+    if (deductWhen === undefined || !decision.allowed || decision.cost === 0) return
+    const keep = callbacks.call('deductWhen', deductWhen, request, statusCode)
+    if (keep === CALLBACK_FAILED || keep) return
+    try {
+      const refunded = this.#limiterOf(request).refund(decision.key, decision.cost)
+      if (refunded instanceof Promise) return refunded.catch(this.#settings.storeFailed)
+    } catch (error) {
+      this.#settings.storeFailed(error)
+    }
+  }
+
+  #limiterOf(request: Req): RateLimiter {
+    const { limiterFor } = this.#settings
+    return limiterFor === undefined ? this.limiter : limiterFor(methodOf(request))
   }
 
   /**
@@ -129,7 +169,7 @@ export class RouteLimit<Req> {
     }
     let decision: LimitDecision | Promise<LimitDecision>
     try {
-      decision = this.limiter.hit(key, amount)
+      decision = this.#limiterOf(request).hit(key, amount)
     } catch (error) {
       this.#settings.storeFailed(error)
       return STORE_FAILED

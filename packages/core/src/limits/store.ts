@@ -27,6 +27,13 @@ export interface LimitStore {
    * room for it; otherwise charge nothing.
    */
   hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
+  /**
+   * Take back `cost` that an allowed `hit` charged to the same windows, all of them in one step
+   * (`deductWhen` settling a request as not counted). A counter never goes below zero, and a
+   * window that has started over since is not touched where the store can tell. Optional: a store
+   * without it cannot serve `deductWhen`.
+   */
+  refund?(key: string, windows: readonly WindowSpec[], cost: number): void | Promise<void>
   /** Release timers and connections the store opened itself (never a client it was given). */
   close(): Promise<void> | void
 }

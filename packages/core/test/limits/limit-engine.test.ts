@@ -144,7 +144,7 @@ describe('LimitEngine: options are checked at construction', () => {
         expect(error).toBeInstanceOf(OptionError)
         const message = (error as Error).message
         expect(message).toBe(
-          `tollgate: option "store" must be { redis: client } (the client goes inside) or "memory", { redis: client } or an object with hit() and close(); got ${kind}`,
+          `tollgate: option "store" must be { redis: client } (the client goes inside) or "memory", { redis: client }, flexibleStore(factory) or an object with hit() and close(); got ${kind}`,
         )
         expect(message).not.toContain(secret)
         expect(message).not.toContain('{"')
@@ -222,6 +222,10 @@ describe('LimitEngine.route: route specs are checked', () => {
       [{ keyGenerator: 'user' }, 'option "route GET /r.keyGenerator" must be a function; got "user"'],
       [{ skip: 1 }, 'option "route GET /r.skip"'],
       [{ scope: 5 }, 'option "route GET /r.scope" must be a string; got 5'],
+      [{ deductWhen: 'yes' }, 'option "route GET /r.deductWhen" must be a function; got "yes"'],
+      [{ methods: ['post'] }, 'option "route GET /r.methods" must be a non-empty array of HTTP methods'],
+      [{ methods: [] }, 'option "route GET /r.methods"'],
+      [{ perMethod: 'yes' }, 'option "route GET /r.perMethod" must be true or false; got "yes"'],
       [true, 'option "route GET /r" must be a limit string, false, or an object'],
       [null, 'got null'],
       [['5/minute'], 'got ["5/minute"]'],
@@ -246,6 +250,43 @@ describe('LimitEngine.route: route specs are checked', () => {
       expect((caught as Error).message).toContain('GET /r config.rateLimit')
       expect((caught as Error).message).toContain('"5 per 0 minutes"')
     }
+  })
+})
+
+describe('deductWhen', () => {
+  const noRefund: LimitStore = {
+    hit: (_k, w) => ({ allowed: true, used: w.map(() => 1), resetMs: w.map(() => 1) }),
+    close() {},
+  }
+
+  it('needs a store that can refund, plugin-wide or on a route', () => {
+    expect(() => engine({ store: noRefund, deductWhen: () => true })).toThrow(
+      'option "deductWhen" must be used with a store that has refund()',
+    )
+    const e = engine({ store: noRefund })
+    expect(() => e.route('GET /r', { limits: '1/minute', deductWhen: () => true }, 'route GET /r')).toThrow(
+      'option "route GET /r.deductWhen" must be used with a store that has refund()',
+    )
+  })
+
+  it('keeps the charge when deductWhen throws: a bug must not grant requests', async () => {
+    const limit = route(engine(), {
+      limits: '1/minute',
+      deductWhen: () => {
+        throw new Error('broken')
+      },
+    })
+    const first = await check(limit, { ip: '1.2.3.4' })
+    await limit.settle({ ip: '1.2.3.4' }, first!, 200)
+    expect((await check(limit, { ip: '1.2.3.4' }))?.allowed).toBe(false)
+  })
+
+  it('refunds every window, the application window included', async () => {
+    const e = engine({ applicationLimits: '1/minute', deductWhen: (_r, status) => status !== 404 })
+    const a = route(e, '5/minute', 'GET /a')
+    const first = await check(a, { ip: '1.2.3.4' })
+    await a.settle({ ip: '1.2.3.4' }, first!, 404)
+    expect((await check(route(e, '5/minute', 'GET /b'), { ip: '1.2.3.4' }))?.allowed).toBe(true)
   })
 })
 
