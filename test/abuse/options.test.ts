@@ -289,6 +289,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   shutdownTimeoutMs: true,
   clientRetryMaxSeconds: true,
   uploadTimeoutMs: true,
+  limitStrategy: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

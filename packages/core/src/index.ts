@@ -65,5 +65,11 @@ export type {
 export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './limits/redis-client.js'
 export { RedisStore, type RedisStoreOptions, StoreUnavailableError } from './limits/redis-store.js'
 export { defaultRejectionBody } from './limits/rejection.js'
-export type { HitResult, LimitStore, WindowSpec } from './limits/store.js'
+export {
+  type HitResult,
+  LIMIT_STRATEGIES,
+  type LimitStore,
+  type LimitStrategy,
+  type WindowSpec,
+} from './limits/store.js'
 export { OptionError } from './validation.js'

@@ -19,7 +19,7 @@ import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption }
 import { isRedisClient } from './redis-client.js'
 import { isRedisOutage, RedisStore } from './redis-store.js'
 import { RouteLimit } from './route-limit.js'
-import type { LimitStore } from './store.js'
+import { LIMIT_STRATEGIES, type LimitStore, type LimitStrategy } from './store.js'
 
 const ENGINE_OPTIONS = [
   'defaultLimits',
@@ -35,8 +35,9 @@ const ENGINE_OPTIONS = [
   'onExceeded',
   'clientRetryMaxSeconds',
   'logger',
+  'limitStrategy',
 ] as const
-const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope'] as const
+const ROUTE_OPTIONS = ['limits', 'keyGenerator', 'cost', 'skip', 'scope', 'limitStrategy'] as const
 const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
 
 /** Limit options that adapters layer their own on top of. */
@@ -72,6 +73,7 @@ export class LimitEngine<Req> {
   readonly #allowList: ((request: Req, key: string) => boolean) | undefined
   readonly #clientRetryMaxSeconds: number | false
   readonly #storeFailed: (error: unknown) => void
+  readonly #strategy: LimitStrategy
 
   constructor(
     options: RateLimitOptions<Req>,
@@ -121,6 +123,7 @@ export class LimitEngine<Req> {
     }
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
+    this.#strategy = this.#checkStrategy('limitStrategy', options.limitStrategy ?? 'fixed-window')
   }
 
   /** Whether any limit applies to routes without their own setting. */
@@ -151,11 +154,22 @@ export class LimitEngine<Req> {
     checkCost(`${where}.cost`, routeOptions.cost)
     checkOptionalFunction(`${where}.skip`, routeOptions.skip)
     checkOptionalString(`${where}.scope`, routeOptions.scope)
+    const strategy =
+      routeOptions.limitStrategy === undefined
+        ? this.#strategy
+        : this.#checkStrategy(`${where}.limitStrategy`, routeOptions.limitStrategy)
     const groups: WindowGroup[] = []
     const head = this.#scopePrefix
-    if (own !== undefined) groups.push({ scope: head + (routeOptions.scope ?? scope), items: own })
+    if (own !== undefined) groups.push({ scope: head + (routeOptions.scope ?? scope), items: own, strategy })
     if (this.#application !== undefined) {
-      groups.push({ scope: `${head}*application`, items: this.#application, label: 'application' })
+      // Application windows are shared by every route, so they count by the plugin's strategy.
+      const application = this.#application
+      groups.push({
+        scope: `${head}*application`,
+        items: application,
+        label: 'application',
+        strategy: this.#strategy,
+      })
     }
     if (groups.length === 0) return null
     const limiter = new RateLimiter(this.store, groups)
@@ -172,6 +186,19 @@ export class LimitEngine<Req> {
       callbacks: this.callbacks,
       storeFailed: this.#storeFailed,
     })
+  }
+
+  /** `strategy`, once it is known to be one the store can count by. */
+  #checkStrategy(option: string, strategy: unknown): LimitStrategy {
+    checkOneOf(option, strategy, LIMIT_STRATEGIES)
+    if (strategy !== 'fixed-window' && !(this.store.strategies ?? []).includes(strategy)) {
+      fail(
+        option,
+        `"fixed-window" with this store (it does not list "${strategy}" in its strategies), or a store that counts by "${strategy}" (the memory and Redis stores do)`,
+        strategy,
+      )
+    }
+    return strategy
   }
 
   close(): Promise<void> | void {

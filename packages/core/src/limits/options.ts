@@ -2,7 +2,7 @@ import type { LimitDecision } from './decision.js'
 import type { HeaderMode } from './headers.js'
 import type { Logger, StoreErrorMode } from './insured-store.js'
 import type { RedisClientLike } from './redis-client.js'
-import type { LimitStore } from './store.js'
+import type { LimitStore, LimitStrategy } from './store.js'
 
 export type KeyGenerator<Req> = (request: Req) => string | Promise<string>
 export type Cost<Req> = number | ((request: Req) => number)
@@ -53,6 +53,11 @@ export interface RateLimitOptions<Req> {
    * the official OpenAI SDKs obey instead of sleeping for `Retry-After`. Default 60; `false` never sends it.
    */
   clientRetryMaxSeconds?: number | false
+  /**
+   * How every window counts, as in flask-limiter / `limits`: `fixed-window` (default),
+   * `moving-window` or `sliding-window-counter`. Routes may override it; application limits keep this one.
+   */
+  limitStrategy?: LimitStrategy
   /** Where store outages are reported; default the framework's logger (Fastify) or `console`. */
   logger?: Logger
 }
@@ -66,6 +71,8 @@ export interface RouteLimitOptions<Req> {
   skip?: (request: Req) => boolean | Promise<boolean>
   /** Routes with the same scope share counters; default: each route has its own. */
   scope?: string
+  /** How this route's own windows count; default the plugin's `limitStrategy`. */
+  limitStrategy?: LimitStrategy
 }
 
 /** `false` turns limiting off for a route; a string is shorthand for `{ limits }`. */
