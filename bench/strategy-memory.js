@@ -49,7 +49,10 @@ const rows = []
 let redis
 try {
   const { Redis } = await import('ioredis')
-  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 })
+  redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  })
   await redis.connect()
 } catch {
   redis = undefined
