@@ -121,9 +121,13 @@ export class LimitEngine<Req> {
         `tollgate: the rate-limit store failed (${reason}); such requests get a 500. Later failures are not logged.`,
       )
     }
+    const strategy = options.limitStrategy ?? 'fixed-window'
+    // Before the store exists: a misspelt strategy must not leave a sweep timer or Redis insurance open.
+    checkOneOf('limitStrategy', strategy, LIMIT_STRATEGIES)
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
-    this.#strategy = this.#checkStrategy('limitStrategy', options.limitStrategy ?? 'fixed-window')
+    // Only a store passed in can lack a strategy, so a failure here leaves nothing open behind it.
+    this.#strategy = this.#checkStrategy('limitStrategy', strategy)
   }
 
   /** Whether any limit applies to routes without their own setting. */
