@@ -9,6 +9,7 @@
  *                                          at 1,000 req/s (about 6 minutes)
  *   node bench/run.js --out FILE           write somewhere else
  *   node bench/run.js --profile            servers under test write V8 CPU profiles to bench/.out/profiles
+ *   node bench/run.js --only rate-limit --rounds 12 --seconds 4   more and longer rate-limit rounds
  *   node bench/run.js --only balance --balancers least-latency,nginx
  *                                          only the balancers whose id contains one of these
  *
@@ -33,7 +34,7 @@ const SUITES = /** @type {const} */ (['rate-limit', 'forward', 'latency', 'balan
 /** @typedef {(typeof SUITES)[number]} SuiteName */
 /**
  * @typedef {{ title: string, markdown: string, losses: string[], raw: unknown }} SuiteResult
- * @typedef {{ quick: boolean, log: (l: string) => void, runId: string, balancers?: string[] }} SuiteOptions
+ * @typedef {{ quick: boolean, log: (l: string) => void, runId: string, balancers?: string[], rounds?: number, seconds?: number }} SuiteOptions
  * @type {Record<SuiteName, (o: SuiteOptions) => Promise<SuiteResult>>}
  */
 const RUNNERS = {
@@ -49,6 +50,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string' },
     balancers: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
     profile: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
@@ -62,6 +65,18 @@ if (values.help) {
   process.exit(0)
 }
 const quick = values.quick ?? false
+
+/** `--rounds` / `--seconds` as a whole number above 0, or undefined when not given. */
+function positiveInteger(/** @type {'rounds' | 'seconds'} */ name) {
+  const text = values[name]
+  if (text === undefined) return undefined
+  const n = Number(text)
+  if (!Number.isSafeInteger(n) || n < 1) {
+    console.error(`--${name} takes a whole number above 0; got ${JSON.stringify(text)}`)
+    process.exit(2)
+  }
+  return n
+}
 /** @type {SuiteName[]} */
 const selected = values.only
   ? values.only.split(',').map((s) => {
@@ -110,7 +125,14 @@ try {
     const suiteStart = Date.now()
     try {
       const balancers = values.balancers?.split(',').filter(Boolean)
-      const result = await RUNNERS[name]({ quick, log, runId, balancers })
+      const result = await RUNNERS[name]({
+        quick,
+        log,
+        runId,
+        balancers,
+        rounds: positiveInteger('rounds'),
+        seconds: positiveInteger('seconds'),
+      })
       raw[name] = result.raw
       const seconds = ((Date.now() - suiteStart) / 1000).toFixed(0)
       const losses = result.losses.length

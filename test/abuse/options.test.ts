@@ -302,6 +302,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   defaultMaxTokens: true,
   openaiHeaders: true,
   onTokensSettled: true,
+  limitStrategy: true,
 }
 const EVERY_FASTIFY_OPTION: Record<keyof TollgateFastifyOptions, true> = {
   ...EVERY_EXPRESS_OPTION,

@@ -76,6 +76,12 @@ describeCluster('two gateway replicas on a Redis Cluster', () => {
         logger: loggers[i],
       })
       app.get('/limited', async () => ({ ok: true }))
+      const moving = { limits: '6 per minute', limitStrategy: 'moving-window' } as const
+      app.get('/moving', { config: { rateLimit: moving } }, async () => ({ ok: true }))
+      // Per day: a sliding window counter's buckets are aligned to the epoch, and a test that
+      // crossed a bucket's end could see the previous bucket's weight round one request down.
+      const sliding = { limits: '6 per day', limitStrategy: 'sliding-window-counter' } as const
+      app.get('/sliding', { config: { rateLimit: sliding } }, async () => ({ ok: true }))
       await app.ready()
     }
   }, 30_000)
@@ -121,6 +127,26 @@ describeCluster('two gateway replicas on a Redis Cluster', () => {
         key,
       ).toHaveLength(4)
     }
+    for (const logger of loggers) expect(logger.warn).not.toHaveBeenCalled()
+  })
+
+  it('counts moving windows and sliding window counters in each client slot, one limit for both replicas', async () => {
+    for (const path of ['/moving', '/sliding']) {
+      for (const key of ['strategy-a', 'strategy-b', 'strategy-c', 'x}y']) {
+        const answers = await load(10, 4, (i) =>
+          apps[i % 2]!.inject({ method: 'GET', url: path, headers: { 'x-client': key } }),
+        )
+        expect(answers.filter((a) => a.statusCode === 200).length, `${path} ${key}`).toBe(6)
+        expect(answers.filter((a) => a.statusCode === 429).length, `${path} ${key}`).toBe(4)
+      }
+    }
+    const kinds = await Promise.all(
+      clients[0]!.nodes('master').map(async (node) => {
+        const keys = await node.keys('tollgate:{strategy-*')
+        return Promise.all(keys.map((key) => node.type(key)))
+      }),
+    )
+    expect(kinds.flat().sort()).toEqual(['hash', 'hash', 'hash', 'list', 'list', 'list'])
     for (const logger of loggers) expect(logger.warn).not.toHaveBeenCalled()
   })
 })

@@ -95,7 +95,13 @@ export type {
 export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './limits/redis-client.js'
 export { RedisStore, type RedisStoreOptions, StoreUnavailableError } from './limits/redis-store.js'
 export { defaultRejectionBody } from './limits/rejection.js'
-export type { HitResult, LimitStore, WindowSpec } from './limits/store.js'
+export {
+  type HitResult,
+  LIMIT_STRATEGIES,
+  type LimitStore,
+  type LimitStrategy,
+  type WindowSpec,
+} from './limits/store.js'
 export { CHARS_PER_TOKEN } from './limits/tokens/estimate.js'
 export type { TokenReservation, TokenSpec, TokenWindowState } from './limits/tokens/token-budget.js'
 export { openAIDuration } from './limits/tokens/token-headers.js'

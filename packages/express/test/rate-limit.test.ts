@@ -6,6 +6,7 @@ import { Cleanup, closeServer } from '../../../test/helpers/cleanup.js'
 import { type Answer, send } from '../../../test/helpers/http.js'
 import { listen, portOf } from '../../../test/helpers/ports.js'
 import { clientOf, describeRateLimits, type StartLimited } from '../../../test/helpers/rate-limit-suite.js'
+import { describeLimitStrategies } from '../../../test/helpers/strategy-suite.js'
 
 const cleanup = new Cleanup()
 
@@ -49,6 +50,7 @@ const start: StartLimited = async (cleanup, options, routes, setup = {}) => {
 }
 
 describeRateLimits('Express', cleanup, start)
+describeLimitStrategies('Express', cleanup, start)
 
 afterEach(() => cleanup.run())
 

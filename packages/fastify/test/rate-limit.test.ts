@@ -6,6 +6,7 @@ import { recordingLogger } from '../../../test/helpers/gateways.js'
 import { send } from '../../../test/helpers/http.js'
 import { portOf } from '../../../test/helpers/ports.js'
 import { clientOf, describeRateLimits, type StartLimited } from '../../../test/helpers/rate-limit-suite.js'
+import { describeLimitStrategies } from '../../../test/helpers/strategy-suite.js'
 
 const cleanup = new Cleanup()
 
@@ -30,6 +31,7 @@ const start: StartLimited = async (cleanup, options, routes, setup = {}) => {
 }
 
 describeRateLimits('Fastify', cleanup, start)
+describeLimitStrategies('Fastify', cleanup, start)
 
 const ok = async () => ({ ok: true })
 

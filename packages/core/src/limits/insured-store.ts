@@ -1,4 +1,4 @@
-import type { HitResult, LimitStore, WindowSpec } from './store.js'
+import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
 
 /** What to do with a request while the shared store (Redis) cannot answer. */
 export type StoreErrorMode = 'insurance' | 'allow' | 'deny'
@@ -54,6 +54,12 @@ export class InsuredStore implements LimitStore {
     this.#logger = options.logger
     this.#isOutage = options.isOutage ?? (() => true)
     this.#now = options.now ?? Date.now
+  }
+
+  /** What both stores can count by: a strategy is only kept through an outage if the insurance has it. */
+  get strategies(): readonly LimitStrategy[] {
+    const insurance = this.#insurance.strategies ?? ['fixed-window']
+    return (this.#primary.strategies ?? ['fixed-window']).filter((s) => insurance.includes(s))
   }
 
   /** Whether the last call to the primary store failed. */

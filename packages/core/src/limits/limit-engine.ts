@@ -8,6 +8,7 @@ import {
   checkOptionalFunction,
   checkOptionalString,
   fail,
+  failWith,
 } from '../validation.js'
 import { createFlexibleStore, isFlexibleOption } from './flexible-option.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
@@ -22,7 +23,7 @@ import { PerRequestLimits } from './per-request-limits.js'
 import { isRedisClient } from './redis-client.js'
 import { isRedisOutage, RedisStore } from './redis-store.js'
 import { RouteLimit } from './route-limit.js'
-import type { LimitStore } from './store.js'
+import { LIMIT_STRATEGIES, type LimitStore, type LimitStrategy } from './store.js'
 
 const ENGINE_OPTIONS = [
   'defaultLimits',
@@ -43,6 +44,7 @@ const ENGINE_OPTIONS = [
   'defaultMaxTokens',
   'openaiHeaders',
   'onTokensSettled',
+  'limitStrategy',
 ] as const
 const ROUTE_OPTIONS = [
   'limits',
@@ -54,6 +56,7 @@ const ROUTE_OPTIONS = [
   'methods',
   'perMethod',
   'tokens',
+  'limitStrategy',
 ] as const
 const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
 
@@ -93,6 +96,7 @@ export class LimitEngine<Req> {
   readonly #logger: Logger
   /** The key prefix the stores built here use (token budgets build theirs with it). */
   readonly keyPrefix: string
+  readonly #strategy: LimitStrategy
 
   constructor(
     options: RateLimitOptions<Req>,
@@ -143,19 +147,30 @@ export class LimitEngine<Req> {
       )
     }
     this.keyPrefix = prefix
+    const strategy = options.limitStrategy ?? 'fixed-window'
+    // Before the store exists: a misspelt strategy must not leave a sweep timer or Redis insurance open.
+    checkOneOf('limitStrategy', strategy, LIMIT_STRATEGIES)
     this.store = createStore(options.store, prefix, logger)
     this.#scopePrefix = this.store === options.store ? prefix : ''
-    if (options.deductWhen !== undefined) this.#checkRefunds('deductWhen')
+    // Only a store passed in can lack a strategy, so a failure here leaves nothing open behind it.
+    this.#strategy = this.#checkStrategy('limitStrategy', strategy)
+    if (options.deductWhen !== undefined) this.#checkRefunds('deductWhen', this.#strategy)
   }
 
-  /** `deductWhen` settles by refunding, which a store passed in may not offer. */
-  #checkRefunds(option: string): void {
+  /**
+   * `deductWhen` settles by refunding, which a store passed in may not offer, and which takes back
+   * a fixed window's count only: a moving window's log or a sliding counter is not refunded.
+   */
+  #checkRefunds(option: string, strategy: LimitStrategy): void {
     if (typeof this.store.refund !== 'function') {
       fail(
         option,
         'used with a store that has refund() (memory, Redis and flexibleStore do)',
         this.#options.deductWhen,
       )
+    }
+    if (strategy !== 'fixed-window') {
+      failWith(option, `works with limitStrategy "fixed-window" only; this route counts by "${strategy}"`)
     }
   }
 
@@ -212,16 +227,29 @@ export class LimitEngine<Req> {
     checkOptionalFunction(`${where}.skip`, routeOptions.skip)
     checkOptionalString(`${where}.scope`, routeOptions.scope)
     checkOptionalFunction(`${where}.deductWhen`, routeOptions.deductWhen)
-    if (routeOptions.deductWhen !== undefined) this.#checkRefunds(`${where}.deductWhen`)
+    const strategy =
+      routeOptions.limitStrategy === undefined
+        ? this.#strategy
+        : this.#checkStrategy(`${where}.limitStrategy`, routeOptions.limitStrategy)
+    if (routeOptions.deductWhen !== undefined) this.#checkRefunds(`${where}.deductWhen`, strategy)
+    else if (this.#options.deductWhen !== undefined && strategy !== this.#strategy) {
+      this.#checkRefunds('deductWhen', strategy)
+    }
     const methods = methodSet(`${where}.methods`, routeOptions.methods)
     const perMethod = routeOptions.perMethod ?? false
     if (typeof perMethod !== 'boolean') fail(`${where}.perMethod`, 'true or false', perMethod)
     const head = this.#scopePrefix
     const groupsFor = (ownScope: string): WindowGroup[] => {
       const groups: WindowGroup[] = []
-      if (own !== undefined) groups.push({ scope: head + ownScope, items: own })
+      if (own !== undefined) groups.push({ scope: head + ownScope, items: own, strategy })
       if (this.#application !== undefined) {
-        groups.push({ scope: `${head}*application`, items: this.#application, label: 'application' })
+        // Application windows are shared by every route, so they count by the plugin's strategy.
+        groups.push({
+          scope: `${head}*application`,
+          items: this.#application,
+          label: 'application',
+          strategy: this.#strategy,
+        })
       }
       return groups
     }
@@ -247,6 +275,19 @@ export class LimitEngine<Req> {
       callbacks: this.callbacks,
       storeFailed: this.#storeFailed,
     })
+  }
+
+  /** `strategy`, once it is known to be one the store can count by. */
+  #checkStrategy(option: string, strategy: unknown): LimitStrategy {
+    checkOneOf(option, strategy, LIMIT_STRATEGIES)
+    if (strategy !== 'fixed-window' && !(this.store.strategies ?? []).includes(strategy)) {
+      fail(
+        option,
+        `"fixed-window" with this store (it does not list "${strategy}" in its strategies), or a store that counts by "${strategy}" (the memory and Redis stores do)`,
+        strategy,
+      )
+    }
+    return strategy
   }
 
   close(): Promise<void> | void {

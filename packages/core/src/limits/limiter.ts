@@ -1,6 +1,6 @@
 import type { LimitDecision, WindowState } from './decision.js'
 import { describeLimit, policyName, type RateLimitItem } from './notation.js'
-import type { HitResult, LimitStore, WindowSpec } from './store.js'
+import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
 
 /** A set of windows that share counters under one scope name. */
 export interface WindowGroup {
@@ -9,6 +9,18 @@ export interface WindowGroup {
   readonly items: readonly RateLimitItem[]
   /** Put before a window's policy name when another group already uses that name (`application`). */
   readonly label?: string
+  /** How the group's windows count; default `fixed-window`. */
+  readonly strategy?: LimitStrategy
+}
+
+/**
+ * Put after a window's counter name for the strategies that keep other data than a fixed window's
+ * counter, so that a scope counted two ways never reads one strategy's data as another's.
+ */
+const COUNTER_SUFFIX: Record<LimitStrategy, string> = {
+  'fixed-window': '',
+  'moving-window': ':moving',
+  'sliding-window-counter': ':sliding',
 }
 
 interface PreparedWindow {
@@ -36,7 +48,8 @@ export class RateLimiter {
     groups.forEach((group, index) => {
       for (const item of group.items) {
         const counter = policyName(item)
-        const id = `${group.scope}:${counter}`
+        const strategy = group.strategy ?? 'fixed-window'
+        const id = `${group.scope}:${counter}${COUNTER_SUFFIX[strategy]}`
         // The same limit written twice in one scope names one counter; listing it twice would
         // charge that counter twice per request and halve the limit.
         if (windows.some((w) => w.spec.id === id)) continue
@@ -44,7 +57,10 @@ export class RateLimiter {
         let policy = counter
         if (windows.some((w) => w.policy === policy))
           policy = `${group.label ?? `scope-${index + 1}`}-${counter}`
-        const spec = { id, amount: item.amount, windowMs: item.windowMs }
+        const spec: WindowSpec =
+          strategy === 'fixed-window'
+            ? { id, amount: item.amount, windowMs: item.windowMs }
+            : { id, amount: item.amount, windowMs: item.windowMs, strategy }
         windows.push({ item, policy, described: describeLimit(item), spec })
       }
     })

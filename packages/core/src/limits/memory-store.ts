@@ -1,8 +1,18 @@
-import type { HitResult, LimitStore, WindowSpec } from './store.js'
+import { movingWindow } from './moving-window.js'
+import { slidingWindowCounter } from './sliding-window-counter.js'
+import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
+import { unitsToFree, type WindowCounterState, type WindowCounting } from './window-counting.js'
 
-interface Counter {
+/** The counting of every strategy but `fixed-window`, which `hit` does inline. */
+const COUNTING: Record<LimitStrategy, WindowCounting<WindowCounterState> | undefined> = {
+  'fixed-window': undefined,
+  'moving-window': movingWindow as WindowCounting<WindowCounterState>,
+  'sliding-window-counter': slidingWindowCounter as WindowCounting<WindowCounterState>,
+}
+
+/** A fixed window's counter. */
+interface Counter extends WindowCounterState {
   used: number
-  resetAt: number
 }
 
 export interface MemoryStoreOptions {
@@ -15,7 +25,8 @@ export interface MemoryStoreOptions {
 }
 
 /**
- * Fixed-window counters in a Map. The window starts at a key's first hit.
+ * Counters in a Map, for every strategy. A fixed window starts at a key's first hit; the other
+ * strategies' state is in `moving-window.ts` and `sliding-window-counter.ts`.
  *
  * Memory is bounded by the number of distinct keys seen within the longest window plus the
  * sweep's lag: every `sweepIntervalMs` a sweep starts that deletes every counter whose window has
@@ -25,16 +36,17 @@ export interface MemoryStoreOptions {
  * new keys must not reset anyone.
  */
 export class MemoryStore implements LimitStore {
+  readonly strategies: readonly LimitStrategy[] = ['fixed-window', 'moving-window', 'sliding-window-counter']
   /** One table per window id, keyed by client key: lookups hash only the client key, which the
    * framework hands over as the same string object on every request of a connection. */
-  readonly #tables = new Map<string, Map<string, Counter>>()
-  readonly #found: (Counter | undefined)[] = []
+  readonly #tables = new Map<string, Map<string, WindowCounterState>>()
+  readonly #found: (WindowCounterState | undefined)[] = []
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
   readonly #batch: number
   /** Where the running sweep is: the table it is in and its place in that table. */
-  #sweepTables: Iterator<Map<string, Counter>> | undefined
-  #sweepTable: Map<string, Counter> | undefined
+  #sweepTables: Iterator<Map<string, WindowCounterState>> | undefined
+  #sweepTable: Map<string, WindowCounterState> | undefined
   #sweepEntries: Iterator<string> | undefined
   #sweepTurn: NodeJS.Immediate | undefined
 
@@ -52,7 +64,7 @@ export class MemoryStore implements LimitStore {
     return size
   }
 
-  #table(id: string): Map<string, Counter> {
+  #table(id: string): Map<string, WindowCounterState> {
     let table = this.#tables.get(id)
     if (table === undefined) {
       table = new Map()
@@ -69,34 +81,44 @@ export class MemoryStore implements LimitStore {
     // Counters found in the checking pass, so the charging pass needs no second lookup.
     const found = this.#found
     let allowed = true
+    let strategic = false
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
-      const counter = this.#tables.get(w.id)?.get(key)
-      if (counter === undefined || counter.resetAt <= now) {
+      const state = this.#tables.get(w.id)?.get(key)
+      const counting = w.strategy === undefined ? undefined : COUNTING[w.strategy]
+      if (counting !== undefined) {
+        strategic = true
+        used[i] = state === undefined ? 0 : counting.used(state, now, w)
+      } else if (state === undefined || state.resetAt <= now) {
         used[i] = 0
         resetMs[i] = w.windowMs
       } else {
-        used[i] = counter.used
-        resetMs[i] = counter.resetAt - now
+        used[i] = (state as Counter).used
+        resetMs[i] = state.resetAt - now
       }
-      found[i] = counter
+      found[i] = state
       if (used[i]! + cost > w.amount) allowed = false
     }
     if (allowed) {
       for (let i = 0; i < n; i++) {
         const w = windows[i]!
-        const counter = found[i]
-        if (counter === undefined) {
-          this.#table(w.id).set(key, { used: cost, resetAt: now + w.windowMs })
-        } else if (counter.resetAt <= now) {
-          counter.used = cost
-          counter.resetAt = now + w.windowMs
+        const state = found[i]
+        const counting = w.strategy === undefined ? undefined : COUNTING[w.strategy]
+        if (counting !== undefined) {
+          if (state === undefined) this.#table(w.id).set(key, counting.create(now, w, cost))
+          else counting.charge(state, now, w, cost)
+        } else if (state === undefined) {
+          this.#table(w.id).set(key, { used: cost, resetAt: now + w.windowMs } as Counter)
+        } else if (state.resetAt <= now) {
+          ;(state as Counter).used = cost
+          state.resetAt = now + w.windowMs
         } else {
-          counter.used += cost
+          ;(state as Counter).used += cost
         }
         used[i] = used[i]! + cost
       }
     }
+    if (strategic) this.#resetTimes(key, windows, cost, now, used, resetMs)
     for (let i = 0; i < n; i++) found[i] = undefined
     return { allowed, used, resetMs }
   }
@@ -105,8 +127,30 @@ export class MemoryStore implements LimitStore {
   refund(key: string, windows: readonly WindowSpec[], cost: number): void {
     const now = this.#now()
     for (let i = 0; i < windows.length; i++) {
-      const counter = this.#tables.get(windows[i]!.id)?.get(key)
+      const w = windows[i]!
+      // Only fixed windows are refunded: the engine refuses deductWhen on the other strategies.
+      if (w.strategy !== undefined && w.strategy !== 'fixed-window') continue
+      const counter = this.#tables.get(w.id)?.get(key) as { used: number; resetAt: number } | undefined
       if (counter !== undefined && counter.resetAt > now) counter.used = Math.max(0, counter.used - cost)
+    }
+  }
+
+  /** Fills in `resetMs` for the windows that are not fixed, once the request has been charged or not. */
+  #resetTimes(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    now: number,
+    used: number[],
+    resetMs: number[],
+  ): void {
+    for (let i = 0; i < windows.length; i++) {
+      const w = windows[i]!
+      const counting = w.strategy === undefined ? undefined : COUNTING[w.strategy]
+      if (counting === undefined) continue
+      const state = this.#tables.get(w.id)?.get(key)
+      resetMs[i] =
+        state === undefined ? 0 : counting.msUntilFree(state, now, w, unitsToFree(w.amount, used[i]!, cost))
     }
   }
 

@@ -3,7 +3,7 @@ import type { FlexibleStoreOption } from './flexible-option.js'
 import type { HeaderMode } from './headers.js'
 import type { Logger, StoreErrorMode } from './insured-store.js'
 import type { RedisClientLike } from './redis-client.js'
-import type { LimitStore } from './store.js'
+import type { LimitStore, LimitStrategy } from './store.js'
 import type { TokenReservation, TokenSpec } from './tokens/token-budget.js'
 
 export type KeyGenerator<Req> = (request: Req) => string | Promise<string>
@@ -63,6 +63,11 @@ export interface RateLimitOptions<Req> {
    * the official OpenAI SDKs obey instead of sleeping for `Retry-After`. Default 60; `false` never sends it.
    */
   clientRetryMaxSeconds?: number | false
+  /**
+   * How every window counts, as in flask-limiter / `limits`: `fixed-window` (default),
+   * `moving-window` or `sliding-window-counter`. Routes may override it; application limits keep this one.
+   */
+  limitStrategy?: LimitStrategy
   /** Where store outages are reported; default the framework's logger (Fastify) or `console`. */
   logger?: Logger
   /**
@@ -105,6 +110,8 @@ export interface RouteLimitOptions<Req> {
   methods?: readonly string[]
   /** Count each method on its own counters (GET and POST of one route get separate budgets). */
   perMethod?: boolean
+  /** How this route's own windows count; default the plugin's `limitStrategy`. */
+  limitStrategy?: LimitStrategy
 }
 
 /** `false` turns limiting off for a route; a string is shorthand for `{ limits }`. */

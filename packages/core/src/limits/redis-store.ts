@@ -1,7 +1,8 @@
 import { type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
 import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
 import { HIT_SCRIPT, HIT_SCRIPT_SHA } from './redis-script.js'
-import type { HitResult, LimitStore, WindowSpec } from './store.js'
+import { STRATEGY_CODE, STRATEGY_SCRIPT, STRATEGY_SCRIPT_SHA } from './redis-strategy-script.js'
+import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
 
 /** Raised instead of waiting on a Redis that is down, slow or still connecting. */
 export class StoreUnavailableError extends Error {
@@ -15,6 +16,11 @@ export interface RedisStoreOptions {
   timeoutMs?: number
   /** Prepended to every key. Default `tollgate:`. */
   prefix?: string
+  /**
+   * For tests only: the time (ms) the scripts count by instead of the server's clock, so a test
+   * can follow a schedule. Keys still expire on the server's clock.
+   */
+  now?: () => number
 }
 
 /**
@@ -29,7 +35,9 @@ export interface RedisStoreOptions {
  * because by then the request has been answered by the fallback.
  */
 export class RedisStore implements LimitStore {
+  readonly strategies: readonly LimitStrategy[] = ['fixed-window', 'moving-window', 'sliding-window-counter']
   readonly #runner: ScriptRunner
+  readonly #now: (() => number) | undefined
   readonly #timeoutMs: number
   readonly #prefix: string
   /** Server clock minus ours, as of the last reply; never above the real offset (see #learnClock). */
@@ -39,11 +47,13 @@ export class RedisStore implements LimitStore {
     this.#runner = scriptRunnerFor(options.client)
     this.#timeoutMs = options.timeoutMs ?? 500
     this.#prefix = options.prefix ?? 'tollgate:'
+    this.#now = options.now
   }
 
   hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
     if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
     const n = windows.length
+    if (this.#now !== undefined || !allFixed(windows)) return this.#hitStrategies(key, windows, cost)
     const keys = new Array<string>(n)
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
     const args = new Array<string>(2 * n + 2)
@@ -55,12 +65,36 @@ export class RedisStore implements LimitStore {
       args[2 * i + 2] = String(w.amount)
       args[2 * i + 3] = String(w.windowMs)
     }
+    return this.#run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args, n)
+  }
+
+  /** The strategy script: every window with its strategy code, and the test clock if there is one. */
+  #hitStrategies(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
+    const n = windows.length
+    const keys = new Array<string>(n)
+    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+    const args = new Array<string>(3 * n + 3)
+    const testNow = this.#now?.()
+    args[0] = String(cost)
+    args[1] = String((testNow ?? Date.now() + this.#clockOffsetMs) + this.#timeoutMs)
+    args[2] = testNow === undefined ? '' : String(testNow)
+    for (let i = 0; i < n; i++) {
+      const w = windows[i]!
+      keys[i] = head + w.id
+      args[3 * i + 3] = String(w.amount)
+      args[3 * i + 4] = String(w.windowMs)
+      args[3 * i + 5] = STRATEGY_CODE[w.strategy ?? 'fixed-window']
+    }
+    return this.#run(STRATEGY_SCRIPT_SHA, STRATEGY_SCRIPT, keys, args, n)
+  }
+
+  #run(sha: string, script: string, keys: string[], args: string[], n: number): Promise<HitResult> {
     return new Promise<HitResult>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new StoreUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`)),
         this.#timeoutMs,
       )
-      this.#runner.run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args).then(
+      this.#runner.run(sha, script, keys, args).then(
         (reply) => {
           clearTimeout(timer)
           try {
@@ -129,6 +163,14 @@ export class RedisStore implements LimitStore {
   }
 
   close(): void {}
+}
+
+function allFixed(windows: readonly WindowSpec[]): boolean {
+  for (let i = 0; i < windows.length; i++) {
+    const strategy = windows[i]!.strategy
+    if (strategy !== undefined && strategy !== 'fixed-window') return false
+  }
+  return true
 }
 
 function describeReply(reply: unknown): string {

@@ -1,5 +1,21 @@
 /**
- * A counter store for fixed windows. One `hit` covers every window a request is
+ * How a window counts (as the Python `limits` library defines them):
+ * - `fixed-window`: one counter per window, starting at the key's first hit;
+ * - `moving-window`: a log of the last `amount` hits; a hit passes when the one it would push out
+ *   of the last `amount` is older than the window;
+ * - `sliding-window-counter`: two counters on windows aligned to the epoch, the previous one
+ *   weighted by how much of it still overlaps the moving window.
+ */
+export type LimitStrategy = 'fixed-window' | 'moving-window' | 'sliding-window-counter'
+
+export const LIMIT_STRATEGIES: readonly LimitStrategy[] = [
+  'fixed-window',
+  'moving-window',
+  'sliding-window-counter',
+]
+
+/**
+ * A counter store. One `hit` covers every window a request is
  * checked against (route and application windows alike) so that the store can
  * decide all-or-nothing: a request that any window rejects is charged to none.
  */
@@ -11,13 +27,19 @@ export interface WindowSpec {
   readonly id: string
   readonly amount: number
   readonly windowMs: number
+  /** Absent means `fixed-window`, the only strategy a store must support. */
+  readonly strategy?: LimitStrategy
 }
 
 export interface HitResult {
   readonly allowed: boolean
   /** Requests counted in each window after this hit (before it, when rejected), in `windows` order. */
   readonly used: number[]
-  /** Milliseconds until each window resets, in `windows` order. */
+  /**
+   * Milliseconds until each window resets, in `windows` order. For a fixed window, until it ends;
+   * for the others, until the window next frees room: until a request of this `cost` fits again
+   * when it has none left for one, else until its remaining count next grows (0 when it is empty).
+   */
   readonly resetMs: number[]
 }
 
@@ -34,6 +56,11 @@ export interface LimitStore {
    * without it cannot serve `deductWhen`.
    */
   refund?(key: string, windows: readonly WindowSpec[], cost: number): void | Promise<void>
+  /**
+   * The strategies besides `fixed-window` this store can count by. A store without the property
+   * counts fixed windows only, and asking for another strategy fails at startup.
+   */
+  readonly strategies?: readonly LimitStrategy[]
   /** Release timers and connections the store opened itself (never a client it was given). */
   close(): Promise<void> | void
 }

@@ -57,3 +57,19 @@ it('Redis: one script call refunds every window of a request, and creates no key
   evalsha.mockRestore()
   expect(await redis.keys(`${prefixes.at(-1)}*${short.id}`)).toEqual([])
 })
+
+describe('deductWhen and the window strategies', () => {
+  it('refuses deductWhen where a window counts by a moving window or a sliding counter, at startup', async () => {
+    const { LimitEngine, OptionError } = await import('../../src/internal.js')
+    const deductWhen = () => true
+    expect(() => new LimitEngine({ deductWhen, limitStrategy: 'moving-window' }, console)).toThrow(
+      OptionError,
+    )
+    const engine = new LimitEngine({ deductWhen }, console)
+    expect(() =>
+      engine.route('r', { limits: '5 per minute', limitStrategy: 'sliding-window-counter' }, 'route /r'),
+    ).toThrow(/works with limitStrategy "fixed-window" only/)
+    expect(engine.route('r2', { limits: '5 per minute' }, 'route /r2')?.settles).toBe(true)
+    await engine.close()
+  })
+})
