@@ -139,6 +139,44 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     )
   })
 
+  it('reports the usage a token-budget route reads as token counts', async () => {
+    const backend = await fake(cleanup, { answerTokens: 12 })
+    const options = {
+      backends: [{ url: backend.url, id: 'fake-a', models: ['fake-model'] }],
+      metrics: true,
+    }
+    const tokens = '10000 per minute'
+    let port: number
+    if (framework === 'Fastify') {
+      ;({ port } = await startFastify(cleanup, options as never, (app) => {
+        app.post('/v1/chat/completions', { config: { rateLimit: { tokens } } }, app.tollgate.forward())
+        app.get('/metrics', { config: { rateLimit: false } }, app.tollgate.metrics())
+      }))
+    } else {
+      ;({ port } = await startExpress(cleanup, options, (app, gate) => {
+        app.post('/v1/chat/completions', gate.limit({ tokens }), gate.forward())
+        app.get('/metrics', gate.metrics())
+      }))
+    }
+    const answer = await send(port, { path: '/v1/chat/completions', body: chat({ max_tokens: 50 }) })
+    expect(answer.status).toBe(200)
+    const usage = answer.json().usage
+    expect(usage.completion_tokens).toBe(12)
+    // A stream without include_usage: the gateway asks for it, reads it, and counts it too.
+    const streamed = await send(port, { path: '/v1/chat/completions', body: chat({ stream: true }) })
+    expect(streamed.status).toBe(200)
+
+    const name = 'gen_ai_client_token_usage'
+    const samples = await scrape(port, '/metrics', [`${name}_sum`, `${name}_count`])
+    const labels = { backend: 'fake-a', model: 'fake-model' }
+    const input = { ...labels, gen_ai_token_type: 'input' }
+    const output = { ...labels, gen_ai_token_type: 'output' }
+    expect(sampleValue(samples, `${name}_count`, input)).toBe(2)
+    expect(sampleValue(samples, `${name}_count`, output)).toBe(2)
+    expect(sampleValue(samples, `${name}_sum`, output)).toBe(24)
+    expect(sampleValue(samples, `${name}_sum`, input)).toBe(2 * usage.prompt_tokens)
+  })
+
   it('traces one span per request and one per attempt, with GenAI attributes', async () => {
     const exporter = new InMemorySpanExporter()
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })

@@ -22,6 +22,8 @@ export interface ForwardObserver {
   responseData?(chunk: Buffer): Buffer | undefined
   /** The response ended; `complete` is false when it was cut (backend failure, client gone). */
   responseEnd?(complete: boolean): void
+  /** After the response: tells `events` the token counts it read, when it read any. */
+  reportTokens?(events: RequestEvents): void
 }
 
 /**

@@ -149,6 +149,7 @@ export class ForwardingGateway<Req> {
     return this.forwarder.forward(input).then(() => {
       // forward() never rejects, and a consumer's failure must not make it start.
       try {
+        input.observer?.reportTokens?.(events)
         events.end(res.statusCode, res.writableFinished)
       } catch {}
     })

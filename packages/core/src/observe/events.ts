@@ -21,8 +21,8 @@ export interface RequestEvents {
   /** One chunk of the response body, as it is passed on. */
   responseData(chunk: Buffer): void
   /**
-   * Token counts, from whoever reads them (the response's `usage`); either may be unknown.
-   * Nothing calls it yet: it is where token accounting reports, and time per output token then
+   * Token counts from the response's `usage`, reported before `end` on routes with a token
+   * budget (whose usage observer reads them); either may be unknown. Time per output token then
    * uses the real count instead of chunks.
    */
   tokens(input: number | undefined, output: number | undefined): void

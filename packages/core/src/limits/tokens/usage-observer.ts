@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ForwardObserver } from '../../forward/types.js'
+import type { RequestEvents } from '../../observe/events.js'
 import { type RequestEstimate, tokensForChars } from './estimate.js'
 
 /** How the tokens a request is charged were found. */
@@ -137,6 +138,12 @@ export class UsageObserver implements ForwardObserver {
         this.#completionTokens = completion
       }
     }
+  }
+
+  /** The backend's own counts, when its answer carried a `usage`; an estimate is not reported. */
+  reportTokens(events: RequestEvents): void {
+    if (this.#promptTokens === undefined || this.#completionTokens === undefined) return
+    events.tokens(this.#promptTokens, this.#completionTokens)
   }
 
   /** Whether the response reached its end (false: cut, or the client went away). */
