@@ -3,7 +3,7 @@ import type { TollgateExpressOptions } from '@tollgate/express'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type Framework, startExpress, startFastify } from './helpers/gateways.js'
-import { Cleanup, chat, fake, send, waitFor } from './helpers/http.js'
+import { abortable, Cleanup, chat, fake, send, waitFor } from './helpers/http.js'
 import { sampleValue, scrape } from './helpers/metrics-text.js'
 
 const cleanup = new Cleanup()
@@ -175,6 +175,55 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     expect(sampleValue(samples, `${name}_count`, output)).toBe(2)
     expect(sampleValue(samples, `${name}_sum`, output)).toBe(24)
     expect(sampleValue(samples, `${name}_sum`, input)).toBe(2 * usage.prompt_tokens)
+  })
+
+  it('shows load-report age and staleness per backend, and traffic and spill per zone', async () => {
+    const local = await fake(cleanup, { name: 'local', timePerTokenMs: 20, answerTokens: 200 })
+    const remote = await fake(cleanup, { name: 'remote' })
+    const port = await start(framework, {
+      backends: [
+        { url: local.url, id: 'local', zone: 'a', maxConcurrency: 1, metrics: 'vllm' },
+        { url: remote.url, id: 'remote', zone: 'b', metrics: { format: 'vllm', path: '/no-metrics-here' } },
+        { url: remote.url, id: 'plain', zone: 'c', weight: 1 },
+      ],
+      zone: 'a',
+      zonePreference: ['b'],
+      loadReports: { intervalMs: 200, timeoutMs: 200 },
+      metrics: true,
+    })
+    const names = [
+      'tollgate_backend_report_age_seconds',
+      'tollgate_backend_report_stale',
+      'tollgate_zone_requests',
+      'tollgate_zone_spilled_requests',
+      'tollgate_zone_available_backends',
+    ]
+    // The long answer holds the local backend's one slot, so the next request spills to zone b.
+    const { abort } = abortable(port, { body: chat() })
+    cleanup.add(() => abort(), null)
+    await waitFor(() => local.stats.requests >= 1, 'the long request at the local backend')
+    const spilled = await send(port, { path: '/v1/chat/completions', body: chat() })
+    expect(spilled.headers['x-backend']).toBe('remote')
+
+    await waitFor(async () => {
+      const samples = await scrape(port, '/metrics', names)
+      return sampleValue(samples, 'tollgate_backend_report_stale', { backend: 'local' }) === 0
+    }, "the local backend's first report")
+    const samples = await scrape(port, '/metrics', names)
+    const age = sampleValue(samples, 'tollgate_backend_report_age_seconds', { backend: 'local' })
+    expect(age).toBeGreaterThanOrEqual(0)
+    expect(age).toBeLessThan(60)
+    // A backend whose exporter cannot be read is stale and has no age; one without `metrics` has neither.
+    expect(sampleValue(samples, 'tollgate_backend_report_stale', { backend: 'remote' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_backend_report_age_seconds', { backend: 'remote' })).toBeUndefined()
+    expect(sampleValue(samples, 'tollgate_backend_report_stale', { backend: 'plain' })).toBeUndefined()
+
+    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'a' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_spilled_requests', { zone: 'a' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'b' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_spilled_requests', { zone: 'b' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'c' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_zone_available_backends', { zone: 'c' })).toBe(1)
   })
 
   it('traces one span per request and one per attempt, with GenAI attributes', async () => {

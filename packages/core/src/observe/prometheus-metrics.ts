@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { BackendBalancer } from '../balance/balancer.js'
-import type { AttemptOutcome, BackendStatus, BackendTarget } from '../balance/types.js'
+import type { AttemptOutcome, BackendTarget } from '../balance/types.js'
 import type { LimitDecision } from '../limits/decision.js'
+import { registerBalancerGauges } from './balancer-gauges.js'
 import type { BackendChange, ForwardStartInfo, GatewayEvents, RequestEvents } from './events.js'
 
 /** `metrics` option: Prometheus metrics of the gateway. */
@@ -30,7 +31,6 @@ const DURATION_BUCKETS = [
   0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ]
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304]
-const STATUSES: readonly BackendStatus[] = ['healthy', 'ejected', 'unhealthy', 'cooling-down', 'draining']
 
 /**
  * Prometheus metrics as one consumer of `GatewayEvents`. Labels are bounded by configuration:
@@ -131,50 +131,7 @@ export class PrometheusMetrics implements GatewayEvents {
   /** The balancer whose queue and backends the scrape-time gauges read (none without backends). */
   attach(balancer: BackendBalancer): void {
     this.#balancer = balancer
-    const prom = loadPromClient()
-    const registers = [this.registry]
-    new prom.Gauge({
-      name: 'tollgate_queue_length',
-      help: 'Requests waiting for a backend below its maxConcurrency',
-      registers,
-      collect() {
-        this.set(balancer.queueLength)
-      },
-    })
-    new prom.Gauge({
-      name: 'tollgate_backend_in_flight',
-      help: 'Attempts in flight per backend',
-      labelNames: ['backend'],
-      registers,
-      collect() {
-        this.reset()
-        for (const b of balancer.registry.list()) this.set({ backend: b.id }, b.inFlight)
-      },
-    })
-    new prom.Gauge({
-      name: 'tollgate_backend_queued',
-      help: 'Queued requests each backend could serve',
-      labelNames: ['backend'],
-      registers,
-      collect() {
-        this.reset()
-        for (const b of balancer.registry.list()) this.set({ backend: b.id }, b.queued)
-      },
-    })
-    new prom.Gauge({
-      name: 'tollgate_backend_status',
-      help: "Each backend's state: 1 for the one it is in (healthy, ejected, unhealthy, cooling-down, draining)",
-      labelNames: ['backend', 'status'],
-      registers,
-      collect() {
-        this.reset()
-        const now = Date.now()
-        for (const b of balancer.registry.list()) {
-          const current = b.status(now)
-          for (const status of STATUSES) this.set({ backend: b.id, status }, status === current ? 1 : 0)
-        }
-      },
-    })
+    registerBalancerGauges(loadPromClient(), this.registry, balancer)
   }
 
   /** The exposition text and its content type, for a `/metrics` route. */
