@@ -14,7 +14,8 @@
  *                                          only the balancers whose id contains one of these
  *
  * A suite not run keeps its section from the file being rewritten, so `--only` refreshes one table
- * without losing the others.
+ * without losing the others; so do the sections the scripts run on their own add (routing.js,
+ * fairness.js, tokens.js).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -27,6 +28,7 @@ import { runLatencyBench } from './latency.js'
 import { describeMachine } from './lib/machine.js'
 import { table } from './lib/markdown.js'
 import { pinningAvailable, pinSelf, setProfileDir, stopAll } from './lib/processes.js'
+import { mergeSections, parseSections, renderSections } from './lib/results-sections.js'
 import { missingTools } from './lib/tools.js'
 import { runRateLimitBench } from './rate-limit.js'
 
@@ -153,19 +155,7 @@ try {
   await stopAll()
 }
 
-/** Sections kept from the previous file, between the markers written below. */
-function previousSections(/** @type {string} */ file) {
-  /** @type {Partial<Record<SuiteName, string>>} */
-  const kept = {}
-  if (!existsSync(file)) return kept
-  const text = readFileSync(file, 'utf8')
-  for (const m of text.matchAll(/<!-- suite:([a-z-]+) -->\n([\s\S]*?)\n<!-- \/suite -->/g)) {
-    kept[/** @type {SuiteName} */ (m[1])] = /** @type {string} */ (m[2])
-  }
-  return kept
-}
-
-const merged = { ...previousSections(outFile), ...sections }
+const previous = existsSync(outFile) ? parseSections(readFileSync(outFile, 'utf8')) : []
 const header = `# tollgate benchmarks
 
 Written by \`node bench/run.js${quick ? ' --quick' : ''}\`; see \`bench/README.md\` for what each suite does
@@ -196,9 +186,7 @@ ${table(
   ['l', 'l'],
 )}
 `
-const body = SUITES.filter((s) => merged[s])
-  .map((s) => `<!-- suite:${s} -->\n${merged[s]}\n<!-- /suite -->`)
-  .join('\n\n')
+const body = renderSections(mergeSections(previous, sections, SUITES))
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, `${header}\n${body}\n`)
 mkdirSync(`${here}/.out`, { recursive: true })
