@@ -1,92 +1,26 @@
 import {
   createWaitQueue,
-  type FairnessOptions,
   type FairQueueSnapshot,
   type WaitQueue,
   type WaitSubject,
 } from '../admission/index.js'
-import type { GatewayEvents } from '../observe/events.js'
-import { optionNames } from '../option-names.js'
-import type { UserCallbacks } from '../user-callback.js'
-import { checkNumber, checkObject, checkOptionGroup, describeValue } from '../validation.js'
-import {
-  ACTIVE_CHECK_OPTION_NAMES,
-  ActiveHealthCheck,
-  type ActiveHealthCheckOptions,
-} from './active-health-check.js'
+import { describeValue } from '../validation.js'
+import { ActiveHealthCheck } from './active-health-check.js'
 import type { BackendState } from './backend-state.js'
-import { type ConcurrencyQueueOptions, QUEUE_OPTION_NAMES, STILL_FULL } from './concurrency-queue.js'
+import { type BalancerOptions, balancerTimings, checkBalancerOptionGroups } from './balancer-options.js'
+import { CandidateScan } from './candidate-scan.js'
+import { STILL_FULL } from './concurrency-queue.js'
 import { EjectionNotices } from './ejection-notices.js'
 import { BalancerError } from './errors.js'
-import {
-  BackendScrapers,
-  LOAD_REPORT_OPTION_NAMES,
-  type LoadReportOptions,
-} from './load-reports/backend-scrapers.js'
-import { OUTLIER_OPTION_NAMES, OutlierDetector, type OutlierDetectorOptions } from './outlier-detector.js'
-import { type ConsistentHashOptions, createPicker, type Picker } from './pickers/index.js'
-import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
-import {
-  PREFIX_AFFINITY_OPTION_NAMES,
-  type PrefixAffinityOptions,
-  PrefixAffinityPicker,
-} from './pickers/prefix-affinity.js'
+import { BackendScrapers } from './load-reports/backend-scrapers.js'
+import { OutlierDetector } from './outlier-detector.js'
+import { createPicker, type Picker } from './pickers/index.js'
+import { PrefixAffinityPicker } from './pickers/prefix-affinity.js'
 import { BackendRegistry } from './registry.js'
-import type {
-  AttemptOutcome,
-  BackendConfig,
-  BackendLease,
-  BackendSnapshot,
-  Balancer,
-  PickContext,
-} from './types.js'
+import type { AttemptOutcome, BackendLease, BackendSnapshot, Balancer, PickContext } from './types.js'
 import { ZonePlan, type ZoneSnapshot } from './zones.js'
 
-export interface HealthOptions {
-  /** Passive outlier ejection; on by default, `false` turns it off. */
-  outlier?: OutlierDetectorOptions | false
-  /** Active health checks; off unless given. */
-  activeCheck?: ActiveHealthCheckOptions | false
-  /** Longest cool-down a backend's Retry-After can impose. Default 60 000 ms. */
-  maxCoolDownMs?: number
-}
-
-export interface BalancerOptions {
-  backends?: readonly BackendConfig[]
-  /** A strategy name or a custom picker function. Default `round-robin`. */
-  strategy?: StrategyName | PickerFunction
-  consistentHash?: ConsistentHashOptions
-  /** Knobs of the `prefix-affinity` strategy. */
-  prefixAffinity?: PrefixAffinityOptions
-  /** How backends with `metrics` are scraped, and when a report counts as saturated. */
-  loadReports?: LoadReportOptions
-  /** This gateway's zone: backends in it are used first. Default none (zones play no part). */
-  zone?: string
-  /** Zones to spill to, in order, when the gateway's own zone has no room; other zones come after. */
-  zonePreference?: string[]
-  health?: HealthOptions
-  queue?: ConcurrencyQueueOptions
-  /** Fair shares of full backends between tenants, with priorities; without it the queue is FIFO. */
-  fairness?: FairnessOptions<never>
-  /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
-  latencyDecayMs?: number
-  /**
-   * A failed attempt counts as at least this slow in the latency estimate, so a backend that
-   * fails fast does not look like the fastest one. Default 1 000 ms.
-   */
-  failurePenaltyMs?: number
-  /** Clock in epoch milliseconds; injected by tests. */
-  now?: () => number
-  /** Uniform random source in [0, 1); injected by tests. */
-  random?: RandomSource
-  /** The guard a custom picker function is called through. */
-  callbacks?: UserCallbacks
-  /** Told when a backend is ejected, restored, or changes its active-check verdict. */
-  events?: GatewayEvents
-}
-
-const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
-const CONSISTENT_HASH_OPTION_NAMES = optionNames<ConsistentHashOptions>()(['loadFactor', 'virtualNodes'])
+export type { BalancerOptions, HealthOptions } from './balancer-options.js'
 
 class BalancerLease implements BackendLease {
   readonly backend: BackendState
@@ -121,28 +55,12 @@ export class BackendBalancer implements Balancer {
   readonly #now: () => number
   readonly #failurePenaltyMs: number
   readonly #maxCoolDownMs: number
-  // Reused on every pick to keep the request path free of allocation.
-  readonly #candidates: BackendState[] = []
-  readonly #fullCandidates: BackendState[] = []
-  readonly #saturatedCandidates: BackendState[] = []
+  readonly #scan: CandidateScan
   readonly #ejections: EjectionNotices | undefined
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
-    const raw: unknown = options
-    checkObject('options', raw)
-    checkOptionGroup('health', options.health, HEALTH_OPTION_NAMES)
-    checkOptionGroup('health.outlier', options.health?.outlier, OUTLIER_OPTION_NAMES, true)
-    checkOptionGroup('health.activeCheck', options.health?.activeCheck, ACTIVE_CHECK_OPTION_NAMES, true)
-    checkOptionGroup('queue', options.queue, QUEUE_OPTION_NAMES)
-    checkOptionGroup('consistentHash', options.consistentHash, CONSISTENT_HASH_OPTION_NAMES)
-    checkNumber('consistentHash.loadFactor', options.consistentHash?.loadFactor, 0.25, { min: 0 })
-    checkNumber('consistentHash.virtualNodes', options.consistentHash?.virtualNodes, 160, {
-      integer: true,
-      min: 1,
-    })
-    checkOptionGroup('prefixAffinity', options.prefixAffinity, PREFIX_AFFINITY_OPTION_NAMES)
-    checkOptionGroup('loadReports', options.loadReports, LOAD_REPORT_OPTION_NAMES)
+    checkBalancerOptionGroups(options)
     this.#now = options.now ?? Date.now
     this.zones = new ZonePlan(options.zone, options.zonePreference)
     this.#scrapers = new BackendScrapers(options.loadReports, this.#now)
@@ -153,12 +71,9 @@ export class BackendBalancer implements Balancer {
       callbacks: options.callbacks,
     })
     const health = options.health ?? {}
-    this.#failurePenaltyMs = checkNumber('failurePenaltyMs', options.failurePenaltyMs, 1_000, { min: 0 })
-    this.#maxCoolDownMs = checkNumber('health.maxCoolDownMs', health.maxCoolDownMs, 60_000, { min: 0 })
-    const latencyDecayMs = checkNumber('latencyDecayMs', options.latencyDecayMs, 10_000, {
-      min: 0,
-      minExclusive: true,
-    })
+    const { failurePenaltyMs, maxCoolDownMs, latencyDecayMs } = balancerTimings(options)
+    this.#failurePenaltyMs = failurePenaltyMs
+    this.#maxCoolDownMs = maxCoolDownMs
     this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
     this.#queue = createWaitQueue(options.queue, options.fairness, options.callbacks, this.#now)
     this.registry = new BackendRegistry(options.backends ?? [], {
@@ -176,6 +91,7 @@ export class BackendBalancer implements Balancer {
           this.#queue.wake()
         })
       : null
+    this.#scan = new CandidateScan(this.registry, this.#scrapers)
     this.activeHealthCheck?.start()
     for (const b of this.registry.list()) this.#attach(b)
   }
@@ -192,7 +108,7 @@ export class BackendBalancer implements Balancer {
     // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
     const waitSignal = typeof signal === 'function' ? signal() : signal
     waitSignal?.throwIfAborted()
-    const waitingOn = [...this.#fullCandidates]
+    const waitingOn = [...this.#scan.full]
     const waiting = this.#queue.enqueue(
       () => this.#select(ctx, exclude),
       waitSignal,
@@ -292,86 +208,12 @@ export class BackendBalancer implements Balancer {
       )
     }
     const now = this.#now()
-    const candidates = this.#candidates
-    const full = this.#fullCandidates
-    const saturated = this.#saturatedCandidates
-    candidates.length = 0
-    full.length = 0
-    saturated.length = 0
-    let matching = 0
-    let healthyMatching = 0
-    let unhealthy = 0
-    let tried = 0
-    let soonest = Number.POSITIVE_INFINITY
-    // Only the best-ranked zone with room keeps candidates (see zones.ts); without a gateway zone
-    // every backend ranks 0.
-    let rank = Number.POSITIVE_INFINITY
-    let saturatedRank = Number.POSITIVE_INFINITY
-    const checkExclude = exclude.size > 0
-    const scrapers = this.#scrapers
-
-    for (const b of this.registry.list()) {
-      if (model !== undefined && !b.serves(model)) continue
-      matching++
-      if (b.draining) continue
-      if (b.isCoolingDown(now)) {
-        if (b.coolDownUntil < soonest) soonest = b.coolDownUntil
-        continue
-      }
-      const healthy = b.healthy(now)
-      if (healthy) healthyMatching++
-      if (checkExclude && exclude.has(b.id)) {
-        tried++
-        continue
-      }
-      if (!healthy) {
-        unhealthy++
-        if (b.isEjected(now) && b.ejectedUntil < soonest) soonest = b.ejectedUntil
-        continue
-      }
-      if (!b.hasCapacity()) {
-        full.push(b)
-        continue
-      }
-      const r = b.zoneRank
-      if (b.reports !== null && scrapers.saturated(b)) {
-        if (r < saturatedRank) {
-          saturated.length = 0
-          saturatedRank = r
-        }
-        if (r === saturatedRank) saturated.push(b)
-        continue
-      }
-      if (r < rank) {
-        candidates.length = 0
-        rank = r
-      }
-      if (r === rank) candidates.push(b)
-    }
-
-    // A full queue reported everywhere is still better served than refused: the reports only
-    // order backends, they never turn a request away.
-    if (candidates.length === 0 && saturated.length > 0) {
-      for (const b of saturated) candidates.push(b)
-      rank = saturatedRank
-    }
-
-    // Panic mode (Envoy's name): when health checks leave nothing that serves this request, an
-    // attempt on an unhealthy backend beats a certain 503. It does not apply when healthy
-    // backends exist but were already tried for this request.
-    if (candidates.length === 0 && full.length === 0 && healthyMatching === 0 && unhealthy > 0) {
-      rank = 0
-      for (const b of this.registry.list()) {
-        if (model !== undefined && !b.serves(model)) continue
-        if (b.draining || b.isCoolingDown(now) || (checkExclude && exclude.has(b.id))) continue
-        if (b.hasCapacity()) candidates.push(b)
-        else full.push(b)
-      }
-    }
-
+    const scan = this.#scan
+    scan.scan(model, exclude, now)
+    const candidates = scan.candidates
     if (candidates.length === 0) {
-      if (full.length > 0) return STILL_FULL
-      throw this.#noBackend(model, matching, tried, soonest, now)
+      if (scan.full.length > 0) return STILL_FULL
+      throw scan.noBackend(model, now)
     }
 
     const backend = this.picker.pick(candidates, ctx, this.registry)
@@ -380,26 +222,8 @@ export class BackendBalancer implements Balancer {
     }
     backend.inFlight++
     backend.totalRequests++
-    if (rank > 0) this.zones.noteSpill(backend)
+    if (scan.rank > 0) this.zones.noteSpill(backend)
     return new BalancerLease(this, backend)
-  }
-
-  #noBackend(
-    model: string | undefined,
-    matching: number,
-    tried: number,
-    soonest: number,
-    now: number,
-  ): BalancerError {
-    const retryAfterMs = Number.isFinite(soonest) ? Math.max(1, Math.ceil(soonest - now)) : undefined
-    let message: string
-    if (this.registry.size === 0) message = 'No backends are registered'
-    else if (tried > 0 && tried === matching)
-      message = 'Every backend has already been tried for this request'
-    else if (model !== undefined)
-      message = `No backend serving the model ${describeValue(model)} is available right now`
-    else message = 'No backend is available right now'
-    return new BalancerError(message, 503, 'no_backend_available', retryAfterMs)
   }
 }
 

@@ -1,0 +1,97 @@
+import type { FairnessOptions } from '../admission/index.js'
+import type { GatewayEvents } from '../observe/events.js'
+import { optionNames } from '../option-names.js'
+import type { UserCallbacks } from '../user-callback.js'
+import { checkNumber, checkObject, checkOptionGroup } from '../validation.js'
+import { ACTIVE_CHECK_OPTION_NAMES, type ActiveHealthCheckOptions } from './active-health-check.js'
+import { type ConcurrencyQueueOptions, QUEUE_OPTION_NAMES } from './concurrency-queue.js'
+import { LOAD_REPORT_OPTION_NAMES, type LoadReportOptions } from './load-reports/backend-scrapers.js'
+import { OUTLIER_OPTION_NAMES, type OutlierDetectorOptions } from './outlier-detector.js'
+import type { ConsistentHashOptions } from './pickers/index.js'
+import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
+import { PREFIX_AFFINITY_OPTION_NAMES, type PrefixAffinityOptions } from './pickers/prefix-affinity.js'
+import type { BackendConfig } from './types.js'
+
+export interface HealthOptions {
+  /** Passive outlier ejection; on by default, `false` turns it off. */
+  outlier?: OutlierDetectorOptions | false
+  /** Active health checks; off unless given. */
+  activeCheck?: ActiveHealthCheckOptions | false
+  /** Longest cool-down a backend's Retry-After can impose. Default 60 000 ms. */
+  maxCoolDownMs?: number
+}
+
+export interface BalancerOptions {
+  backends?: readonly BackendConfig[]
+  /** A strategy name or a custom picker function. Default `round-robin`. */
+  strategy?: StrategyName | PickerFunction
+  consistentHash?: ConsistentHashOptions
+  /** Knobs of the `prefix-affinity` strategy. */
+  prefixAffinity?: PrefixAffinityOptions
+  /** How backends with `metrics` are scraped, and when a report counts as saturated. */
+  loadReports?: LoadReportOptions
+  /** This gateway's zone: backends in it are used first. Default none (zones play no part). */
+  zone?: string
+  /** Zones to spill to, in order, when the gateway's own zone has no room; other zones come after. */
+  zonePreference?: string[]
+  health?: HealthOptions
+  queue?: ConcurrencyQueueOptions
+  /** Fair shares of full backends between tenants, with priorities; without it the queue is FIFO. */
+  fairness?: FairnessOptions<never>
+  /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
+  latencyDecayMs?: number
+  /**
+   * A failed attempt counts as at least this slow in the latency estimate, so a backend that
+   * fails fast does not look like the fastest one. Default 1 000 ms.
+   */
+  failurePenaltyMs?: number
+  /** Clock in epoch milliseconds; injected by tests. */
+  now?: () => number
+  /** Uniform random source in [0, 1); injected by tests. */
+  random?: RandomSource
+  /** The guard a custom picker function is called through. */
+  callbacks?: UserCallbacks
+  /** Told when a backend is ejected, restored, or changes its active-check verdict. */
+  events?: GatewayEvents
+}
+
+const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
+const CONSISTENT_HASH_OPTION_NAMES = optionNames<ConsistentHashOptions>()(['loadFactor', 'virtualNodes'])
+
+/**
+ * Checks the option groups' keys and the consistent-hash numbers, before anything is built; each
+ * piece checks its own values when it is created.
+ */
+export function checkBalancerOptionGroups(options: BalancerOptions): void {
+  const raw: unknown = options
+  checkObject('options', raw)
+  checkOptionGroup('health', options.health, HEALTH_OPTION_NAMES)
+  checkOptionGroup('health.outlier', options.health?.outlier, OUTLIER_OPTION_NAMES, true)
+  checkOptionGroup('health.activeCheck', options.health?.activeCheck, ACTIVE_CHECK_OPTION_NAMES, true)
+  checkOptionGroup('queue', options.queue, QUEUE_OPTION_NAMES)
+  checkOptionGroup('consistentHash', options.consistentHash, CONSISTENT_HASH_OPTION_NAMES)
+  checkNumber('consistentHash.loadFactor', options.consistentHash?.loadFactor, 0.25, { min: 0 })
+  checkNumber('consistentHash.virtualNodes', options.consistentHash?.virtualNodes, 160, {
+    integer: true,
+    min: 1,
+  })
+  checkOptionGroup('prefixAffinity', options.prefixAffinity, PREFIX_AFFINITY_OPTION_NAMES)
+  checkOptionGroup('loadReports', options.loadReports, LOAD_REPORT_OPTION_NAMES)
+}
+
+/** The balancer's own numbers, checked, with their defaults. */
+export interface BalancerTimings {
+  readonly failurePenaltyMs: number
+  readonly maxCoolDownMs: number
+  readonly latencyDecayMs: number
+}
+
+export function balancerTimings(options: BalancerOptions): BalancerTimings {
+  const failurePenaltyMs = checkNumber('failurePenaltyMs', options.failurePenaltyMs, 1_000, { min: 0 })
+  const maxCoolDownMs = checkNumber('health.maxCoolDownMs', options.health?.maxCoolDownMs, 60_000, { min: 0 })
+  const latencyDecayMs = checkNumber('latencyDecayMs', options.latencyDecayMs, 10_000, {
+    min: 0,
+    minExclusive: true,
+  })
+  return { failurePenaltyMs, maxCoolDownMs, latencyDecayMs }
+}
