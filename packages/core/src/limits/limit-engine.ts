@@ -10,68 +10,19 @@ import {
   fail,
   failWith,
 } from '../validation.js'
-import { createFlexibleStore, isFlexibleOption } from './flexible-option.js'
+import { allowListPredicate, ENGINE_OPTIONS, parseOption, ROUTE_OPTIONS } from './engine-options.js'
 import { HEADER_MODES, type HeaderMode } from './headers.js'
-import { InsuredStore, type Logger } from './insured-store.js'
-import { clientKeyFromIp } from './ip-key.js'
+import type { Logger } from './insured-store.js'
 import { RateLimiter, type WindowGroup } from './limiter.js'
-import { MemoryStore } from './memory-store.js'
 import { methodLimiters, methodSet } from './method-limits.js'
-import { LimitParseError, parseLimits, type RateLimitItem } from './notation.js'
-import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec, StoreOption } from './options.js'
+import type { RateLimitItem } from './notation.js'
+import type { RateLimitOptions, RouteLimitOptions, RouteLimitSpec } from './options.js'
 import { PerRequestLimits } from './per-request-limits.js'
-import { isRedisClient } from './redis-client.js'
-import { isRedisOutage, RedisStore } from './redis-store.js'
 import { RouteLimit } from './route-limit.js'
 import { LIMIT_STRATEGIES, type LimitStore, type LimitStrategy } from './store.js'
+import { createStore } from './store-option.js'
 
-const ENGINE_OPTIONS = [
-  'defaultLimits',
-  'applicationLimits',
-  'keyGenerator',
-  'cost',
-  'store',
-  'keyPrefix',
-  'headers',
-  'skip',
-  'deductWhen',
-  'allowList',
-  'rejectionBody',
-  'onExceeded',
-  'clientRetryMaxSeconds',
-  'logger',
-  'defaultTokens',
-  'defaultMaxTokens',
-  'openaiHeaders',
-  'onTokensSettled',
-  'limitStrategy',
-] as const
-const ROUTE_OPTIONS = [
-  'limits',
-  'keyGenerator',
-  'cost',
-  'skip',
-  'deductWhen',
-  'scope',
-  'methods',
-  'perMethod',
-  'tokens',
-  'limitStrategy',
-] as const
-const REDIS_OPTIONS = ['redis', 'timeoutMs', 'onError'] as const
-
-/** Limit options that adapters layer their own on top of. */
-export const RATE_LIMIT_OPTION_NAMES: readonly string[] = ENGINE_OPTIONS
-
-function parseOption(option: string, text: unknown): RateLimitItem[] {
-  if (typeof text !== 'string') fail(option, 'a limit string such as "200 per day, 50 per hour"', text)
-  try {
-    return parseLimits(text)
-  } catch (error) {
-    if (error instanceof LimitParseError) error.message = `tollgate: option "${option}": ${error.message}`
-    throw error
-  }
-}
+export { RATE_LIMIT_OPTION_NAMES } from './engine-options.js'
 
 /**
  * The framework-agnostic limiter both adapters drive: validates options once,
@@ -179,11 +130,6 @@ export class LimitEngine<Req> {
     return this.#defaults !== undefined || this.#application !== undefined
   }
 
-  /**
-   * The limiter for one route. `scope` names its counters (routes sharing a
-   * scope share counters); `where` says where the spec came from, for errors.
-   * Returns null when nothing limits the route.
-   */
   /** As `route`, and also for a `limits` function: the limits are then chosen per request. */
   routeFor(
     scope: string,
@@ -204,6 +150,11 @@ export class LimitEngine<Req> {
     )
   }
 
+  /**
+   * The limiter for one route. `scope` names its counters (routes sharing a
+   * scope share counters); `where` says where the spec came from, for errors.
+   * Returns null when nothing limits the route.
+   */
   route(scope: string, spec: RouteLimitSpec<Req> | undefined, where: string): RouteLimit<Req> | null {
     if (spec === false) return null
     let routeOptions: RouteLimitOptions<Req> = {}
@@ -294,55 +245,3 @@ export class LimitEngine<Req> {
     return this.store.close()
   }
 }
-
-function allowListPredicate<Req>(
-  allowList: RateLimitOptions<Req>['allowList'],
-): ((request: Req, key: string) => boolean) | undefined {
-  if (allowList === undefined) return undefined
-  if (typeof allowList === 'function') return allowList
-  if (!Array.isArray(allowList) || !allowList.every((k) => typeof k === 'string')) {
-    fail('allowList', 'an array of client keys / IPs or a function (request, key) => boolean', allowList)
-  }
-  const keys = new Set(allowList.map((k) => clientKeyFromIp(k)))
-  return (_request, key) => keys.has(key)
-}
-
-function createStore(option: StoreOption | undefined, prefix: string, logger: Logger): LimitStore {
-  if (option === undefined || option === 'memory') return new MemoryStore()
-  const raw: unknown = option
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) fail('store', STORE_EXPECTED, raw)
-  if (isFlexibleOption(option)) return createFlexibleStore(option, prefix, logger)
-  if ('redis' in option) {
-    checkKnownKeys('store', raw as Record<string, unknown>, REDIS_OPTIONS)
-    if (!isRedisClient(option.redis)) {
-      fail('store.redis', 'an ioredis or node-redis client', option.redis)
-    }
-    const timeoutMs = option.timeoutMs ?? 500
-    // setTimeout turns anything above 2^31-1 ms (Infinity included) into 1 ms, which would
-    // time out every call and silently leave Redis unused.
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0) || !(timeoutMs <= MAX_TIMER_MS)) {
-      fail('store.timeoutMs', `a number of ms above 0 and at most ${MAX_TIMER_MS}`, timeoutMs)
-    }
-    const mode = option.onError ?? 'insurance'
-    checkOneOf('store.onError', mode, ['insurance', 'allow', 'deny'] as const)
-    return new InsuredStore({
-      primary: new RedisStore({ client: option.redis, timeoutMs, prefix }),
-      insurance: new MemoryStore(),
-      mode,
-      logger,
-      isOutage: isRedisOutage,
-    })
-  }
-  if (
-    typeof (option as LimitStore).hit === 'function' &&
-    typeof (option as LimitStore).close === 'function'
-  ) {
-    return option as LimitStore
-  }
-  if (isRedisClient(option))
-    fail('store', `{ redis: client } (the client goes inside) or ${STORE_EXPECTED}`, option)
-  return fail('store', STORE_EXPECTED, option)
-}
-
-const STORE_EXPECTED = `"memory", { redis: client }, flexibleStore(factory) or an object with hit() and close()`
-const MAX_TIMER_MS = 2_147_483_647
