@@ -47,6 +47,15 @@ describe('gateway file validation', () => {
     ])
   })
 
+  it("accepts a backend's load report format, and refuses one it does not know", async () => {
+    const good = file(
+      'backends:\n  - { url: http://127.0.0.1:8001, metrics: vllm }\n  - { url: http://127.0.0.1:8002, metrics: { format: tgi, path: /metrics } }\nroutes: []\n',
+    )
+    expect(() => loadConfig(good, {})).not.toThrow()
+    const bad = file('backends:\n  - { url: http://127.0.0.1:8001, metrics: ollama }\nroutes: []\n')
+    expect(problemsOf(() => loadConfig(bad, {})).join('\n')).toContain('backends[0].metrics')
+  })
+
   it('reports every problem at once, unknown keys with a suggestion', () => {
     const problems = problemsOf(() =>
       loadConfig(

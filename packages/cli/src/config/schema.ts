@@ -30,6 +30,18 @@ const backendCommon = {
     description: 'a mapping of client model names to the names this backend expects',
   },
   forwardAuthorization: { type: 'boolean' },
+  metrics: {
+    oneOf: [
+      { type: 'string', enum: ['vllm', 'sglang', 'tgi', 'llamacpp'] },
+      {
+        type: 'object',
+        required: ['format'],
+        additionalProperties: false,
+        properties: { format: { type: 'string', enum: ['vllm', 'sglang', 'tgi', 'llamacpp'] }, path },
+      },
+    ],
+    description: "the server's load report: vllm, sglang, tgi, llamacpp, or { format, path }",
+  },
 }
 
 const urlBackend = {
@@ -210,4 +222,5 @@ export const CODE_ONLY_OPTIONS = [
   'logger',
   'store',
   'onUnexpectedError',
+  'onTokensSettled',
 ] as const
