@@ -31,7 +31,14 @@ export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
   ): void {
     const result = route.check(request, request.ip)
     if (result instanceof Promise) {
-      result.then((outcome) => apply(outcome, request, reply, done)).catch(done)
+      // One promise per request rather than a then() and a catch(): `check` never rejects.
+      result.then((outcome) => {
+        try {
+          apply(outcome, request, reply, done)
+        } catch (error) {
+          done(error as Error)
+        }
+      }, done)
     } else {
       apply(result, request, reply, done)
     }

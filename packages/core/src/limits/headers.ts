@@ -24,12 +24,12 @@ export function writeRateLimitHeaders<Target>(
   const bound = decision.binding
   const resetSeconds = Math.ceil(bound.resetMs / 1000)
   if (mode !== 'legacy') {
-    set(target, 'RateLimit-Policy', policyHeader)
-    set(target, 'RateLimit', `"${bound.policy}";r=${bound.remaining};t=${resetSeconds}`)
+    set(target, 'ratelimit-policy', policyHeader)
+    set(target, 'ratelimit', `"${bound.policy}";r=${bound.remaining};t=${resetSeconds}`)
   }
   if (mode !== 'ietf') {
-    set(target, 'X-RateLimit-Limit', String(bound.item.amount))
-    set(target, 'X-RateLimit-Remaining', String(bound.remaining))
-    set(target, 'X-RateLimit-Reset', String(resetSeconds))
+    set(target, 'x-ratelimit-limit', String(bound.item.amount))
+    set(target, 'x-ratelimit-remaining', String(bound.remaining))
+    set(target, 'x-ratelimit-reset', String(resetSeconds))
   }
 }

@@ -82,6 +82,16 @@ export class RateLimiter {
     return this.#decide(clientKey, cost, result)
   }
 
+  /**
+   * `hit`, with what an async store's failure becomes handled in the same step (a request to a
+   * shared store then takes one promise, not two). A synchronous store's throw still throws.
+   */
+  hitOr<F>(clientKey: string, cost: number, onFailure: (error: unknown) => F): LimitDecision | Promise<LimitDecision | F> {
+    const result = this.#store.hit(clientKey, this.#specs, cost)
+    if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r), onFailure)
+    return this.#decide(clientKey, cost, result)
+  }
+
   /** Takes back what an allowed `hit` of `cost` charged (`deductWhen`); the store must have `refund`. */
   refund(clientKey: string, cost: number): void | Promise<void> {
     return this.#store.refund?.(clientKey, this.#specs, cost)

@@ -24,6 +24,10 @@ export interface ScriptRunner {
   ready(): boolean
   /** EVALSHA, falling back to EVAL when the server does not know the script yet. */
   run(sha: string, script: string, keys: string[], args: string[]): Promise<unknown>
+  /** EVALSHA alone: for a caller that handles NOSCRIPT itself (see `isNoScript`) and saves a promise. */
+  evalsha(sha: string, keys: string[], args: string[]): Promise<unknown>
+  /** EVAL, which also loads the script for later EVALSHA calls. */
+  eval(script: string, keys: string[], args: string[]): Promise<unknown>
 }
 
 export function isRedisClient(value: unknown): value is RedisClientLike {
@@ -32,7 +36,8 @@ export function isRedisClient(value: unknown): value is RedisClientLike {
   return typeof v.evalsha === 'function' || typeof v.evalSha === 'function'
 }
 
-function isNoScript(error: unknown): boolean {
+/** Whether the server did not know the script an EVALSHA named (after a restart or SCRIPT FLUSH). */
+export function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith('NOSCRIPT')
 }
 
@@ -43,6 +48,8 @@ export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
       // 'wait' is a lazyConnect client that has not connected yet: it connects on its first
       // command, so refusing to send one would leave it (and shared counting) down for good.
       ready: () => io.status === 'ready' || io.status === 'wait',
+      evalsha: (sha, keys, args) => io.evalsha(sha, keys.length, ...keys, ...args),
+      eval: (script, keys, args) => io.eval(script, keys.length, ...keys, ...args),
       run: (sha, script, keys, args) =>
         io.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
           if (isNoScript(error)) return io.eval(script, keys.length, ...keys, ...args)
@@ -53,6 +60,8 @@ export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
   const nr = client as NodeRedisLike
   return {
     ready: () => nr.isReady,
+    evalsha: (sha, keys, args) => nr.evalSha(sha, { keys, arguments: args }),
+    eval: (script, keys, args) => nr.eval(script, { keys, arguments: args }),
     run: (sha, script, keys, args) =>
       nr.evalSha(sha, { keys, arguments: args }).catch((error: unknown) => {
         if (isNoScript(error)) return nr.eval(script, { keys, arguments: args })

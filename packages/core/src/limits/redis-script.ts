@@ -1,19 +1,24 @@
 import { createHash } from 'node:crypto'
+import { REPLY_LUA } from './redis-reply.js'
 
 /**
  * Checks every window, then charges all of them or none, in one round trip.
  * KEYS: one counter per window. ARGV: cost, deadline (ms on the server's clock), then amount and
  * window length (ms) per key.
- * Returns { allowed (1|0), used_1, ttl_1, used_2, ttl_2, ..., server time in ms }, or
- * { -1, server time } without touching a key when the deadline has passed: by then the caller has
- * given up and answered from its fallback, so counting the call now would count the request twice
- * (a frozen or overloaded Redis runs queued calls when it wakes).
+ * Answers `allowed (1|0) used_1 ttl_1 ... used_n ttl_n server-time-ms`, or `-1 server-time-ms`
+ * without touching a key when the deadline has passed: by then the caller has given up and
+ * answered from its fallback, so counting the call now would count the request twice (a frozen or
+ * overloaded Redis runs queued calls when it wakes).
  * A key without an expiry (never written by this script) is treated as empty.
+ *
+ * The answer is one status string of integers (see `REPLY_LUA`), not an array reply: ioredis
+ * decodes each element of an array reply at a cost of thousands of instructions, more than the
+ * rest of the store's work per request, while one short string costs about one element.
  */
-export const HIT_SCRIPT = `
+export const HIT_SCRIPT = `${REPLY_LUA}
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-if now > tonumber(ARGV[2]) then return {-1, now} end
+if now > tonumber(ARGV[2]) then return reply({-1, now}) end
 local cost = tonumber(ARGV[1])
 local n = #KEYS
 local out = {1}
@@ -44,7 +49,7 @@ if out[1] == 1 then
   end
 end
 out[2 * n + 2] = now
-return out
+return reply(out)
 `
 
 export const HIT_SCRIPT_SHA = createHash('sha1').update(HIT_SCRIPT).digest('hex')

@@ -1,4 +1,6 @@
-import { type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
+import { CallDeadlines } from './call-deadlines.js'
+import { isNoScript, type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
+import { replyIntegers } from './redis-reply.js'
 import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
 import { HIT_SCRIPT, HIT_SCRIPT_SHA } from './redis-script.js'
 import { STRATEGY_CODE, STRATEGY_SCRIPT, STRATEGY_SCRIPT_SHA } from './redis-strategy-script.js'
@@ -39,6 +41,7 @@ export class RedisStore implements LimitStore {
   readonly #runner: ScriptRunner
   readonly #now: (() => number) | undefined
   readonly #timeoutMs: number
+  readonly #deadlines: CallDeadlines
   readonly #prefix: string
   /** Server clock minus ours, as of the last reply; never above the real offset (see #learnClock). */
   #clockOffsetMs = 0
@@ -46,6 +49,11 @@ export class RedisStore implements LimitStore {
   constructor(options: RedisStoreOptions) {
     this.#runner = scriptRunnerFor(options.client)
     this.#timeoutMs = options.timeoutMs ?? 500
+    const timeoutMs = this.#timeoutMs
+    this.#deadlines = new CallDeadlines(
+      timeoutMs,
+      () => new StoreUnavailableError(`Redis did not answer within ${timeoutMs} ms`),
+    )
     this.#prefix = options.prefix ?? 'tollgate:'
     this.#now = options.now
   }
@@ -90,24 +98,23 @@ export class RedisStore implements LimitStore {
 
   #run(sha: string, script: string, keys: string[], args: string[], n: number): Promise<HitResult> {
     return new Promise<HitResult>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new StoreUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      )
-      this.#runner.run(sha, script, keys, args).then(
-        (reply) => {
-          clearTimeout(timer)
-          try {
-            resolve(this.#parseReply(reply, n))
-          } catch (error) {
-            reject(error)
-          }
-        },
-        (error: unknown) => {
-          clearTimeout(timer)
+      const call = this.#deadlines.watch(reject)
+      const answered = (reply: unknown) => {
+        if (!call.settle()) return
+        try {
+          resolve(this.#parseReply(reply, n))
+        } catch (error) {
           reject(error)
-        },
-      )
+        }
+      }
+      const failed = (error: unknown) => {
+        if (call.settle()) reject(error)
+      }
+      // NOSCRIPT is handled here rather than by the runner, so a call costs one promise less.
+      this.#runner.evalsha(sha, keys, args).then(answered, (error: unknown) => {
+        if (isNoScript(error)) this.#runner.eval(script, keys, args).then(answered, failed)
+        else failed(error)
+      })
     })
   }
 
@@ -117,18 +124,13 @@ export class RedisStore implements LimitStore {
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
     const keys = windows.map((w) => head + w.id)
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new StoreUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      )
+      const call = this.#deadlines.watch(reject)
       this.#runner.run(REFUND_SCRIPT_SHA, REFUND_SCRIPT, keys, [String(cost)]).then(
         () => {
-          clearTimeout(timer)
-          resolve()
+          if (call.settle()) resolve()
         },
         (error: unknown) => {
-          clearTimeout(timer)
-          reject(error)
+          if (call.settle()) reject(error)
         },
       )
     })
@@ -145,24 +147,27 @@ export class RedisStore implements LimitStore {
   }
 
   #parseReply(reply: unknown, n: number): HitResult {
-    if (Array.isArray(reply) && reply.length === 2 && Number(reply[0]) === -1) {
-      this.#learnClock(reply[1])
+    const values = replyIntegers(reply)
+    if (values.length === 2 && values[0] === -1) {
+      this.#learnClock(values[1])
       throw new StoreUnavailableError('Redis ran the call after its deadline; it was not counted')
     }
-    if (!Array.isArray(reply) || reply.length !== 2 * n + 2) {
-      throw new TypeError(`Unexpected reply from the rate-limit script (${describeReply(reply)})`)
+    if (values.length !== 2 * n + 2) {
+      throw new TypeError(`Unexpected reply from the rate-limit script (${values.length} numbers)`)
     }
-    this.#learnClock(reply[2 * n + 1])
+    this.#learnClock(values[2 * n + 1])
     const used = new Array<number>(n)
     const resetMs = new Array<number>(n)
     for (let i = 0; i < n; i++) {
-      used[i] = Number(reply[2 * i + 1])
-      resetMs[i] = Number(reply[2 * i + 2])
+      used[i] = values[2 * i + 1]!
+      resetMs[i] = values[2 * i + 2]!
     }
-    return { allowed: Number(reply[0]) === 1, used, resetMs }
+    return { allowed: values[0] === 1, used, resetMs }
   }
 
-  close(): void {}
+  close(): void {
+    this.#deadlines.close()
+  }
 }
 
 function allFixed(windows: readonly WindowSpec[]): boolean {
@@ -171,10 +176,6 @@ function allFixed(windows: readonly WindowSpec[]): boolean {
     if (strategy !== undefined && strategy !== 'fixed-window') return false
   }
   return true
-}
-
-function describeReply(reply: unknown): string {
-  return Array.isArray(reply) ? `an array of ${reply.length} items` : typeof reply
 }
 
 /** `key`, or its percent-escaped form when `}` (or the escape character) would break the hash tag. */

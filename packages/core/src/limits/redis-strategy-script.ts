@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { REPLY_LUA } from './redis-reply.js'
 
 /** How the strategy script names a window's strategy in ARGV. */
 export const STRATEGY_CODE = {
@@ -12,8 +13,8 @@ export const STRATEGY_CODE = {
  * all of them or none, then works out how long until each window frees room.
  * KEYS: one per window. ARGV: cost, deadline (ms), the time to count by ('' = the server's TIME,
  * anything else is for tests), then amount, window length (ms) and strategy code per key.
- * Returns { allowed (1|0), used_1, reset_1, ..., used_n, reset_n, time in ms }, or { -1, time }
- * uncounted after the deadline (see HIT_SCRIPT).
+ * Answers `allowed (1|0) used_1 reset_1 ... used_n reset_n time-ms`, or `-1 time-ms` uncounted
+ * after the deadline, as one status string (see HIT_SCRIPT).
  *
  * - fixed window `f`: a counter with a TTL, as in HIT_SCRIPT;
  * - moving window `m`: a list of hit times, newest first, one entry per unit of cost, trimmed to
@@ -23,7 +24,7 @@ export const STRATEGY_CODE = {
  * The reset time is until `need` units are free (see unitsToFree in window-counting.ts); the
  * sliding window counter's arithmetic is msUntilAtMost in sliding-window-counter.ts.
  */
-export const STRATEGY_SCRIPT = `
+export const STRATEGY_SCRIPT = `${REPLY_LUA}
 local now
 if ARGV[3] ~= '' then
   now = tonumber(ARGV[3])
@@ -31,7 +32,7 @@ else
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 end
-if now > tonumber(ARGV[2]) then return {-1, now} end
+if now > tonumber(ARGV[2]) then return reply({-1, now}) end
 local cost = tonumber(ARGV[1])
 local n = #KEYS
 local out = {1}
@@ -145,7 +146,7 @@ for i = 1, n do
   end
 end
 out[2 * n + 2] = now
-return out
+return reply(out)
 `
 
 export const STRATEGY_SCRIPT_SHA = createHash('sha1').update(STRATEGY_SCRIPT).digest('hex')

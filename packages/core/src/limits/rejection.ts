@@ -58,7 +58,7 @@ export function limitResponse<Req, Target>(
   if (never) {
     set(target, 'x-should-retry', 'false')
   } else {
-    set(target, 'Retry-After', String(outcome.retryAfter))
+    set(target, 'retry-after', String(outcome.retryAfter))
     const max = settings.clientRetryMaxSeconds
     if (max !== false && outcome.retryAfter > max) set(target, 'x-should-retry', 'false')
   }

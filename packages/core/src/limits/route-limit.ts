@@ -52,9 +52,16 @@ export class RouteLimit<Req> {
   readonly limiter: RateLimiter
   readonly #settings: RouteLimitSettings<Req>
 
+  /** What an async store's failure becomes; made once, not per request. */
+  readonly #storeFailure: (error: unknown) => LimitCheckFailure
+
   constructor(limiter: RateLimiter, settings: RouteLimitSettings<Req>) {
     this.limiter = limiter
     this.#settings = settings
+    this.#storeFailure = (error) => {
+      settings.storeFailed(error)
+      return STORE_FAILED
+    }
   }
 
   /**
@@ -167,19 +174,10 @@ export class RouteLimit<Req> {
       }
       amount = computed
     }
-    let decision: LimitDecision | Promise<LimitDecision>
     try {
-      decision = this.#limiterOf(request).hit(key, amount)
+      return this.#limiterOf(request).hitOr(key, amount, this.#storeFailure)
     } catch (error) {
-      this.#settings.storeFailed(error)
-      return STORE_FAILED
+      return this.#storeFailure(error)
     }
-    if (decision instanceof Promise) {
-      return decision.then(undefined, (error: unknown) => {
-        this.#settings.storeFailed(error)
-        return STORE_FAILED
-      })
-    }
-    return decision
   }
 }

@@ -46,28 +46,28 @@ describe('writeRateLimitHeaders', () => {
   it('ietf: RateLimit-Policy with every window and RateLimit for the binding one', () => {
     const { limiter, hit } = limiterAt('50 per hour, 200 per day')
     expect(headersFor(hit(), 'ietf', limiter.policyHeader)).toEqual({
-      'RateLimit-Policy': '"50-per-hour";q=50;w=3600, "200-per-day";q=200;w=86400',
-      RateLimit: '"50-per-hour";r=49;t=3600',
+      'ratelimit-policy': '"50-per-hour";q=50;w=3600, "200-per-day";q=200;w=86400',
+      ratelimit: '"50-per-hour";r=49;t=3600',
     })
   })
 
   it('legacy: only the X-RateLimit trio, reset in seconds from now', () => {
     const { limiter, hit } = limiterAt('50 per hour, 200 per day')
     expect(headersFor(hit(), 'legacy', limiter.policyHeader)).toEqual({
-      'X-RateLimit-Limit': '50',
-      'X-RateLimit-Remaining': '49',
-      'X-RateLimit-Reset': '3600',
+      'x-ratelimit-limit': '50',
+      'x-ratelimit-remaining': '49',
+      'x-ratelimit-reset': '3600',
     })
   })
 
   it('both: the IETF fields and the legacy trio', () => {
     const { limiter, hit } = limiterAt('50 per hour')
     expect(headersFor(hit(), 'both', limiter.policyHeader)).toEqual({
-      'RateLimit-Policy': '"50-per-hour";q=50;w=3600',
-      RateLimit: '"50-per-hour";r=49;t=3600',
-      'X-RateLimit-Limit': '50',
-      'X-RateLimit-Remaining': '49',
-      'X-RateLimit-Reset': '3600',
+      'ratelimit-policy': '"50-per-hour";q=50;w=3600',
+      ratelimit: '"50-per-hour";r=49;t=3600',
+      'x-ratelimit-limit': '50',
+      'x-ratelimit-remaining': '49',
+      'x-ratelimit-reset': '3600',
     })
   })
 
@@ -84,17 +84,17 @@ describe('writeRateLimitHeaders', () => {
     const rejected = hit()
     expect(rejected.allowed).toBe(false)
     expect(headersFor(rejected, 'both', limiter.policyHeader)).toEqual({
-      'RateLimit-Policy': '"2-per-minute";q=2;w=60, "100-per-day";q=100;w=86400',
-      RateLimit: '"2-per-minute";r=0;t=40',
-      'X-RateLimit-Limit': '2',
-      'X-RateLimit-Remaining': '0',
-      'X-RateLimit-Reset': '40',
+      'ratelimit-policy': '"2-per-minute";q=2;w=60, "100-per-day";q=100;w=86400',
+      ratelimit: '"2-per-minute";r=0;t=40',
+      'x-ratelimit-limit': '2',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': '40',
     })
   })
 
   it('follows the binding window as it changes', () => {
     const { limiter, hit } = limiterAt('10 per minute, 3 per hour')
-    expect(headersFor(hit(), 'ietf', limiter.policyHeader).RateLimit).toBe('"3-per-hour";r=2;t=3600')
+    expect(headersFor(hit(), 'ietf', limiter.policyHeader).ratelimit).toBe('"3-per-hour";r=2;t=3600')
   })
 })
 

@@ -521,7 +521,7 @@ describe('RouteLimit.check', () => {
       status: 429,
       body: { error: { limit: '1 per 1 hour', retry_after: 3600 } },
     })
-    expect(headers).toMatchObject({ 'Retry-After': '3600', 'x-should-retry': 'false' })
+    expect(headers).toMatchObject({ 'retry-after': '3600', 'x-should-retry': 'false' })
     expect(onExceeded).toHaveBeenCalledExactlyOnceWith({ ip: '1.1.1.1' }, rejected)
 
     const custom = route(
@@ -563,7 +563,7 @@ describe('RouteLimit.check', () => {
     expect(answer?.body).toMatchObject({
       error: { code: 'cost_exceeds_limit', cost: 11, limit: '10 per 1 minute' },
     })
-    expect(headers['Retry-After']).toBeUndefined()
+    expect(headers['retry-after']).toBeUndefined()
     expect(headers['x-should-retry']).toBe('false')
     // Nothing was charged: the next ordinary request passes with the full budget.
     expect(await check(limit, { ip: '1.1.1.1' })).toMatchObject({ allowed: true, binding: { remaining: 9 } })

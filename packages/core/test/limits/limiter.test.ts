@@ -90,7 +90,7 @@ describe('RateLimiter: policy and keys', () => {
       isReady: true,
       evalSha: async (_sha, options) => {
         calls.push(options)
-        return [1, ...options.keys.flatMap(() => [1, MINUTE]), Date.now()]
+        return [1, ...options.keys.flatMap(() => [1, MINUTE]), Date.now()].join(' ')
       },
       eval: async () => {
         throw new Error('EVAL is only for a server that lacks the script')
