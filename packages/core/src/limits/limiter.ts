@@ -86,7 +86,11 @@ export class RateLimiter {
    * `hit`, with what an async store's failure becomes handled in the same step (a request to a
    * shared store then takes one promise, not two). A synchronous store's throw still throws.
    */
-  hitOr<F>(clientKey: string, cost: number, onFailure: (error: unknown) => F): LimitDecision | Promise<LimitDecision | F> {
+  hitOr<F>(
+    clientKey: string,
+    cost: number,
+    onFailure: (error: unknown) => F,
+  ): LimitDecision | Promise<LimitDecision | F> {
     const result = this.#store.hit(clientKey, this.#specs, cost)
     if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r), onFailure)
     return this.#decide(clientKey, cost, result)

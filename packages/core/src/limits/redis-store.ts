@@ -1,7 +1,7 @@
 import { CallDeadlines } from './call-deadlines.js'
 import { isNoScript, type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
-import { replyIntegers } from './redis-reply.js'
 import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
+import { replyIntegers } from './redis-reply.js'
 import { HIT_SCRIPT, HIT_SCRIPT_SHA } from './redis-script.js'
 import { STRATEGY_CODE, STRATEGY_SCRIPT, STRATEGY_SCRIPT_SHA } from './redis-strategy-script.js'
 import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
