@@ -47,7 +47,11 @@ export class InsuredStore implements LimitStore {
   #probeAt = 0
   #backoffMs = PROBE_FIRST_MS
 
+  /** Present when the primary answers with callbacks (Redis): see `LimitStore.hitThen`. */
+  readonly hitThen: LimitStore['hitThen']
+
   constructor(options: InsuredStoreOptions) {
+    this.hitThen = options.primary.hitThen === undefined ? undefined : this.#hitThen
     this.#primary = options.primary
     this.#insurance = options.insurance
     this.#mode = options.mode
@@ -84,6 +88,30 @@ export class InsuredStore implements LimitStore {
       (result) => this.#recovered(result, probe),
       (error: unknown) => this.#failed(key, windows, cost, error, probe),
     )
+  }
+
+  /** `hit` in callbacks, for a primary with `hitThen`; the same outage rules. */
+  #hitThen = (
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    onResult: (result: HitResult) => void,
+    onError: (error: unknown) => void,
+  ): void => {
+    const probe = this.#down
+    if (probe) {
+      if (this.#probing || this.#now() < this.#probeAt) {
+        return settle(() => this.#serveDown(key, windows, cost), onResult, onError)
+      }
+      this.#probing = true
+    }
+    const failed = (error: unknown) =>
+      settle(() => this.#failed(key, windows, cost, error, probe), onResult, onError)
+    try {
+      this.#primary.hitThen!(key, windows, cost, (result) => onResult(this.#recovered(result, probe)), failed)
+    } catch (error) {
+      failed(error)
+    }
   }
 
   #failed(
@@ -160,6 +188,23 @@ export class InsuredStore implements LimitStore {
     await this.#primary.close()
     await this.#insurance.close()
   }
+}
+
+/** Hands what `answer` gives (now or later) to the callbacks; a throw goes to `onError`. */
+function settle(
+  answer: () => HitResult | Promise<HitResult>,
+  onResult: (result: HitResult) => void,
+  onError: (error: unknown) => void,
+): void {
+  let result: HitResult | Promise<HitResult>
+  try {
+    result = answer()
+  } catch (error) {
+    onError(error)
+    return
+  }
+  if (result instanceof Promise) result.then(onResult, onError)
+  else onResult(result)
 }
 
 const FALLBACK_DESCRIPTION: Record<StoreErrorMode, string> = {

@@ -91,7 +91,28 @@ export class RateLimiter {
     cost: number,
     onFailure: (error: unknown) => F,
   ): LimitDecision | Promise<LimitDecision | F> {
-    const result = this.#store.hit(clientKey, this.#specs, cost)
+    const store = this.#store
+    if (store.hitThen !== undefined) {
+      return new Promise<LimitDecision | F>((resolve) => {
+        store.hitThen!(
+          clientKey,
+          this.#specs,
+          cost,
+          (r) => {
+            let decision: LimitDecision
+            try {
+              decision = this.#decide(clientKey, cost, r)
+            } catch (error) {
+              resolve(onFailure(error))
+              return
+            }
+            resolve(decision)
+          },
+          (error) => resolve(onFailure(error)),
+        )
+      })
+    }
+    const result = store.hit(clientKey, this.#specs, cost)
     if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r), onFailure)
     return this.#decide(clientKey, cost, result)
   }

@@ -11,12 +11,13 @@ end
 `
 
 /**
- * The integers of a reply `REPLY_LUA` made. Throws a TypeError for anything else, so a script of
- * another version (or a proxy that rewrote the reply) is an error, never a count.
+ * The integers of a reply `REPLY_LUA` made, written into `values` (from index 0); gives how many.
+ * Throws a TypeError for anything else, so a script of another version (or a proxy that rewrote
+ * the reply) is an error, never a count.
  */
-export function replyIntegers(reply: unknown): number[] {
+export function replyIntegers(reply: unknown, values: number[]): number {
   if (typeof reply !== 'string' || reply.length === 0) throw unexpected(reply)
-  const values: number[] = []
+  let count = 0
   let value = 0
   let sign = 1
   let digits = 0
@@ -27,7 +28,7 @@ export function replyIntegers(reply: unknown): number[] {
       digits++
     } else if (code === 32) {
       if (digits === 0) throw unexpected(reply)
-      values.push(sign * value)
+      values[count++] = sign * value
       value = 0
       sign = 1
       digits = 0
@@ -37,6 +38,13 @@ export function replyIntegers(reply: unknown): number[] {
       throw unexpected(reply)
     }
   }
+  return count
+}
+
+/** `replyIntegers` into a fresh array, for callers off the hot path. */
+export function replyIntegerList(reply: unknown): number[] {
+  const values: number[] = []
+  values.length = replyIntegers(reply, values)
   return values
 }
 

@@ -45,6 +45,11 @@ export class RedisStore implements LimitStore {
   readonly #prefix: string
   /** Server clock minus ours, as of the last reply; never above the real offset (see #learnClock). */
   #clockOffsetMs = 0
+  readonly #preparedWindows = new Map<readonly WindowSpec[], PreparedWindows>()
+  #deadline = Number.NaN
+  #deadlineString = ''
+  /** The integers of the reply being read; parsing is synchronous, so one array serves every call. */
+  readonly #values: number[] = []
 
   constructor(options: RedisStoreOptions) {
     this.#runner = scriptRunnerFor(options.client)
@@ -59,25 +64,65 @@ export class RedisStore implements LimitStore {
   }
 
   hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
-    if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
+    return new Promise<HitResult>((resolve, reject) => this.hitThen(key, windows, cost, resolve, reject))
+  }
+
+  hitThen(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    onResult: (result: HitResult) => void,
+    onError: (error: unknown) => void,
+  ): void {
+    if (!this.#runner.ready()) return onError(new StoreUnavailableError('Redis client is not ready'))
     const n = windows.length
-    if (this.#now !== undefined || !allFixed(windows)) return this.#hitStrategies(key, windows, cost)
-    const keys = new Array<string>(n)
-    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
-    const args = new Array<string>(2 * n + 2)
-    args[0] = String(cost)
-    args[1] = String(Date.now() + this.#clockOffsetMs + this.#timeoutMs)
-    for (let i = 0; i < n; i++) {
-      const w = windows[i]!
-      keys[i] = head + w.id
-      args[2 * i + 2] = String(w.amount)
-      args[2 * i + 3] = String(w.windowMs)
+    const prepared = this.#prepared(windows)
+    if (this.#now !== undefined || !prepared.fixed) {
+      return this.#hitStrategies(key, windows, cost, onResult, onError)
     }
-    return this.#run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args, n)
+    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+    const keys = new Array<string>(n)
+    for (let i = 0; i < n; i++) keys[i] = head + windows[i]!.id
+    const args = [`${cost} ${this.#deadlineText()}${prepared.limitsText}`]
+    this.#run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args, n, onResult, onError)
+  }
+
+  /**
+   * What a call for these windows needs beyond the client key, worked out once per windows array
+   * (a limiter passes the same array on every call). Bounded, for callers that build a new array
+   * each time.
+   */
+  #prepared(windows: readonly WindowSpec[]): PreparedWindows {
+    let prepared = this.#preparedWindows.get(windows)
+    if (prepared === undefined) {
+      if (this.#preparedWindows.size >= 256) this.#preparedWindows.clear()
+      prepared = {
+        fixed: allFixed(windows),
+        limitsText: windows.map((w) => ` ${w.amount} ${w.windowMs}`).join(''),
+      }
+      this.#preparedWindows.set(windows, prepared)
+    }
+    return prepared
+  }
+
+  /** The deadline of a call starting now, as text: the same for every call within a millisecond. */
+  #deadlineText(): string {
+    const deadline = Date.now() + this.#clockOffsetMs + this.#timeoutMs
+    if (deadline !== this.#deadline) {
+      this.#deadline = deadline
+      this.#deadlineString = String(deadline)
+    }
+    return this.#deadlineString
   }
 
   /** The strategy script: every window with its strategy code, and the test clock if there is one. */
-  #hitStrategies(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> {
+  #hitStrategies(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    onResult: (result: HitResult) => void,
+    onError: (error: unknown) => void,
+  ): void {
     const n = windows.length
     const keys = new Array<string>(n)
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
@@ -93,28 +138,37 @@ export class RedisStore implements LimitStore {
       args[3 * i + 4] = String(w.windowMs)
       args[3 * i + 5] = STRATEGY_CODE[w.strategy ?? 'fixed-window']
     }
-    return this.#run(STRATEGY_SCRIPT_SHA, STRATEGY_SCRIPT, keys, args, n)
+    this.#run(STRATEGY_SCRIPT_SHA, STRATEGY_SCRIPT, keys, args, n, onResult, onError)
   }
 
-  #run(sha: string, script: string, keys: string[], args: string[], n: number): Promise<HitResult> {
-    return new Promise<HitResult>((resolve, reject) => {
-      const call = this.#deadlines.watch(reject)
-      const answered = (reply: unknown) => {
-        if (!call.settle()) return
-        try {
-          resolve(this.#parseReply(reply, n))
-        } catch (error) {
-          reject(error)
-        }
+  #run(
+    sha: string,
+    script: string,
+    keys: string[],
+    args: string[],
+    n: number,
+    onResult: (result: HitResult) => void,
+    onError: (error: unknown) => void,
+  ): void {
+    const call = this.#deadlines.watch(onError)
+    const answered = (reply: unknown) => {
+      if (!call.settle()) return
+      let result: HitResult
+      try {
+        result = this.#parseReply(reply, n)
+      } catch (error) {
+        onError(error)
+        return
       }
-      const failed = (error: unknown) => {
-        if (call.settle()) reject(error)
-      }
-      // NOSCRIPT is handled here rather than by the runner, so a call costs one promise less.
-      this.#runner.evalsha(sha, keys, args).then(answered, (error: unknown) => {
-        if (isNoScript(error)) this.#runner.eval(script, keys, args).then(answered, failed)
-        else failed(error)
-      })
+      onResult(result)
+    }
+    const failed = (error: unknown) => {
+      if (call.settle()) onError(error)
+    }
+    // NOSCRIPT is handled here rather than by the runner, so a call costs one promise less.
+    this.#runner.evalsha(sha, keys, args).then(answered, (error: unknown) => {
+      if (isNoScript(error)) this.#runner.eval(script, keys, args).then(answered, failed)
+      else failed(error)
     })
   }
 
@@ -147,13 +201,14 @@ export class RedisStore implements LimitStore {
   }
 
   #parseReply(reply: unknown, n: number): HitResult {
-    const values = replyIntegers(reply)
-    if (values.length === 2 && values[0] === -1) {
+    const values = this.#values
+    const count = replyIntegers(reply, values)
+    if (count === 2 && values[0] === -1) {
       this.#learnClock(values[1])
       throw new StoreUnavailableError('Redis ran the call after its deadline; it was not counted')
     }
-    if (values.length !== 2 * n + 2) {
-      throw new TypeError(`Unexpected reply from the rate-limit script (${values.length} numbers)`)
+    if (count !== 2 * n + 2) {
+      throw new TypeError(`Unexpected reply from the rate-limit script (${count} numbers)`)
     }
     this.#learnClock(values[2 * n + 1])
     const used = new Array<number>(n)
@@ -168,6 +223,13 @@ export class RedisStore implements LimitStore {
   close(): void {
     this.#deadlines.close()
   }
+}
+
+interface PreparedWindows {
+  /** Every window counts by fixed window, so the plain script serves them. */
+  readonly fixed: boolean
+  /** ` amount_1 window_1 ... amount_n window_n`, the constant tail of the script's argument. */
+  readonly limitsText: string
 }
 
 function allFixed(windows: readonly WindowSpec[]): boolean {

@@ -50,6 +50,18 @@ export interface LimitStore {
    */
   hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
   /**
+   * `hit` with callbacks instead of a promise, for a store that answers later (Redis): exactly one
+   * of them is called, once. Optional; where present the limiter uses it, which saves a promise
+   * per store layer on every request.
+   */
+  hitThen?(
+    key: string,
+    windows: readonly WindowSpec[],
+    cost: number,
+    onResult: (result: HitResult) => void,
+    onError: (error: unknown) => void,
+  ): void
+  /**
    * Take back `cost` that an allowed `hit` charged to the same windows, all of them in one step
    * (`deductWhen` settling a request as not counted). A counter never goes below zero, and a
    * window that has started over since is not touched where the store can tell. Optional: a store

@@ -10,7 +10,7 @@ import {
   StoreUnavailableError,
   type WindowSpec,
 } from '../../src/internal.js'
-import { replyIntegers } from '../../src/limits/redis-reply.js'
+import { replyIntegerList } from '../../src/limits/redis-reply.js'
 import { HIT_SCRIPT } from '../../src/limits/redis-script.js'
 import { isRedisOutage } from '../../src/limits/redis-store.js'
 import {
@@ -438,12 +438,12 @@ describe.skipIf(skipWithoutRedis)('the script deadline and what counts as an out
     const prefix = uniquePrefix()
     const key = `${prefix}{c}:w`
     const past = String(Date.now() - 60_000)
-    const reply = replyIntegers(await admin.eval(HIT_SCRIPT, 1, key, '1', past, '5', String(MINUTE)))
+    const reply = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${past} 5 ${MINUTE}`))
     expect(reply[0]).toBe(-1)
     expect(Math.abs(Number(reply[1]) - Date.now())).toBeLessThan(60_000)
     expect(await admin.exists(key)).toBe(0)
     const future = String(Date.now() + 60_000)
-    const counted = replyIntegers(await admin.eval(HIT_SCRIPT, 1, key, '1', future, '5', String(MINUTE)))
+    const counted = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${future} 5 ${MINUTE}`))
     expect(counted.slice(0, 2)).toEqual([1, 1])
     await admin.del(key)
   })
@@ -452,11 +452,10 @@ describe.skipIf(skipWithoutRedis)('the script deadline and what counts as an out
     const key = `${uniquePrefix()}{c}:w`
     const big = 999_999_999_999_999
     const future = String(Date.now() + 60_000)
-    const charge = (cost: number) =>
-      admin.eval(HIT_SCRIPT, 1, key, String(cost), future, String(big), String(MINUTE))
-    expect(replyIntegers(await charge(big - 1)).slice(0, 2)).toEqual([1, big - 1])
-    expect(replyIntegers(await charge(1)).slice(0, 2)).toEqual([1, big])
-    expect(replyIntegers(await charge(1)).slice(0, 2)).toEqual([0, big])
+    const charge = (cost: number) => admin.eval(HIT_SCRIPT, 1, key, `${cost} ${future} ${big} ${MINUTE}`)
+    expect(replyIntegerList(await charge(big - 1)).slice(0, 2)).toEqual([1, big - 1])
+    expect(replyIntegerList(await charge(1)).slice(0, 2)).toEqual([1, big])
+    expect(replyIntegerList(await charge(1)).slice(0, 2)).toEqual([0, big])
     await admin.del(key)
   })
 
