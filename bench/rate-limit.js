@@ -60,7 +60,7 @@ export const GROUPS = [
   },
 ]
 
-function redisPid() {
+export function redisPid() {
   try {
     const info = execFileSync('redis-cli', ['info', 'server'], { encoding: 'utf8', timeout: 2000 })
     const pid = Number(/process_id:(\d+)/.exec(info)?.[1])
@@ -71,7 +71,7 @@ function redisPid() {
 }
 
 /** Whether Redis answers at REDIS_URL; without it the Redis variants are left out, and said so. */
-async function redisAvailable() {
+export async function redisAvailable() {
   const { Redis } = await import('ioredis')
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
     lazyConnect: true,
@@ -90,7 +90,7 @@ async function redisAvailable() {
 }
 
 /** Removes the run's counters from Redis; they would expire, but only after a day. */
-async function deleteKeys(/** @type {string} */ pattern) {
+export async function deleteKeys(/** @type {string} */ pattern) {
   const { Redis } = await import('ioredis')
   const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
     lazyConnect: true,
