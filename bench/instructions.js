@@ -113,7 +113,8 @@ const only = values.only?.split(',').filter(Boolean)
 const withRedis = await redisAvailable()
 const groups = GROUPS.map((g) => {
   const kept = (/** @type {string} */ id) =>
-    (withRedis || !id.endsWith('-redis')) && (only === undefined || id === g.bare || only.some((o) => id.includes(o)))
+    (withRedis || !id.endsWith('-redis')) &&
+    (only === undefined || id === g.bare || only.some((o) => id.includes(o)))
   return {
     ...g,
     variants: g.variants.filter((v) => kept(v.id)),
@@ -131,7 +132,9 @@ try {
       for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
         const perRequest = await countVariant(id)
         counts.set(id, perRequest)
-        console.error(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${id}: ${num(perRequest)} instructions/request`)
+        console.error(
+          `[${((Date.now() - started) / 1000).toFixed(0)} s] ${id}: ${num(perRequest)} instructions/request`,
+        )
       }
     }),
   )

@@ -203,7 +203,7 @@ export async function runRateLimitBench({ quick, log, runId, rounds, seconds }) 
           label(c.a),
           label(c.b) + (c.note ? ` (${c.note})` : ''),
           times(cmp.cpuRatio),
-          times(cmp.addedCpuRatio),
+          `${times(cmp.addedCpuRatio)} (${cmp.addedCpuInterval.map((v) => v.toFixed(2)).join('–')})`,
           times(cmp.throughputRatio),
         ]
       })
@@ -223,7 +223,13 @@ export async function runRateLimitBench({ quick, log, runId, rounds, seconds }) 
           ) +
           '\n\n' +
           table(
-            ['tollgate variant', 'compared with', 'CPU/req ratio', 'added-CPU ratio', 'req/s ratio'],
+            [
+              'tollgate variant',
+              'compared with',
+              'CPU/req ratio',
+              'added-CPU ratio (90 % interval)',
+              'req/s ratio',
+            ],
             comparisonRows,
             ['l', 'l', 'r', 'r', 'r'],
           ),
@@ -240,9 +246,11 @@ export async function runRateLimitBench({ quick, log, runId, rounds, seconds }) 
     `${settings.warmTogether ? 'of all variants at once' : 'of each'}, ` +
     'variants alternating within each round. Limits are far above what a run sends, so nothing is ' +
     'rejected. One window: `100000000 per hour`; two windows: `1000000000 per day, 100000000 per hour`. ' +
-    'Figures are medians over rounds; ratios are medians of the per-round ratios (below 1 means tollgate ' +
-    'costs less). "Added over bare" is the variant\'s CPU per request minus the bare framework\'s in the ' +
-    "same round: the cost of the limiter itself. Redis CPU is redis-server's own time per request, not " +
+    'Figures are medians over rounds; CPU and req/s ratios are medians of the per-round ratios (below 1 ' +
+    'means tollgate costs less). "Added over bare" is the variant\'s CPU per request minus the bare ' +
+    "framework's in the same round: the cost of the limiter itself. The added-CPU ratio divides the two " +
+    "medians of it, with a 90 % bootstrap interval over rounds; a single round's added CPU can be near " +
+    "zero, so per-round ratios of it are not used. Redis CPU is redis-server's own time per request, not " +
     "included in the server's."
   const missing = withRedis
     ? ''

@@ -28,15 +28,28 @@ describe('roundOrder', () => {
 })
 
 describe('compare', () => {
-  it('takes the median of per-round ratios, and of what each adds over a baseline', () => {
+  it('takes the median of per-round ratios, and the ratio of the median added CPU', () => {
     const bare = [round(30), round(60), round(30)]
     const a = [round(40), round(80), round(45)]
     const b = [round(50), round(100), round(50)]
     const cmp = compare(a, b, bare)
     expect(cmp.cpuRatio).toBeCloseTo(0.8, 10)
-    // added: a 10, 20, 15; b 20, 40, 20 -> 0.5, 0.5, 0.75
-    expect(cmp.addedCpuRatio).toBeCloseTo(0.5, 10)
+    // added: a 10, 20, 15 (median 15); b 20, 40, 20 (median 20)
+    expect(cmp.addedCpuRatio).toBeCloseTo(0.75, 10)
     expect(cmp.throughputRatio).toBe(1)
     expect(addedCpu(a, bare)).toBe(15)
+  })
+
+  it('is not thrown by a round where the peer added nothing, and brackets the figure', () => {
+    const bare = [30, 30, 30, 30, 30, 30].map(round)
+    const a = [33, 33, 34, 33, 32, 33].map(round)
+    // One round where the peer's cost vanished in the noise: a per-round ratio would be infinite.
+    const b = [34, 30, 34, 35, 34, 34].map(round)
+    const cmp = compare(a, b, bare)
+    expect(cmp.addedCpuRatio).toBeCloseTo(0.75, 10)
+    const [lo, hi] = cmp.addedCpuInterval
+    expect(lo).toBeLessThanOrEqual(cmp.addedCpuRatio)
+    expect(hi).toBeGreaterThanOrEqual(cmp.addedCpuRatio)
+    expect(compare(a, b, bare).addedCpuInterval).toEqual([lo, hi])
   })
 })

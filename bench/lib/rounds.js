@@ -4,7 +4,7 @@
  * variant, and comparisons divide within a round before taking the median.
  */
 import { groupCpuMicros, processCpuMicros } from './cpu.js'
-import { median, medianRatio, pairedRatios } from './stats.js'
+import { bootstrapInterval, median, medianRatio, ratio } from './stats.js'
 import { runWrk } from './wrk.js'
 
 /**
@@ -110,8 +110,12 @@ export function medians(rounds) {
 }
 
 /**
- * Per-round comparison of `a` against `b`: CPU and throughput ratios, and (given a baseline such as
- * the bare framework) the ratio of what each adds on top of it.
+ * Per-round comparison of `a` against `b`: CPU and throughput ratios (medians of per-round ratios),
+ * and, given a baseline such as the bare framework, the ratio of what each adds on top of it. That
+ * one is the ratio of the two medians of per-round added CPU, not the median of per-round ratios:
+ * what a limiter adds is a few µs on a noisy ~35 µs, so a single round's difference can be near
+ * zero or negative and its ratio anything. `addedCpuInterval` is a 90 % bootstrap interval of it,
+ * resampling rounds (pairs stay together).
  * @param {RoundResult[]} a
  * @param {RoundResult[]} b
  * @param {RoundResult[]} [base]
@@ -125,11 +129,21 @@ export function compare(a, b, base) {
       b.map((r) => r.requestsPerSecond),
     ),
     addedCpuRatio: Number.NaN,
+    /** @type {[number, number]} */
+    addedCpuInterval: [Number.NaN, Number.NaN],
   }
   if (base) {
     const added = (/** @type {RoundResult[]} */ x) =>
-      cpu(x).map((v, i) => v - (base[i]?.cpuMicrosPerRequest ?? 0))
-    out.addedCpuRatio = median(pairedRatios(added(a), added(b)))
+      cpu(x).map((v, i) => v - (base[i]?.cpuMicrosPerRequest ?? Number.NaN))
+    const addedA = added(a)
+    const addedB = added(b)
+    const ratioOf = (/** @type {number[]} */ indices) =>
+      ratio(
+        median(indices.map((i) => addedA[i] ?? Number.NaN)),
+        median(indices.map((i) => addedB[i] ?? Number.NaN)),
+      )
+    out.addedCpuRatio = ratio(median(addedA), median(addedB))
+    out.addedCpuInterval = bootstrapInterval(ratioOf, Math.min(addedA.length, addedB.length))
   }
   return out
 }

@@ -1,3 +1,5 @@
+import { seededRandom } from './poisson.js'
+
 /**
  * Summary statistics for benchmark samples.
  *
@@ -82,6 +84,29 @@ export function pairedRatios(a, b) {
 /** Median of the per-round ratios a[i] / b[i]. */
 export function medianRatio(/** @type {readonly number[]} */ a, /** @type {readonly number[]} */ b) {
   return median(pairedRatios(a, b))
+}
+
+/**
+ * A percentile bootstrap interval of `statistic` over `n` paired rounds: `statistic` is called with
+ * a resample of round indices (drawn with replacement, from a seeded generator, so the interval is
+ * the same on every run of the same figures). NaN results are dropped.
+ * @param {(indices: number[]) => number} statistic
+ * @param {number} n
+ * @param {{ resamples?: number, level?: number, seed?: number }} [options]
+ * @returns {[number, number]}
+ */
+export function bootstrapInterval(statistic, n, { resamples = 2000, level = 0.9, seed = 1 } = {}) {
+  if (n === 0) return [Number.NaN, Number.NaN]
+  const random = seededRandom(seed)
+  const results = []
+  const indices = new Array(n)
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < n; i++) indices[i] = Math.floor(random() * n)
+    results.push(statistic(indices))
+  }
+  const sorted = sortedCopy(results)
+  const tail = ((1 - level) / 2) * 100
+  return [percentileOfSorted(sorted, tail), percentileOfSorted(sorted, 100 - tail)]
 }
 
 /**
