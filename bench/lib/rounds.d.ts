@@ -38,5 +38,5 @@ export function compare(
   a: RoundResult[],
   b: RoundResult[],
   base?: RoundResult[],
-): { cpuRatio: number; throughputRatio: number; addedCpuRatio: number }
+): { cpuRatio: number; throughputRatio: number; addedCpuRatio: number; addedCpuInterval: [number, number] }
 export function addedCpu(a: RoundResult[], base: RoundResult[]): number

@@ -15,4 +15,9 @@ export function mean(values: readonly number[]): number
 export function ratio(a: number, b: number): number
 export function pairedRatios(a: readonly number[], b: readonly number[]): number[]
 export function medianRatio(a: readonly number[], b: readonly number[]): number
+export function bootstrapInterval(
+  statistic: (indices: number[]) => number,
+  n: number,
+  options?: { resamples?: number; level?: number; seed?: number },
+): [number, number]
 export function summarize(values: readonly number[]): Summary

@@ -142,7 +142,7 @@ export class TokenRoute<Req> {
       set,
     )
     if (reservation.allowed) return undefined
-    set(target, 'Retry-After', String(reservation.retryAfter))
+    set(target, 'retry-after', String(reservation.retryAfter))
     return { status: 429, body: tokenRejectionBody(reservation) }
   }
 

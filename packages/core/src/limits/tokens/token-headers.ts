@@ -44,9 +44,9 @@ export function writeTokenHeaders<Target>(
 ): void {
   const bound = reservation.binding
   if (mode === 'ietf' || mode === 'both') {
-    set(target, 'RateLimit-Policy', joined(target, get, 'RateLimit-Policy', policyHeader))
+    set(target, 'ratelimit-policy', joined(target, get, 'ratelimit-policy', policyHeader))
     const item = `"${bound.policy}";r=${bound.remaining};t=${Math.ceil(bound.resetMs / 1000)}`
-    set(target, 'RateLimit', joined(target, get, 'RateLimit', item))
+    set(target, 'ratelimit', joined(target, get, 'ratelimit', item))
   }
   if (!openai) return
   set(target, 'x-ratelimit-limit-tokens', String(bound.item.amount))
