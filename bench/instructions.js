@@ -3,7 +3,7 @@
  * of the rate-limit suite (bench/rate-limit.js, the same servers) runs under valgrind's callgrind,
  * which counts the instructions the server process executes (every thread: JavaScript, V8, GC,
  * libuv), whatever else the machine is doing. On this shared VM two timed runs of the same
- * variant differ by more than a limiter costs; the same count repeats within about 1 %.
+ * variant differ by more than a limiter costs; a memory variant's count repeats within about 1 %.
  *
  *   node bench/instructions.js                    every variant (about 10 minutes), prints the section
  *   node bench/instructions.js --write            also puts it into bench/RESULTS.md

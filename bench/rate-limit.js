@@ -60,7 +60,7 @@ export const GROUPS = [
   },
 ]
 
-export function redisPid() {
+function redisPid() {
   try {
     const info = execFileSync('redis-cli', ['info', 'server'], { encoding: 'utf8', timeout: 2000 })
     const pid = Number(/process_id:(\d+)/.exec(info)?.[1])

@@ -1,4 +1,11 @@
-import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
+import type {
+  HitCallback,
+  HitErrorCallback,
+  HitResult,
+  LimitStore,
+  LimitStrategy,
+  WindowSpec,
+} from './store.js'
 
 /** What to do with a request while the shared store (Redis) cannot answer. */
 export type StoreErrorMode = 'insurance' | 'allow' | 'deny'
@@ -71,12 +78,20 @@ export class InsuredStore implements LimitStore {
     return this.#down
   }
 
+  /**
+   * Whether a call may go to the primary now, and if so whether it is the probe of a primary that
+   * is down (true) or an ordinary call (false); undefined: answer from the fallback.
+   */
+  #admit(): boolean | undefined {
+    if (!this.#down) return false
+    if (this.#probing || this.#now() < this.#probeAt) return undefined
+    this.#probing = true
+    return true
+  }
+
   hit(key: string, windows: readonly WindowSpec[], cost: number): Promise<HitResult> | HitResult {
-    const probe = this.#down
-    if (probe) {
-      if (this.#probing || this.#now() < this.#probeAt) return this.#serveDown(key, windows, cost)
-      this.#probing = true
-    }
+    const probe = this.#admit()
+    if (probe === undefined) return this.#serveDown(key, windows, cost)
     let pending: Promise<HitResult> | HitResult
     try {
       pending = this.#primary.hit(key, windows, cost)
@@ -95,16 +110,11 @@ export class InsuredStore implements LimitStore {
     key: string,
     windows: readonly WindowSpec[],
     cost: number,
-    onResult: (result: HitResult) => void,
-    onError: (error: unknown) => void,
+    onResult: HitCallback,
+    onError: HitErrorCallback,
   ): void => {
-    const probe = this.#down
-    if (probe) {
-      if (this.#probing || this.#now() < this.#probeAt) {
-        return settle(() => this.#serveDown(key, windows, cost), onResult, onError)
-      }
-      this.#probing = true
-    }
+    const probe = this.#admit()
+    if (probe === undefined) return settle(() => this.#serveDown(key, windows, cost), onResult, onError)
     const failed = (error: unknown) =>
       settle(() => this.#failed(key, windows, cost, error, probe), onResult, onError)
     try {
@@ -193,8 +203,8 @@ export class InsuredStore implements LimitStore {
 /** Hands what `answer` gives (now or later) to the callbacks; a throw goes to `onError`. */
 function settle(
   answer: () => HitResult | Promise<HitResult>,
-  onResult: (result: HitResult) => void,
-  onError: (error: unknown) => void,
+  onResult: HitCallback,
+  onError: HitErrorCallback,
 ): void {
   let result: HitResult | Promise<HitResult>
   try {

@@ -77,9 +77,8 @@ export class RateLimiter {
   }
 
   hit(clientKey: string, cost: number): LimitDecision | Promise<LimitDecision> {
-    const result = this.#store.hit(clientKey, this.#specs, cost)
-    if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r))
-    return this.#decide(clientKey, cost, result)
+    // A rejected promise as the failure's value: the returned promise then rejects with the error.
+    return this.hitOr(clientKey, cost, rejectWith) as LimitDecision | Promise<LimitDecision>
   }
 
   /**
@@ -154,6 +153,10 @@ export class RateLimiter {
       limit: windows[binding]!.described,
     }
   }
+}
+
+function rejectWith(error: unknown): Promise<never> {
+  return Promise.reject(error)
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { LimitDecision } from './decision.js'
 import type { Logger } from './insured-store.js'
 import { LimitParseError } from './notation.js'
+import { RecentlyUsed } from './recently-used.js'
 import {
   type HeaderSetter,
   type LimitAnswer,
@@ -26,7 +27,7 @@ export class PerRequestLimits<Req> {
   readonly #compute: (request: Req) => string | false
   readonly #build: (text: string) => RouteLimit<Req> | null
   readonly #logger: Logger
-  readonly #cache = new Map<string, RouteLimit<Req> | null | typeof UNPARSED>()
+  readonly #cache = new RecentlyUsed<RouteLimit<Req> | null | typeof UNPARSED>(LIMITS_CACHE_SIZE)
   /** Which limit made a decision, so `respond` writes that limit's policy header. */
   readonly #madeBy = new WeakMap<LimitDecision, RouteLimit<Req>>()
   #failureLogged = false
@@ -60,22 +61,7 @@ export class PerRequestLimits<Req> {
     }
     if (text === false) return null
     if (typeof text !== 'string') return this.#failed('it must return a limit string or false')
-    let limit = this.#cache.get(text)
-    if (limit !== undefined) {
-      this.#cache.delete(text)
-    } else {
-      try {
-        limit = this.#build(text)
-      } catch (error) {
-        if (!(error instanceof LimitParseError)) throw error
-        this.#logger.warn(
-          `tollgate: a limits function returned a limit that does not parse (${error.message}); such requests get a 500`,
-        )
-        limit = UNPARSED
-      }
-      if (this.#cache.size >= LIMITS_CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!)
-    }
-    this.#cache.set(text, limit)
+    const limit = this.#cache.get(text, this.#parse)
     if (limit === UNPARSED) return LIMITS_FAILED
     if (limit === null) return null
     const chosen = limit
@@ -85,6 +71,18 @@ export class PerRequestLimits<Req> {
       return o
     }
     return outcome instanceof Promise ? outcome.then(remember) : remember(outcome)
+  }
+
+  readonly #parse = (text: string): RouteLimit<Req> | null | typeof UNPARSED => {
+    try {
+      return this.#build(text)
+    } catch (error) {
+      if (!(error instanceof LimitParseError)) throw error
+      this.#logger.warn(
+        `tollgate: a limits function returned a limit that does not parse (${error.message}); such requests get a 500`,
+      )
+      return UNPARSED
+    }
   }
 
   #failed(reason: string): LimitCheckFailure {

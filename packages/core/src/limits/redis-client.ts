@@ -42,6 +42,19 @@ export function isNoScript(error: unknown): boolean {
 }
 
 export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
+  const calls = scriptCallsFor(client)
+  return {
+    ...calls,
+    run: (sha, script, keys, args) =>
+      calls.evalsha(sha, keys, args).catch((error: unknown) => {
+        if (isNoScript(error)) return calls.eval(script, keys, args)
+        throw error
+      }),
+  }
+}
+
+/** The three calls each client kind spells its own way. */
+function scriptCallsFor(client: RedisClientLike): Omit<ScriptRunner, 'run'> {
   if ('evalsha' in client && typeof client.evalsha === 'function') {
     const io = client as IoRedisLike
     return {
@@ -50,11 +63,6 @@ export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
       ready: () => io.status === 'ready' || io.status === 'wait',
       evalsha: (sha, keys, args) => io.evalsha(sha, keys.length, ...keys, ...args),
       eval: (script, keys, args) => io.eval(script, keys.length, ...keys, ...args),
-      run: (sha, script, keys, args) =>
-        io.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
-          if (isNoScript(error)) return io.eval(script, keys.length, ...keys, ...args)
-          throw error
-        }),
     }
   }
   const nr = client as NodeRedisLike
@@ -62,10 +70,5 @@ export function scriptRunnerFor(client: RedisClientLike): ScriptRunner {
     ready: () => nr.isReady,
     evalsha: (sha, keys, args) => nr.evalSha(sha, { keys, arguments: args }),
     eval: (script, keys, args) => nr.eval(script, { keys, arguments: args }),
-    run: (sha, script, keys, args) =>
-      nr.evalSha(sha, { keys, arguments: args }).catch((error: unknown) => {
-        if (isNoScript(error)) return nr.eval(script, { keys, arguments: args })
-        throw error
-      }),
   }
 }

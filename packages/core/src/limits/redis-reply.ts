@@ -41,13 +41,6 @@ export function replyIntegers(reply: unknown, values: number[]): number {
   return count
 }
 
-/** `replyIntegers` into a fresh array, for callers off the hot path. */
-export function replyIntegerList(reply: unknown): number[] {
-  const values: number[] = []
-  values.length = replyIntegers(reply, values)
-  return values
-}
-
 function unexpected(reply: unknown): TypeError {
   const what =
     typeof reply === 'string'

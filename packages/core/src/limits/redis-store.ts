@@ -4,7 +4,14 @@ import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
 import { replyIntegers } from './redis-reply.js'
 import { HIT_SCRIPT, HIT_SCRIPT_SHA } from './redis-script.js'
 import { STRATEGY_CODE, STRATEGY_SCRIPT, STRATEGY_SCRIPT_SHA } from './redis-strategy-script.js'
-import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
+import type {
+  HitCallback,
+  HitErrorCallback,
+  HitResult,
+  LimitStore,
+  LimitStrategy,
+  WindowSpec,
+} from './store.js'
 
 /** Raised instead of waiting on a Redis that is down, slow or still connecting. */
 export class StoreUnavailableError extends Error {
@@ -71,8 +78,8 @@ export class RedisStore implements LimitStore {
     key: string,
     windows: readonly WindowSpec[],
     cost: number,
-    onResult: (result: HitResult) => void,
-    onError: (error: unknown) => void,
+    onResult: HitCallback,
+    onError: HitErrorCallback,
   ): void {
     if (!this.#runner.ready()) return onError(new StoreUnavailableError('Redis client is not ready'))
     const n = windows.length
@@ -120,8 +127,8 @@ export class RedisStore implements LimitStore {
     key: string,
     windows: readonly WindowSpec[],
     cost: number,
-    onResult: (result: HitResult) => void,
-    onError: (error: unknown) => void,
+    onResult: HitCallback,
+    onError: HitErrorCallback,
   ): void {
     const n = windows.length
     const keys = new Array<string>(n)
@@ -147,8 +154,8 @@ export class RedisStore implements LimitStore {
     keys: string[],
     args: string[],
     n: number,
-    onResult: (result: HitResult) => void,
-    onError: (error: unknown) => void,
+    onResult: HitCallback,
+    onError: HitErrorCallback,
   ): void {
     const call = this.#deadlines.watch(onError)
     const answered = (reply: unknown) => {

@@ -43,6 +43,10 @@ export interface HitResult {
   readonly resetMs: number[]
 }
 
+/** Where a `hitThen` hands its answer, and where its failure. */
+export type HitCallback = (result: HitResult) => void
+export type HitErrorCallback = (error: unknown) => void
+
 export interface LimitStore {
   /**
    * Charge `cost` to the client `key`'s counter in every window if all of them have
@@ -58,8 +62,8 @@ export interface LimitStore {
     key: string,
     windows: readonly WindowSpec[],
     cost: number,
-    onResult: (result: HitResult) => void,
-    onError: (error: unknown) => void,
+    onResult: HitCallback,
+    onError: HitErrorCallback,
   ): void
   /**
    * Take back `cost` that an allowed `hit` charged to the same windows, all of them in one step

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
+import { replyIntegers } from '../../src/limits/redis-reply.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const IN_CI = process.env.CI === 'true'
@@ -212,4 +213,11 @@ export class PrivateRedis {
     this.resume()
     await this.kill()
   }
+}
+
+/** The integers of a script's status reply (`replyIntegers`), in a fresh array. */
+export function replyIntegerList(reply: unknown): number[] {
+  const values: number[] = []
+  values.length = replyIntegers(reply, values)
+  return values
 }

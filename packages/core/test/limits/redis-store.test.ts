@@ -10,7 +10,6 @@ import {
   StoreUnavailableError,
   type WindowSpec,
 } from '../../src/internal.js'
-import { replyIntegerList } from '../../src/limits/redis-reply.js'
 import { HIT_SCRIPT } from '../../src/limits/redis-script.js'
 import { isRedisOutage } from '../../src/limits/redis-store.js'
 import {
@@ -23,6 +22,7 @@ import {
   type NodeRedisClient,
   PrivateRedis,
   REDIS_URL,
+  replyIntegerList,
   requireRedisServer,
   requireSharedRedis,
   skipWithoutRedis,

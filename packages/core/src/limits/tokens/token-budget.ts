@@ -1,5 +1,6 @@
 import type { Logger } from '../insured-store.js'
 import { describeLimit, LimitParseError, parseLimits, policyName, type RateLimitItem } from '../notation.js'
+import { RecentlyUsed } from '../recently-used.js'
 import type { WindowSpec } from '../store.js'
 import type { ReserveResult, TokenStore } from './token-store.js'
 import type { UsageSource } from './usage-observer.js'
@@ -55,7 +56,7 @@ export class TokenBudget<Req> {
   readonly #scope: string
   readonly #fixed: TokenPolicy | undefined
   readonly #compute: ((request: Req) => string | false) | undefined
-  readonly #cache = new Map<string, TokenPolicy | typeof POLICY_FAILED>()
+  readonly #cache = new RecentlyUsed<TokenPolicy | typeof POLICY_FAILED>(POLICY_CACHE_SIZE)
   readonly #logger: Logger
 
   constructor(
@@ -86,25 +87,19 @@ export class TokenBudget<Req> {
       this.#logOnce('tokens function failed', new TypeError('it must return a limit string or false'))
       return POLICY_FAILED
     }
-    const cached = this.#cache.get(text)
-    if (cached !== undefined) {
-      this.#cache.delete(text)
-      this.#cache.set(text, cached)
-      return cached
-    }
-    let policy: TokenPolicy | typeof POLICY_FAILED
+    return this.#cache.get(text, this.#parse)
+  }
+
+  readonly #parse = (text: string): TokenPolicy | typeof POLICY_FAILED => {
     try {
-      policy = new TokenPolicy(this.#scope, parseLimits(text))
+      return new TokenPolicy(this.#scope, parseLimits(text))
     } catch (error) {
       if (!(error instanceof LimitParseError)) throw error
       this.#logger.warn(
         `tollgate: a tokens function returned a limit that does not parse (${error.message}); such requests get a 500`,
       )
-      policy = POLICY_FAILED
+      return POLICY_FAILED
     }
-    if (this.#cache.size >= POLICY_CACHE_SIZE) this.#cache.delete(this.#cache.keys().next().value!)
-    this.#cache.set(text, policy)
-    return policy
   }
 
   #loggedFailure = false
