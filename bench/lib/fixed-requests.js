@@ -3,12 +3,13 @@ import http from 'node:http'
 /**
  * Sends exactly `count` GET requests to `url`, `connections` at a time over keep-alive sockets,
  * and resolves once every answer has been read. Rejects on a status other than 200: a count of
- * instructions per request means nothing if some requests were refused.
- * @param {{ url: string, count: number, connections: number }} options
+ * instructions per request means nothing if some requests were refused. An `agent` passed in is
+ * left open, so a later call goes on over the same sockets.
+ * @param {{ url: string, count: number, connections: number, agent?: http.Agent }} options
  */
-export async function sendRequests({ url, count, connections }) {
+export async function sendRequests({ url, count, connections, agent: given }) {
   const target = new URL(url)
-  const agent = new http.Agent({ keepAlive: true, maxSockets: connections })
+  const agent = given ?? new http.Agent({ keepAlive: true, maxSockets: connections })
   let sent = 0
   let done = 0
   try {
@@ -35,6 +36,6 @@ export async function sendRequests({ url, count, connections }) {
       for (let i = 0; i < Math.min(connections, count); i++) next()
     })
   } finally {
-    agent.destroy()
+    if (given === undefined) agent.destroy()
   }
 }
