@@ -1,3 +1,11 @@
+/**
+ * How much earlier than the caller gives up a Redis script refuses to count a call. Both clocks
+ * are read in whole milliseconds and the offset between them is estimated, so a deadline sent as
+ * "when I give up" could pass a call that reaches the script just after the caller gave up and
+ * answered from its fallback, and count the request twice; 2 ms covers both roundings.
+ */
+export const SERVER_DEADLINE_MARGIN_MS = 2
+
 /** One call being watched: `settle()` is true for whoever gets there first, the reply or the timeout. */
 export interface WatchedCall {
   settle(): boolean
@@ -32,8 +40,10 @@ export class CallDeadlines {
   readonly #timeoutMs: number
   readonly #makeError: () => Error
   readonly #now: () => number
-  #queue: Call[] = []
+  /** Calls from `#head` to `#tail`; slots before `#head` are emptied, so nothing done is kept alive. */
+  #queue: (Call | undefined)[] = []
   #head = 0
+  #tail = 0
   #timer: NodeJS.Timeout | undefined
 
   constructor(timeoutMs: number, makeError: () => Error, now: () => number = Date.now) {
@@ -42,30 +52,41 @@ export class CallDeadlines {
     this.#now = now
   }
 
-  /** Starts watching a call; `onTimeout` gets the error if the call is still unsettled at its deadline. */
-  watch(onTimeout: (error: Error) => void): WatchedCall {
-    const call = new Call(this.#now() + this.#timeoutMs, onTimeout)
+  /**
+   * Starts watching a call; `onTimeout` gets the error if the call is still unsettled at its
+   * deadline. `now` is the caller's reading of the clock, when it has one.
+   */
+  watch(onTimeout: (error: Error) => void, now: number = this.#now()): WatchedCall {
+    const call = new Call(now + this.#timeoutMs, onTimeout)
     this.#dropAnswered()
-    this.#queue.push(call)
+    this.#queue[this.#tail++] = call
     if (this.#timer === undefined) this.#arm(this.#timeoutMs)
     return call
   }
 
   /** Calls not yet taken off the queue (answered ones leave it lazily). */
   get queued(): number {
-    return this.#queue.length - this.#head
+    return this.#tail - this.#head
   }
 
-  /** Takes answered calls off the front, so the queue holds about the calls in flight. */
+  /**
+   * Takes answered calls off the front, so the queue holds about the calls in flight. An empty
+   * queue starts again at slot 0 of the same array: shrinking it and growing it again on the next
+   * call cost more than the rest of the bookkeeping.
+   */
   #dropAnswered(): void {
     const queue = this.#queue
+    const tail = this.#tail
     let head = this.#head
-    while (head < queue.length && queue[head]!.done) head++
-    if (head === queue.length) {
-      if (head > 0) queue.length = 0
+    while (head < tail && queue[head]!.done) queue[head++] = undefined
+    if (head === tail) {
       head = 0
-    } else if (head > 1024 && head * 2 > queue.length) {
-      this.#queue = queue.slice(head)
+      this.#tail = 0
+      // An array grown by a burst is not kept at that size for good.
+      if (queue.length > 1024) this.#queue = []
+    } else if (head > 1024 && head * 2 > tail) {
+      this.#queue = queue.slice(head, tail)
+      this.#tail = tail - head
       head = 0
     }
     this.#head = head
@@ -82,15 +103,15 @@ export class CallDeadlines {
     const now = this.#now()
     const queue = this.#queue
     let head = this.#head
-    while (head < queue.length) {
+    while (head < this.#tail) {
       const call = queue[head]!
       if (call.done) {
-        head++
+        queue[head++] = undefined
         continue
       }
       if (call.deadline > now) break
       call.done = true
-      head++
+      queue[head++] = undefined
       call.onTimeout(this.#makeError())
     }
     this.#head = head

@@ -1,3 +1,4 @@
+import { SERVER_DEADLINE_MARGIN_MS } from '../call-deadlines.js'
 import type { Logger } from '../insured-store.js'
 import { type RedisClientLike, type ScriptRunner, scriptRunnerFor } from '../redis-client.js'
 import { hashTagSafe, isRedisOutage, StoreUnavailableError } from '../redis-store.js'
@@ -55,7 +56,8 @@ export class RedisTokenStore implements TokenStore {
 
   async reserve(key: string, windows: readonly WindowSpec[], want: number): Promise<ReserveResult> {
     const n = windows.length
-    const args = [String(want), String(Date.now() + this.#clockOffsetMs + this.#timeoutMs)]
+    const deadline = Date.now() + this.#clockOffsetMs + this.#timeoutMs - SERVER_DEADLINE_MARGIN_MS
+    const args = [String(want), String(deadline)]
     for (const w of windows) args.push(String(w.amount), String(w.windowMs))
     const reply = await this.#run(RESERVE_SCRIPT_SHA, RESERVE_SCRIPT, this.#keys(key, windows), args)
     if (!Array.isArray(reply)) throw new TypeError('Unexpected reply from the token script')
