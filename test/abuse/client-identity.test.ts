@@ -1,4 +1,5 @@
-import type { Server } from 'node:http'
+import http, { type Server } from 'node:http'
+import type { Socket } from 'node:net'
 import { type ExpressTollgate, tollgate as expressTollgate } from '@tollgate/express'
 import fastifyTollgate from '@tollgate/fastify'
 import express from 'express'
@@ -59,6 +60,43 @@ async function whoami(target: Target, headers: Record<string, string>) {
   return { status: answer.status, key: body.key as string | undefined, ip: body.ip as string | undefined }
 }
 
+/** `whoami` for each set of headers in turn over one kept-alive connection; fails if it was not one. */
+async function whoamiOverOneConnection(target: Target, headerSets: Record<string, string>[]) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const sockets = new Set<Socket>()
+  const results: { status: number; key: string | undefined }[] = []
+  try {
+    for (const headers of headerSets) {
+      results.push(
+        await new Promise((resolve, reject) => {
+          const req = http.get(
+            { host: '127.0.0.1', port: target.port, path: '/whoami', headers, agent },
+            (res) => {
+              sockets.add(res.socket)
+              let text = ''
+              res.setEncoding('utf8')
+              res.on('data', (chunk: string) => {
+                text += chunk
+              })
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  key: res.statusCode === 200 ? JSON.parse(text).key : undefined,
+                }),
+              )
+            },
+          )
+          req.on('error', reject)
+        }),
+      )
+    }
+  } finally {
+    agent.destroy()
+  }
+  expect(sockets.size).toBe(1)
+  return results
+}
+
 const spoofs: Record<string, string>[] = [
   { 'x-forwarded-for': '1.1.1.1' },
   { 'x-forwarded-for': '2.2.2.2, 3.3.3.3' },
@@ -79,6 +117,23 @@ for (const [name, build] of [
       // Five requests, each claiming to be someone else: one client, three allowed.
       expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429, 429])
       expect(new Set(results.slice(0, 3).map((r) => r.key))).toEqual(new Set(['127.0.0.1']))
+    })
+
+    it('over one kept-alive connection, forwarding headers never change the key either', async () => {
+      // The client address is read once per connection: later requests on it must not slip past.
+      const results = await whoamiOverOneConnection(await build(false), [{}, ...spoofs])
+      expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429, 429, 429])
+      expect(new Set(results.slice(0, 3).map((r) => r.key))).toEqual(new Set(['127.0.0.1']))
+    })
+
+    it('trusting the proxy, each request on one kept-alive connection is keyed by its own header', async () => {
+      // A proxy sends many clients' requests over one connection to the gateway.
+      const clients = ['203.0.113.1', '203.0.113.2', '203.0.113.3', '203.0.113.1']
+      const results = await whoamiOverOneConnection(
+        await build('127.0.0.1'),
+        clients.map((client) => ({ 'x-forwarded-for': client })),
+      )
+      expect(results.map((r) => r.key)).toEqual(clients)
     })
 
     it('trusting the loopback proxy, only the hop it added counts', async () => {

@@ -58,6 +58,8 @@ export { LimitEngine, RATE_LIMIT_OPTION_NAMES } from './limits/limit-engine.js'
 export { RateLimiter, type WindowGroup } from './limits/limiter.js'
 export {
   type HeaderSetter,
+  LATER,
+  type Later,
   type LimitAnswer,
   LimitCheckFailure,
   type LimitOutcome,

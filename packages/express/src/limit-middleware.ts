@@ -1,5 +1,6 @@
 import type { LimitDecision } from '@tollgate/core'
 import {
+  LATER,
   LimitedRoute,
   type LimitOutcome,
   settleAtEnd,
@@ -64,13 +65,25 @@ export function limitMiddleware(
     res.status(rejection.status).json(rejection.body)
   }
 
+  /** `apply` for an outcome that arrives after the middleware returned: a throw goes to `next`. */
+  function applyLater(outcome: LimitOutcome, req: Request, res: Response, next: NextFunction): void {
+    try {
+      apply(outcome, req, res, next)
+    } catch (error) {
+      next(error)
+    }
+  }
+
+  // A store that answers by callback (Redis) gets one: a request then makes no promise here.
+  const later = route?.answersLater === true
+
   return function tollgateLimit(req: Request, res: Response, next: NextFunction): void {
     if (route === null) return apply(null, req, res, next)
-    const result = route.check(req, req.ip)
-    if (result instanceof Promise) {
-      result.then((outcome) => apply(outcome, req, res, next)).catch(next)
-    } else {
-      apply(result, req, res, next)
-    }
+    const result = later
+      ? route.check(req, req.ip, (outcome) => applyLater(outcome, req, res, next))
+      : route.check(req, req.ip)
+    if (result === LATER) return
+    if (result instanceof Promise) result.then((outcome) => applyLater(outcome, req, res, next), next)
+    else apply(result, req, res, next)
   }
 }

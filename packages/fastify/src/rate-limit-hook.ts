@@ -1,5 +1,6 @@
-import { LimitedRoute, type LimitOutcome } from '@tollgate/core/internal'
+import { LATER, LimitedRoute, type LimitOutcome } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { clientAddress } from './client-address.js'
 
 function setHeader(reply: FastifyReply, name: string, value: string): void {
   reply.header(name, value)
@@ -24,24 +25,45 @@ export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
     reply.code(rejection.status).send(rejection.body)
   }
 
+  /** `apply` for an outcome that arrives after the hook returned: a throw goes to Fastify. */
+  function applyLater(
+    outcome: LimitOutcome,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    done: HookHandlerDoneFunction,
+  ): void {
+    try {
+      apply(outcome, request, reply, done)
+    } catch (error) {
+      done(error as Error)
+    }
+  }
+
+  // A store that answers by callback (Redis) gets one: a request then makes no promise here.
+  if (route.answersLater) {
+    return function tollgateRateLimit(
+      request: FastifyRequest,
+      reply: FastifyReply,
+      done: HookHandlerDoneFunction,
+    ): void {
+      const result = route.check(request, clientAddress(request), (outcome) =>
+        applyLater(outcome, request, reply, done),
+      )
+      if (result === LATER) return
+      if (result instanceof Promise) result.then((outcome) => applyLater(outcome, request, reply, done), done)
+      else apply(result, request, reply, done)
+    }
+  }
+
   return function tollgateRateLimit(
     request: FastifyRequest,
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    const result = route.check(request, request.ip)
-    if (result instanceof Promise) {
-      // One promise per request rather than a then() and a catch(): `check` never rejects.
-      result.then((outcome) => {
-        try {
-          apply(outcome, request, reply, done)
-        } catch (error) {
-          done(error as Error)
-        }
-      }, done)
-    } else {
-      apply(result, request, reply, done)
-    }
+    const result = route.check(request, clientAddress(request))
+    // One promise per request rather than a then() and a catch(): `check` never rejects.
+    if (result instanceof Promise) result.then((outcome) => applyLater(outcome, request, reply, done), done)
+    else apply(result, request, reply, done)
   }
 }
 

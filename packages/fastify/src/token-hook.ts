@@ -6,6 +6,7 @@ import {
   withTokens,
 } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { clientAddress } from './client-address.js'
 import { rateLimitHook } from './rate-limit-hook.js'
 
 type Hook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
@@ -25,7 +26,7 @@ function setHeader(reply: FastifyReply, name: string, value: string): void {
  */
 export function tokenHook(tokens: TokenRoute<FastifyRequest>): Hook {
   return function tollgateTokens(request, reply, done) {
-    tokens.reserve(request, request.ip, request.rateLimit, request.body).then((outcome) => {
+    tokens.reserve(request, clientAddress(request), request.rateLimit, request.body).then((outcome) => {
       if (outcome === null) return done()
       const answer = tokens.respond(outcome, request.rateLimit, reply, getHeader, setHeader)
       if (answer !== undefined) {

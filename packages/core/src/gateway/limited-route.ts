@@ -1,6 +1,7 @@
 import type { LimitDecision } from '../limits/decision.js'
 import {
   type HeaderSetter,
+  type Later,
   type LimitAnswer,
   LimitCheckFailure,
   type LimitOutcome,
@@ -20,28 +21,45 @@ export type LimitRejection = LimitAnswer
  * no window can hold, 500 when the check itself failed). Both adapters go through here, so what
  * an outcome means for the response is decided in one place.
  */
+type RouteLimitLike<Req> = Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'> &
+  Partial<Pick<RouteLimit<Req>, 'answersLater'>>
+
 export class LimitedRoute<Req> {
-  readonly #limit: Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'>
+  readonly #limit: RouteLimitLike<Req>
   readonly #events: GatewayEvents | undefined
   readonly #scope: string
+  /**
+   * Whether `check` with a callback can answer `LATER` (the store answers by callback, as Redis
+   * does): an adapter then passes one, and a request to a shared store makes no promise.
+   */
+  readonly answersLater: boolean
 
   /** `events` hears every decision, under the route's `scope`. */
-  constructor(
-    limit: Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'>,
-    events?: GatewayEvents,
-    scope = '',
-  ) {
+  constructor(limit: RouteLimitLike<Req>, events?: GatewayEvents, scope = '') {
     this.#limit = limit
     this.#events = events
     this.#scope = scope
+    this.answersLater = limit.answersLater === true
   }
 
   /**
    * Counts the request; null when it is skipped or allow-listed. Never throws or rejects: a failed
    * check comes back as a `LimitCheckFailure`. Synchronous unless a callback or the store is async.
+   * With `onLater` (see `answersLater`) it may return `LATER` and give the outcome to `onLater`
+   * once, possibly before returning.
    */
-  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
-    return this.#limit.check(request, ip)
+  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome>
+  check(
+    request: Req,
+    ip: string | undefined,
+    onLater: (outcome: LimitOutcome) => void,
+  ): LimitOutcome | Promise<LimitOutcome> | Later
+  check(
+    request: Req,
+    ip: string | undefined,
+    onLater?: (outcome: LimitOutcome) => void,
+  ): LimitOutcome | Promise<LimitOutcome> | Later {
+    return onLater === undefined ? this.#limit.check(request, ip) : this.#limit.check(request, ip, onLater)
   }
 
   /**

@@ -92,28 +92,45 @@ export class RateLimiter {
   ): LimitDecision | Promise<LimitDecision | F> {
     const store = this.#store
     if (store.hitThen !== undefined) {
-      return new Promise<LimitDecision | F>((resolve) => {
-        store.hitThen!(
-          clientKey,
-          this.#specs,
-          cost,
-          (r) => {
-            let decision: LimitDecision
-            try {
-              decision = this.#decide(clientKey, cost, r)
-            } catch (error) {
-              resolve(onFailure(error))
-              return
-            }
-            resolve(decision)
-          },
-          (error) => resolve(onFailure(error)),
-        )
-      })
+      return new Promise<LimitDecision | F>((resolve) => this.hitThen(clientKey, cost, resolve, onFailure))
     }
     const result = store.hit(clientKey, this.#specs, cost)
     if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r), onFailure)
     return this.#decide(clientKey, cost, result)
+  }
+
+  /** Whether the store answers by callback (`LimitStore.hitThen`), so `hitThen` may be used. */
+  get answersByCallback(): boolean {
+    return this.#store.hitThen !== undefined
+  }
+
+  /**
+   * `hit` for a store that answers by callback (see `answersByCallback`): no promise at all.
+   * `onDone` is called once, possibly before this returns, with the decision or with what
+   * `onFailure` makes of the store's error.
+   */
+  hitThen<F>(
+    clientKey: string,
+    cost: number,
+    onDone: (outcome: LimitDecision | F) => void,
+    onFailure: (error: unknown) => F,
+  ): void {
+    this.#store.hitThen!(
+      clientKey,
+      this.#specs,
+      cost,
+      (r) => {
+        let decision: LimitDecision
+        try {
+          decision = this.#decide(clientKey, cost, r)
+        } catch (error) {
+          onDone(onFailure(error))
+          return
+        }
+        onDone(decision)
+      },
+      (error) => onDone(onFailure(error)),
+    )
   }
 
   /** Takes back what an allowed `hit` of `cost` charged (`deductWhen`); the store must have `refund`. */
@@ -123,35 +140,61 @@ export class RateLimiter {
 
   #decide(key: string, cost: number, result: HitResult): LimitDecision {
     const windows = this.#windows
+    if (windows.length === 1) return this.#decideOne(key, cost, result, windows[0]!)
     const states = new Array<WindowState>(windows.length)
     let binding = 0
     for (let i = 0; i < windows.length; i++) {
-      const w = windows[i]!
-      const used = result.used[i] ?? 0
-      // A store's answer is clamped to what the window allows, so the headers stay truthful (and
-      // within the Structured Field integer range) whatever a custom store returns.
-      const reset = result.resetMs[i] ?? w.item.windowMs
-      const state: WindowState = {
-        item: w.item,
-        policy: w.policy,
-        used,
-        remaining: Math.max(0, w.item.amount - used),
-        resetMs: Math.max(0, Math.min(reset, w.item.windowMs)),
-      }
+      const state = windowState(windows[i]!, result.used[i], result.resetMs[i])
       states[i] = state
       if (i > 0 && bindsBefore(state, states[binding]!, result.allowed, cost)) binding = i
     }
-    const bound = states[binding]!
-    const never = !result.allowed && cost > bound.item.amount
-    return {
-      allowed: result.allowed,
-      key,
-      cost,
-      windows: states,
-      binding: bound,
-      retryAfter: result.allowed || never ? 0 : Math.max(1, Math.ceil(bound.resetMs / 1000)),
-      limit: windows[binding]!.described,
-    }
+    return decision(key, cost, result.allowed, states, states[binding]!, windows[binding]!.described)
+  }
+
+  /** `#decide` for the common single window: no loop and no choice of binding window. */
+  #decideOne(key: string, cost: number, result: HitResult, window: PreparedWindow): LimitDecision {
+    const state = windowState(window, result.used[0], result.resetMs[0])
+    return decision(key, cost, result.allowed, [state], state, window.described)
+  }
+}
+
+/**
+ * A window's state from a store's answer, clamped to what the window allows, so the headers stay
+ * truthful (and within the Structured Field integer range) whatever a custom store returns.
+ */
+function windowState(
+  w: PreparedWindow,
+  answeredUsed: number | undefined,
+  answeredReset: number | undefined,
+): WindowState {
+  const used = answeredUsed ?? 0
+  const reset = answeredReset ?? w.item.windowMs
+  return {
+    item: w.item,
+    policy: w.policy,
+    used,
+    remaining: Math.max(0, w.item.amount - used),
+    resetMs: Math.max(0, Math.min(reset, w.item.windowMs)),
+  }
+}
+
+function decision(
+  key: string,
+  cost: number,
+  allowed: boolean,
+  windows: WindowState[],
+  bound: WindowState,
+  limit: string,
+): LimitDecision {
+  const never = !allowed && cost > bound.item.amount
+  return {
+    allowed,
+    key,
+    cost,
+    windows,
+    binding: bound,
+    retryAfter: allowed || never ? 0 : Math.max(1, Math.ceil(bound.resetMs / 1000)),
+    limit,
   }
 }
 

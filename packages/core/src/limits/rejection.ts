@@ -15,6 +15,13 @@ export class LimitCheckFailure {
 /** What a check gives: a decision, a failure, or null when the request is skipped or allow-listed. */
 export type LimitOutcome = LimitDecision | LimitCheckFailure | null
 
+/**
+ * What a check given a callback returns when the outcome will go to that callback instead (a
+ * store that answers by callback, such as Redis): the request then costs no promise.
+ */
+export const LATER: unique symbol = Symbol('tollgate.later')
+export type Later = typeof LATER
+
 /** An answer that replaces the route handler: status and JSON body (headers went through `set`). */
 export interface LimitAnswer {
   readonly status: number

@@ -6,6 +6,8 @@ import type { RateLimiter } from './limiter.js'
 import type { Cost, DeductWhen, KeyGenerator } from './options.js'
 import {
   type HeaderSetter,
+  LATER,
+  type Later,
   type LimitAnswer,
   LimitCheckFailure,
   type LimitOutcome,
@@ -69,17 +71,35 @@ export class RouteLimit<Req> {
    * trust-proxy handling). Gives null when the request is skipped or allow-listed, and a
    * `LimitCheckFailure` when the key, the cost or the store failed. Never throws nor rejects;
    * synchronous unless a callback or the store is async.
+   *
+   * With `onLater`, a store that answers by callback (see `answersLater`) hands the outcome to
+   * `onLater` instead, once, and `check` returns `LATER`: no promise for the request.
    */
-  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome>
+  check(
+    request: Req,
+    ip: string | undefined,
+    onLater: (outcome: LimitOutcome) => void,
+  ): LimitOutcome | Promise<LimitOutcome> | Later
+  check(
+    request: Req,
+    ip: string | undefined,
+    onLater?: (outcome: LimitOutcome) => void,
+  ): LimitOutcome | Promise<LimitOutcome> | Later {
     const { skip, methods } = this.#settings
     if (methods !== undefined && !methods.has(methodOf(request))) return null
-    if (skip === undefined) return this.#keyed(request, ip)
+    if (skip === undefined) return this.#keyed(request, ip, onLater)
     const skipped = this.#settings.callbacks.call('skip', skip, request)
     // A failing skip counts the request: skipping is an exemption, and a bug must not grant one.
     if (skipped instanceof Promise) {
-      return skipped.then((s) => (exempts(s) ? null : this.#keyed(request, ip)))
+      return skipped.then((s) => (exempts(s) ? null : (this.#keyed(request, ip, undefined) as LimitOutcome)))
     }
-    return exempts(skipped) ? null : this.#keyed(request, ip)
+    return exempts(skipped) ? null : this.#keyed(request, ip, onLater)
+  }
+
+  /** Whether `check` with a callback can answer `LATER`: the store answers by callback. */
+  get answersLater(): boolean {
+    return this.limiter.answersByCallback
   }
 
   /** Whether `settle` has anything to do once a response is sent (`deductWhen` is set). */
@@ -123,9 +143,15 @@ export class RouteLimit<Req> {
     return limitResponse(this.#settings, request, outcome, target, set)
   }
 
-  #keyed(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+  // `onLater` only travels the synchronous path: a step run later by a promise gives its outcome
+  // to that promise.
+  #keyed(
+    request: Req,
+    ip: string | undefined,
+    onLater: ((outcome: LimitOutcome) => void) | undefined,
+  ): LimitOutcome | Promise<LimitOutcome> | Later {
     const { keyGenerator } = this.#settings
-    if (keyGenerator === undefined) return this.#counted(request, clientKeyFromIp(ip))
+    if (keyGenerator === undefined) return this.#counted(request, clientKeyFromIp(ip), onLater)
     let key: string | Promise<string>
     try {
       key = keyGenerator(request)
@@ -135,14 +161,14 @@ export class RouteLimit<Req> {
     }
     if (key instanceof Promise) {
       return key.then(
-        (k) => this.#counted(request, this.#checkKey(k)),
+        (k) => this.#counted(request, this.#checkKey(k), undefined) as LimitOutcome | Promise<LimitOutcome>,
         (error: unknown) => {
           this.#settings.callbacks.failed('keyGenerator', error)
           return KEY_FAILED
         },
       )
     }
-    return this.#counted(request, this.#checkKey(key))
+    return this.#counted(request, this.#checkKey(key), onLater)
   }
 
   #checkKey(key: unknown): string | undefined {
@@ -154,7 +180,11 @@ export class RouteLimit<Req> {
     return undefined
   }
 
-  #counted(request: Req, key: string | undefined): LimitOutcome | Promise<LimitOutcome> {
+  #counted(
+    request: Req,
+    key: string | undefined,
+    onLater: ((outcome: LimitOutcome) => void) | undefined,
+  ): LimitOutcome | Promise<LimitOutcome> | Later {
     if (key === undefined) return KEY_FAILED
     const { allowList, cost, callbacks } = this.#settings
     // A failing allowList predicate allow-lists nobody, for the same reason as skip.
@@ -175,7 +205,12 @@ export class RouteLimit<Req> {
       amount = computed
     }
     try {
-      return this.#limiterOf(request).hitOr(key, amount, this.#storeFailure)
+      const limiter = this.#limiterOf(request)
+      if (onLater === undefined || !limiter.answersByCallback)
+        return limiter.hitOr(key, amount, this.#storeFailure)
+      // A store's hitThen throws only before it has called back, so the catch cannot answer twice.
+      limiter.hitThen(key, amount, onLater, this.#storeFailure)
+      return LATER
     } catch (error) {
       return this.#storeFailure(error)
     }

@@ -55,7 +55,7 @@ export interface LimitStore {
   hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult | Promise<HitResult>
   /**
    * `hit` with callbacks instead of a promise, for a store that answers later (Redis): exactly one
-   * of them is called, once. Optional; where present the limiter uses it, which saves a promise
+   * of them is called, once (possibly before `hitThen` returns); if `hitThen` throws, neither was. Optional; where present the limiter uses it, which saves a promise
    * per store layer on every request.
    */
   hitThen?(
