@@ -18,8 +18,8 @@
  * time, this one says what the code does.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import http from 'node:http'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'

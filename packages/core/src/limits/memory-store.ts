@@ -76,6 +76,7 @@ export class MemoryStore implements LimitStore {
   hit(key: string, windows: readonly WindowSpec[], cost: number): HitResult {
     const now = this.#now()
     const n = windows.length
+    if (n === 1 && windows[0]!.strategy === undefined) return this.#hitFixed(key, windows[0]!, cost, now)
     const used = new Array<number>(n)
     const resetMs = new Array<number>(n)
     // Counters found in the checking pass, so the charging pass needs no second lookup.
@@ -121,6 +122,24 @@ export class MemoryStore implements LimitStore {
     if (strategic) this.#resetTimes(key, windows, cost, now, used, resetMs)
     for (let i = 0; i < n; i++) found[i] = undefined
     return { allowed, used, resetMs }
+  }
+
+  /** `hit` for the most common case, one fixed window: no passes over arrays. */
+  #hitFixed(key: string, w: WindowSpec, cost: number, now: number): HitResult {
+    const state = this.#tables.get(w.id)?.get(key) as Counter | undefined
+    const live = state !== undefined && state.resetAt > now
+    const used = live ? state.used : 0
+    const resetMs = live ? state.resetAt - now : w.windowMs
+    if (used + cost > w.amount) return { allowed: false, used: [used], resetMs: [resetMs] }
+    if (state === undefined) {
+      this.#table(w.id).set(key, { used: cost, resetAt: now + w.windowMs } as Counter)
+    } else if (live) {
+      state.used += cost
+    } else {
+      state.used = cost
+      state.resetAt = now + w.windowMs
+    }
+    return { allowed: true, used: [used + cost], resetMs: [resetMs] }
   }
 
   /** Takes `cost` back from each window's live counter, never below zero (`deductWhen`). */

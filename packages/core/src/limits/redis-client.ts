@@ -61,7 +61,12 @@ function scriptCallsFor(client: RedisClientLike): Omit<ScriptRunner, 'run'> {
       // 'wait' is a lazyConnect client that has not connected yet: it connects on its first
       // command, so refusing to send one would leave it (and shared counting) down for good.
       ready: () => io.status === 'ready' || io.status === 'wait',
-      evalsha: (sha, keys, args) => io.evalsha(sha, keys.length, ...keys, ...args),
+      // Without spreading for the common call (one key, one argument): spreading two arrays into
+      // a call is a measurable share of a request's cost.
+      evalsha: (sha, keys, args) =>
+        keys.length === 1 && args.length === 1
+          ? io.evalsha(sha, 1, keys[0]!, args[0]!)
+          : io.evalsha(sha, keys.length, ...keys, ...args),
       eval: (script, keys, args) => io.eval(script, keys.length, ...keys, ...args),
     }
   }

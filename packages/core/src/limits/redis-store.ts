@@ -1,4 +1,4 @@
-import { CallDeadlines } from './call-deadlines.js'
+import { CallDeadlines, SERVER_DEADLINE_MARGIN_MS } from './call-deadlines.js'
 import { isNoScript, type RedisClientLike, type ScriptRunner, scriptRunnerFor } from './redis-client.js'
 import { REFUND_SCRIPT, REFUND_SCRIPT_SHA } from './redis-refund-script.js'
 import { replyIntegers } from './redis-reply.js'
@@ -53,8 +53,12 @@ export class RedisStore implements LimitStore {
   /** Server clock minus ours, as of the last reply; never above the real offset (see #learnClock). */
   #clockOffsetMs = 0
   readonly #preparedWindows = new Map<readonly WindowSpec[], PreparedWindows>()
-  #deadline = Number.NaN
-  #deadlineString = ''
+  /** Deadlines go out as `base + offset` (see HIT_SCRIPT); the base is in each prepared tail. */
+  #deadlineBase = Date.now()
+  #deadlineOffset = Number.NaN
+  #deadlineText = ''
+  /** When (our clock) a call last asked for the server's time. */
+  #clockAskedAt = Number.NEGATIVE_INFINITY
   /** The integers of the reply being read; parsing is synchronous, so one array serves every call. */
   readonly #values: number[] = []
 
@@ -82,16 +86,21 @@ export class RedisStore implements LimitStore {
     onError: HitErrorCallback,
   ): void {
     if (!this.#runner.ready()) return onError(new StoreUnavailableError('Redis client is not ready'))
-    const n = windows.length
+    if (this.#now !== undefined) return this.#hitStrategies(key, windows, cost, onResult, onError)
+    const now = Date.now()
+    // Before the prepared tail: moving the deadline's base drops the tails.
+    const offset = this.#offsetText(now)
     const prepared = this.#prepared(windows)
-    if (this.#now !== undefined || !prepared.fixed) {
-      return this.#hitStrategies(key, windows, cost, onResult, onError)
-    }
+    if (!prepared.fixed) return this.#hitStrategies(key, windows, cost, onResult, onError)
+    const n = windows.length
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
     const keys = new Array<string>(n)
     for (let i = 0; i < n; i++) keys[i] = head + windows[i]!.id
-    const args = [`${cost} ${this.#deadlineText()}${prepared.limitsText}`]
-    this.#run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args, n, onResult, onError)
+    // The server's time, for the clock offset, once a second is plenty; the answer is shorter without.
+    const askClock = now - this.#clockAskedAt >= CLOCK_REFRESH_MS
+    if (askClock) this.#clockAskedAt = now
+    const args = [`${cost} ${offset}${askClock ? ' 1' : ' 0'}${prepared.limitsText}`]
+    this.#run(HIT_SCRIPT_SHA, HIT_SCRIPT, keys, args, n, now, onResult, onError)
   }
 
   /**
@@ -105,21 +114,35 @@ export class RedisStore implements LimitStore {
       if (this.#preparedWindows.size >= 256) this.#preparedWindows.clear()
       prepared = {
         fixed: allFixed(windows),
-        limitsText: windows.map((w) => ` ${w.amount} ${w.windowMs}`).join(''),
+        limitsText: ` ${this.#deadlineBase}${windows.map((w) => ` ${w.amount} ${w.windowMs}`).join('')}`,
       }
       this.#preparedWindows.set(windows, prepared)
     }
     return prepared
   }
 
-  /** The deadline of a call starting now, as text: the same for every call within a millisecond. */
-  #deadlineText(): string {
-    const deadline = Date.now() + this.#clockOffsetMs + this.#timeoutMs
-    if (deadline !== this.#deadline) {
-      this.#deadline = deadline
-      this.#deadlineString = String(deadline)
+  /**
+   * The deadline of a call starting `now`, as its offset from `#deadlineBase` in text: the same
+   * for every call within a millisecond. Past 2^30 ms (12 days) the base moves up, which also
+   * drops the prepared tails that carry the old one.
+   */
+  #offsetText(now: number): string {
+    let offset = now + this.#serverTimeout() - this.#deadlineBase
+    if (offset !== this.#deadlineOffset) {
+      if (offset > 2 ** 30) {
+        this.#deadlineBase = now
+        this.#preparedWindows.clear()
+        offset = this.#serverTimeout()
+      }
+      this.#deadlineOffset = offset
+      this.#deadlineText = String(offset)
     }
-    return this.#deadlineString
+    return this.#deadlineText
+  }
+
+  /** What to add to our clock's now for a call's deadline on the server's clock. */
+  #serverTimeout(): number {
+    return this.#clockOffsetMs + this.#timeoutMs - SERVER_DEADLINE_MARGIN_MS
   }
 
   /** The strategy script: every window with its strategy code, and the test clock if there is one. */
@@ -135,8 +158,14 @@ export class RedisStore implements LimitStore {
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
     const args = new Array<string>(3 * n + 3)
     const testNow = this.#now?.()
+    const now = Date.now()
     args[0] = String(cost)
-    args[1] = String((testNow ?? Date.now() + this.#clockOffsetMs) + this.#timeoutMs)
+    // A test clock is the server's clock for the script: no offset to add.
+    args[1] = String(
+      testNow === undefined
+        ? now + this.#serverTimeout()
+        : testNow + this.#timeoutMs - SERVER_DEADLINE_MARGIN_MS,
+    )
     args[2] = testNow === undefined ? '' : String(testNow)
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
@@ -145,7 +174,7 @@ export class RedisStore implements LimitStore {
       args[3 * i + 4] = String(w.windowMs)
       args[3 * i + 5] = STRATEGY_CODE[w.strategy ?? 'fixed-window']
     }
-    this.#run(STRATEGY_SCRIPT_SHA, STRATEGY_SCRIPT, keys, args, n, onResult, onError)
+    this.#run(STRATEGY_SCRIPT_SHA, STRATEGY_SCRIPT, keys, args, n, now, onResult, onError)
   }
 
   #run(
@@ -154,10 +183,11 @@ export class RedisStore implements LimitStore {
     keys: string[],
     args: string[],
     n: number,
+    now: number,
     onResult: HitCallback,
     onError: HitErrorCallback,
   ): void {
-    const call = this.#deadlines.watch(onError)
+    const call = this.#deadlines.watch(onError, now)
     const answered = (reply: unknown) => {
       if (!call.settle()) return
       let result: HitResult
@@ -214,10 +244,12 @@ export class RedisStore implements LimitStore {
       this.#learnClock(values[1])
       throw new StoreUnavailableError('Redis ran the call after its deadline; it was not counted')
     }
-    if (count !== 2 * n + 2) {
+    // The server's time is last, when the call asked for it.
+    if (count === 2 * n + 2) this.#learnClock(values[2 * n + 1])
+    else if (count !== 2 * n + 1) {
       throw new TypeError(`Unexpected reply from the rate-limit script (${count} numbers)`)
     }
-    this.#learnClock(values[2 * n + 1])
+    if (n === 1) return { allowed: values[0] === 1, used: [values[1]!], resetMs: [values[2]!] }
     const used = new Array<number>(n)
     const resetMs = new Array<number>(n)
     for (let i = 0; i < n; i++) {
@@ -235,9 +267,12 @@ export class RedisStore implements LimitStore {
 interface PreparedWindows {
   /** Every window counts by fixed window, so the plain script serves them. */
   readonly fixed: boolean
-  /** ` amount_1 window_1 ... amount_n window_n`, the constant tail of the script's argument. */
+  /** ` base amount_1 window_1 ... amount_n window_n`, the constant tail of the script's argument. */
   readonly limitsText: string
 }
+
+/** How often a call asks for the server's time, to keep the clock offset fresh. */
+const CLOCK_REFRESH_MS = 1000
 
 function allFixed(windows: readonly WindowSpec[]): boolean {
   for (let i = 0; i < windows.length; i++) {
@@ -249,8 +284,12 @@ function allFixed(windows: readonly WindowSpec[]): boolean {
 
 /** `key`, or its percent-escaped form when `}` (or the escape character) would break the hash tag. */
 export function hashTagSafe(key: string): string {
-  if (key.indexOf('}') === -1 && key.indexOf('%') === -1) return key
-  return key.replaceAll('%', '%25').replaceAll('}', '%7D')
+  // One pass over the characters: cheaper than two indexOf calls on a key as short as an address.
+  for (let i = 0; i < key.length; i++) {
+    const code = key.charCodeAt(i)
+    if (code === 0x7d || code === 0x25) return key.replaceAll('%', '%25').replaceAll('}', '%7D')
+  }
+  return key
 }
 
 // Errors a Redis server answers while it cannot serve for now: the fallback covers them, like a

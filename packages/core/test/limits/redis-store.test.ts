@@ -248,6 +248,20 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
       expect(calls.eval.mock.calls.length).toBeLessThanOrEqual(1)
     })
 
+    it("asks for the server's time once a second, not on every call", async () => {
+      const c = await client(kind)
+      const calls = countScriptCalls(c)
+      const asking = new RedisStore({ client: c, prefix: storePrefix })
+      const windows = [{ id: 'clock', amount: 9, windowMs: MINUTE }]
+      for (let i = 0; i < 3; i++) await asking.hit('c', windows, 1)
+      // ARGV[1] is "cost offset time base amount window": the third number asks for the time.
+      const argv = calls.evalsha.mock.calls.map((call) =>
+        c instanceof Redis ? String(call[3]) : (call[1] as { arguments: string[] }).arguments[0]!,
+      )
+      expect(argv.map((a) => a.split(' ')[2])).toEqual(['1', '0', '0'])
+      expect(argv.every((a) => a.split(' ').length === 6)).toBe(true)
+    })
+
     it('rejects at once with StoreUnavailableError when the client is not connected', async () => {
       const closed = await connect(kind)
       closeClient(closed)
@@ -438,12 +452,12 @@ describe.skipIf(skipWithoutRedis)('the script deadline and what counts as an out
     const prefix = uniquePrefix()
     const key = `${prefix}{c}:w`
     const past = String(Date.now() - 60_000)
-    const reply = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${past} 5 ${MINUTE}`))
+    const reply = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${past} 1 0 5 ${MINUTE}`))
     expect(reply[0]).toBe(-1)
     expect(Math.abs(Number(reply[1]) - Date.now())).toBeLessThan(60_000)
     expect(await admin.exists(key)).toBe(0)
     const future = String(Date.now() + 60_000)
-    const counted = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${future} 5 ${MINUTE}`))
+    const counted = replyIntegerList(await admin.eval(HIT_SCRIPT, 1, key, `1 ${future} 1 0 5 ${MINUTE}`))
     expect(counted.slice(0, 2)).toEqual([1, 1])
     await admin.del(key)
   })
@@ -452,7 +466,7 @@ describe.skipIf(skipWithoutRedis)('the script deadline and what counts as an out
     const key = `${uniquePrefix()}{c}:w`
     const big = 999_999_999_999_999
     const future = String(Date.now() + 60_000)
-    const charge = (cost: number) => admin.eval(HIT_SCRIPT, 1, key, `${cost} ${future} ${big} ${MINUTE}`)
+    const charge = (cost: number) => admin.eval(HIT_SCRIPT, 1, key, `${cost} ${future} 0 0 ${big} ${MINUTE}`)
     expect(replyIntegerList(await charge(big - 1)).slice(0, 2)).toEqual([1, big - 1])
     expect(replyIntegerList(await charge(1)).slice(0, 2)).toEqual([1, big])
     expect(replyIntegerList(await charge(1)).slice(0, 2)).toEqual([0, big])
