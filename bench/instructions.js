@@ -34,8 +34,8 @@ const { values } = parseArgs({
   options: {
     write: { type: 'boolean', default: false },
     only: { type: 'string' },
-    requests: { type: 'string', default: '10000' },
-    warmup: { type: 'string', default: '10000' },
+    requests: { type: 'string', default: '20000' },
+    warmup: { type: 'string', default: '20000' },
     parallel: { type: 'string', default: '2' },
   },
 })

@@ -45,17 +45,18 @@ export const GROUPS = [
       { id: 'express-bare', label: 'bare Express' },
       { id: 'express-peer', label: 'express-rate-limit (draft-8), memory' },
       { id: 'express-tollgate', label: 'tollgate, memory' },
+      { id: 'express-peer-redis', label: 'express-rate-limit + rate-limit-redis' },
       { id: 'express-tollgate-redis', label: 'tollgate, Redis' },
       { id: 'express-peer-2w', label: '2 windows: 2 × express-rate-limit, memory' },
       { id: 'express-tollgate-2w', label: '2 windows: tollgate, memory' },
+      { id: 'express-peer-2w-redis', label: '2 windows: 2 × express-rate-limit + rate-limit-redis' },
       { id: 'express-tollgate-2w-redis', label: '2 windows: tollgate, Redis' },
     ],
     comparisons: [
       { a: 'express-tollgate', b: 'express-peer' },
-      // express-rate-limit needs the separate rate-limit-redis store, which is not installed here.
-      { a: 'express-tollgate-redis', b: 'express-peer', note: 'peer in memory: no Redis store installed' },
+      { a: 'express-tollgate-redis', b: 'express-peer-redis' },
       { a: 'express-tollgate-2w', b: 'express-peer-2w' },
-      { a: 'express-tollgate-2w-redis', b: 'express-peer-2w', note: 'peer in memory' },
+      { a: 'express-tollgate-2w-redis', b: 'express-peer-2w-redis' },
     ],
   },
 ]

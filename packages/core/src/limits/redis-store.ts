@@ -59,6 +59,8 @@ export class RedisStore implements LimitStore {
   #deadlineText = ''
   /** When (our clock) a call last asked for the server's time. */
   #clockAskedAt = Number.NEGATIVE_INFINITY
+  /** Client keys' Redis keys held in all the prepared windows (see `#keysFor`). */
+  #keysKept = 0
   /** The integers of the reply being read; parsing is synchronous, so one array serves every call. */
   readonly #values: number[] = []
 
@@ -93,9 +95,7 @@ export class RedisStore implements LimitStore {
     const prepared = this.#prepared(windows)
     if (!prepared.fixed) return this.#hitStrategies(key, windows, cost, onResult, onError)
     const n = windows.length
-    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
-    const keys = new Array<string>(n)
-    for (let i = 0; i < n; i++) keys[i] = head + windows[i]!.id
+    const keys = this.#keysFor(key, windows, prepared)
     // The server's time, for the clock offset, once a second is plenty; the answer is shorter without.
     const askClock = now - this.#clockAskedAt >= CLOCK_REFRESH_MS
     if (askClock) this.#clockAskedAt = now
@@ -115,10 +115,31 @@ export class RedisStore implements LimitStore {
       prepared = {
         fixed: allFixed(windows),
         limitsText: ` ${this.#deadlineBase}${windows.map((w) => ` ${w.amount} ${w.windowMs}`).join('')}`,
+        keys: new Map(),
       }
       this.#preparedWindows.set(windows, prepared)
     }
     return prepared
+  }
+
+  /**
+   * The Redis keys of a client's counters in these windows. Kept for clients seen recently: built
+   * anew, a key is a string of several pieces that the client then copies into one before it can
+   * measure and send it, and that took more instructions than the rest of the store's work per
+   * request. At most `KEYS_KEPT` clients' keys are kept in all; past that the store starts over.
+   */
+  #keysFor(key: string, windows: readonly WindowSpec[], prepared = this.#prepared(windows)): string[] {
+    let keys = prepared.keys.get(key)
+    if (keys === undefined) {
+      const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+      keys = windows.map((w) => head + w.id)
+      if (++this.#keysKept > KEYS_KEPT) {
+        for (const other of this.#preparedWindows.values()) other.keys.clear()
+        this.#keysKept = 1
+      }
+      prepared.keys.set(key, keys)
+    }
+    return keys
   }
 
   /**
@@ -154,8 +175,7 @@ export class RedisStore implements LimitStore {
     onError: HitErrorCallback,
   ): void {
     const n = windows.length
-    const keys = new Array<string>(n)
-    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
+    const keys = this.#keysFor(key, windows)
     const args = new Array<string>(3 * n + 3)
     const testNow = this.#now?.()
     const now = Date.now()
@@ -169,7 +189,6 @@ export class RedisStore implements LimitStore {
     args[2] = testNow === undefined ? '' : String(testNow)
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
-      keys[i] = head + w.id
       args[3 * i + 3] = String(w.amount)
       args[3 * i + 4] = String(w.windowMs)
       args[3 * i + 5] = STRATEGY_CODE[w.strategy ?? 'fixed-window']
@@ -212,8 +231,7 @@ export class RedisStore implements LimitStore {
   /** Takes `cost` back from every window's live counter in one script call (`deductWhen`). */
   refund(key: string, windows: readonly WindowSpec[], cost: number): Promise<void> {
     if (!this.#runner.ready()) return Promise.reject(new StoreUnavailableError('Redis client is not ready'))
-    const head = `${this.#prefix}{${hashTagSafe(key)}}:`
-    const keys = windows.map((w) => head + w.id)
+    const keys = this.#keysFor(key, windows)
     return new Promise<void>((resolve, reject) => {
       const call = this.#deadlines.watch(reject)
       this.#runner.run(REFUND_SCRIPT_SHA, REFUND_SCRIPT, keys, [String(cost)]).then(
@@ -269,7 +287,12 @@ interface PreparedWindows {
   readonly fixed: boolean
   /** ` base amount_1 window_1 ... amount_n window_n`, the constant tail of the script's argument. */
   readonly limitsText: string
+  /** Redis keys by client key, for clients seen recently. */
+  readonly keys: Map<string, string[]>
 }
+
+/** Client keys whose Redis keys a store keeps, over all its routes (about 200 bytes each). */
+const KEYS_KEPT = 4096
 
 /** How often a call asks for the server's time, to keep the clock offset fresh. */
 const CLOCK_REFRESH_MS = 1000

@@ -248,6 +248,20 @@ describe.skipIf(skipWithoutRedis)('RedisStore on the shared Redis', () => {
       expect(calls.eval.mock.calls.length).toBeLessThanOrEqual(1)
     })
 
+    it('counts the same keys for a client after more clients than it keeps keys for', async () => {
+      const c = await client(kind)
+      const many = new RedisStore({ client: c, prefix: storePrefix })
+      const windows = [{ id: 'w', amount: 5, windowMs: MINUTE }]
+      await many.hit('first', windows, 1)
+      // More distinct clients than the store keeps Redis keys for (4 096), so it starts over.
+      for (let start = 0; start < 4_200; start += 300) {
+        await Promise.all(Array.from({ length: 300 }, (_, i) => many.hit(`client-${start + i}`, windows, 1)))
+      }
+      expect((await many.hit('first', windows, 1)).used).toEqual([2])
+      expect(await admin.get(redisKey('first', 'w'))).toBe('2')
+      expect(await admin.get(redisKey('client-4199', 'w'))).toBe('1')
+    })
+
     it("asks for the server's time once a second, not on every call", async () => {
       const c = await client(kind)
       const calls = countScriptCalls(c)
