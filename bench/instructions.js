@@ -5,7 +5,7 @@
  * libuv), whatever else the machine is doing. On this shared VM two timed runs of the same
  * variant differ by more than a limiter costs; a memory variant's count repeats within about 1 %.
  *
- *   node bench/instructions.js                    every variant (about 10 minutes), prints the section
+ *   node bench/instructions.js                    every variant (about 15 minutes), prints the section
  *   node bench/instructions.js --write            also puts it into bench/RESULTS.md
  *   node bench/instructions.js --only fastify     variants whose id contains one of these (comma-separated)
  *   node bench/instructions.js --requests 4000 --warmup 4000 --parallel 2
