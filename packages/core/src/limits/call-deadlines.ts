@@ -101,22 +101,17 @@ export class CallDeadlines {
   #expire(): void {
     this.#timer = undefined
     const now = this.#now()
-    const queue = this.#queue
-    let head = this.#head
-    while (head < this.#tail) {
-      const call = queue[head]!
-      if (call.done) {
-        queue[head++] = undefined
-        continue
-      }
-      if (call.deadline > now) break
+    // The queue's own fields, not locals: a timeout's callback may start another call (watch).
+    while (this.#head < this.#tail) {
+      const call = this.#queue[this.#head]!
+      const expired = !call.done
+      if (expired && call.deadline > now) break
       call.done = true
-      queue[head++] = undefined
-      call.onTimeout(this.#makeError())
+      this.#queue[this.#head++] = undefined
+      if (expired) call.onTimeout(this.#makeError())
     }
-    this.#head = head
     this.#dropAnswered()
-    if (this.queued > 0) this.#arm(this.#queue[this.#head]!.deadline - now)
+    if (this.queued > 0 && this.#timer === undefined) this.#arm(this.#queue[this.#head]!.deadline - now)
   }
 
   /** Stops the timer; calls still waiting are left to their own replies. */

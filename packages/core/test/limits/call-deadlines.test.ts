@@ -30,6 +30,27 @@ describe('CallDeadlines', () => {
     deadlines.close()
   })
 
+  it('keeps a call started from inside a timeout and times it out at its own deadline', () => {
+    // A timed-out request answered by the fallback can lead straight to another store call.
+    vi.useFakeTimers()
+    const deadlines = new CallDeadlines(100, () => new Error('late'))
+    const timedOut: string[] = []
+    deadlines.watch(() => {
+      timedOut.push('first')
+      deadlines.watch(() => timedOut.push('second'))
+    })
+    deadlines.watch(() => timedOut.push('beside'))
+    vi.advanceTimersByTime(100)
+    expect(timedOut).toEqual(['first', 'beside'])
+    expect(deadlines.queued).toBe(1)
+    vi.advanceTimersByTime(99)
+    expect(timedOut).toEqual(['first', 'beside'])
+    vi.advanceTimersByTime(1)
+    expect(timedOut).toEqual(['first', 'beside', 'second'])
+    expect(vi.getTimerCount()).toBe(0)
+    deadlines.close()
+  })
+
   it('passes the error it makes to the call that timed out', () => {
     vi.useFakeTimers()
     const deadlines = new CallDeadlines(10, () => new Error('Redis did not answer within 10 ms'))
