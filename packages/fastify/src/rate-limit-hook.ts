@@ -40,27 +40,18 @@ export function rateLimitHook(route: LimitedRoute<FastifyRequest>) {
   }
 
   // A store that answers by callback (Redis) gets one: a request then makes no promise here.
-  if (route.answersLater) {
-    return function tollgateRateLimit(
-      request: FastifyRequest,
-      reply: FastifyReply,
-      done: HookHandlerDoneFunction,
-    ): void {
-      const result = route.check(request, clientAddress(request), (outcome) =>
-        applyLater(outcome, request, reply, done),
-      )
-      if (result === LATER) return
-      if (result instanceof Promise) result.then((outcome) => applyLater(outcome, request, reply, done), done)
-      else apply(result, request, reply, done)
-    }
-  }
+  const later = route.answersLater
 
   return function tollgateRateLimit(
     request: FastifyRequest,
     reply: FastifyReply,
     done: HookHandlerDoneFunction,
   ): void {
-    const result = route.check(request, clientAddress(request))
+    const ip = clientAddress(request)
+    const result = later
+      ? route.check(request, ip, (outcome) => applyLater(outcome, request, reply, done))
+      : route.check(request, ip)
+    if (result === LATER) return
     // One promise per request rather than a then() and a catch(): `check` never rejects.
     if (result instanceof Promise) result.then((outcome) => applyLater(outcome, request, reply, done), done)
     else apply(result, request, reply, done)

@@ -48,18 +48,12 @@ export class LimitedRoute<Req> {
    * With `onLater` (see `answersLater`) it may return `LATER` and give the outcome to `onLater`
    * once, possibly before returning.
    */
-  check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome>
-  check(
-    request: Req,
-    ip: string | undefined,
-    onLater: (outcome: LimitOutcome) => void,
-  ): LimitOutcome | Promise<LimitOutcome> | Later
   check(
     request: Req,
     ip: string | undefined,
     onLater?: (outcome: LimitOutcome) => void,
   ): LimitOutcome | Promise<LimitOutcome> | Later {
-    return onLater === undefined ? this.#limit.check(request, ip) : this.#limit.check(request, ip, onLater)
+    return this.#limit.check(request, ip, onLater)
   }
 
   /**

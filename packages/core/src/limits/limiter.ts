@@ -41,9 +41,12 @@ export class RateLimiter {
   readonly #specs: readonly WindowSpec[]
   /** The `RateLimit-Policy` header value; it only depends on configuration. */
   readonly policyHeader: string
+  /** Whether the store answers by callback (`LimitStore.hitThen`), so `hitThen` may be used. */
+  readonly answersByCallback: boolean
 
   constructor(store: LimitStore, groups: readonly WindowGroup[]) {
     this.#store = store
+    this.answersByCallback = store.hitThen !== undefined
     const windows: PreparedWindow[] = []
     groups.forEach((group, index) => {
       for (const item of group.items) {
@@ -91,17 +94,12 @@ export class RateLimiter {
     onFailure: (error: unknown) => F,
   ): LimitDecision | Promise<LimitDecision | F> {
     const store = this.#store
-    if (store.hitThen !== undefined) {
+    if (this.answersByCallback) {
       return new Promise<LimitDecision | F>((resolve) => this.hitThen(clientKey, cost, resolve, onFailure))
     }
     const result = store.hit(clientKey, this.#specs, cost)
     if (result instanceof Promise) return result.then((r) => this.#decide(clientKey, cost, r), onFailure)
     return this.#decide(clientKey, cost, result)
-  }
-
-  /** Whether the store answers by callback (`LimitStore.hitThen`), so `hitThen` may be used. */
-  get answersByCallback(): boolean {
-    return this.#store.hitThen !== undefined
   }
 
   /**

@@ -79,7 +79,7 @@ export class RouteLimit<Req> {
   check(
     request: Req,
     ip: string | undefined,
-    onLater: (outcome: LimitOutcome) => void,
+    onLater: ((outcome: LimitOutcome) => void) | undefined,
   ): LimitOutcome | Promise<LimitOutcome> | Later
   check(
     request: Req,
