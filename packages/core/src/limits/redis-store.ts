@@ -89,11 +89,12 @@ export class RedisStore implements LimitStore {
   ): void {
     if (!this.#runner.ready()) return onError(new StoreUnavailableError('Redis client is not ready'))
     if (this.#now !== undefined) return this.#hitStrategies(key, windows, cost, onResult, onError)
-    const now = Date.now()
-    // Before the prepared tail: moving the deadline's base drops the tails.
-    const offset = this.#offsetText(now)
-    const prepared = this.#prepared(windows)
+    let prepared = this.#prepared(windows)
     if (!prepared.fixed) return this.#hitStrategies(key, windows, cost, onResult, onError)
+    const now = Date.now()
+    const offset = this.#offsetText(now)
+    // Moving the deadline's base (every 12 days) dropped the tails that carry the old one.
+    if (prepared.base !== this.#deadlineBase) prepared = this.#prepared(windows)
     const n = windows.length
     const keys = this.#keysFor(key, windows, prepared)
     // The server's time, for the clock offset, once a second is plenty; the answer is shorter without.
@@ -111,9 +112,10 @@ export class RedisStore implements LimitStore {
   #prepared(windows: readonly WindowSpec[]): PreparedWindows {
     let prepared = this.#preparedWindows.get(windows)
     if (prepared === undefined) {
-      if (this.#preparedWindows.size >= 256) this.#preparedWindows.clear()
+      if (this.#preparedWindows.size >= 256) this.#dropPrepared()
       prepared = {
         fixed: allFixed(windows),
+        base: this.#deadlineBase,
         limitsText: ` ${this.#deadlineBase}${windows.map((w) => ` ${w.amount} ${w.windowMs}`).join('')}`,
         keys: new Map(),
       }
@@ -142,6 +144,12 @@ export class RedisStore implements LimitStore {
     return keys
   }
 
+  /** Forgets every prepared tail, and with them the keys they kept. */
+  #dropPrepared(): void {
+    this.#preparedWindows.clear()
+    this.#keysKept = 0
+  }
+
   /**
    * The deadline of a call starting `now`, as its offset from `#deadlineBase` in text: the same
    * for every call within a millisecond. Past 2^30 ms (12 days) the base moves up, which also
@@ -152,7 +160,7 @@ export class RedisStore implements LimitStore {
     if (offset !== this.#deadlineOffset) {
       if (offset > 2 ** 30) {
         this.#deadlineBase = now
-        this.#preparedWindows.clear()
+        this.#dropPrepared()
         offset = this.#serverTimeout()
       }
       this.#deadlineOffset = offset
@@ -285,6 +293,8 @@ export class RedisStore implements LimitStore {
 interface PreparedWindows {
   /** Every window counts by fixed window, so the plain script serves them. */
   readonly fixed: boolean
+  /** The deadline base `limitsText` carries. */
+  readonly base: number
   /** ` base amount_1 window_1 ... amount_n window_n`, the constant tail of the script's argument. */
   readonly limitsText: string
   /** Redis keys by client key, for clients seen recently. */
