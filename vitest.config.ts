@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url'
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
 
 const src = (pkg: string, file = 'index') =>
   fileURLToPath(new URL(`./packages/${pkg}/src/${file}.ts`, import.meta.url))
@@ -20,7 +20,19 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     projects: [
-      { extends: true, test: { name: 'core', include: ['packages/core/test/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: {
+          name: 'core',
+          include: ['packages/core/test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, '**/*.gc.test.ts'],
+        },
+      },
+      // Tests that collect garbage by hand, to show a deadline still fires after a collection.
+      {
+        extends: true,
+        test: { name: 'core-gc', include: ['packages/core/test/**/*.gc.test.ts'], execArgv: ['--expose-gc'] },
+      },
       { extends: true, test: { name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
       { extends: true, test: { name: 'express', include: ['packages/express/test/**/*.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/**/*.test.ts', 'bench/**/*.test.ts'] } },

@@ -9,6 +9,7 @@
 import { performance } from 'node:perf_hooks'
 import { Agent, request } from 'undici'
 import { paretoTokens } from '../../examples/fake-model-server.js'
+import { requestDeadline } from './deadline.js'
 import { poissonSchedule, seededRandom } from './poisson.js'
 
 /**
@@ -63,13 +64,14 @@ export async function runOpenLoop(options, onEvent) {
     const t0 = start + scheduledAt
     /** @type {Outcome} */
     const outcome = { ttftMs: Number.NaN, e2eMs: Number.NaN, backend: null, error: null }
+    const deadline = requestDeadline(options.timeoutMs)
     try {
       const res = await request(options.url, {
         method: 'POST',
         dispatcher,
         body,
         headers: { 'content-type': 'application/json', [sessionHeader]: session },
-        signal: AbortSignal.timeout(options.timeoutMs),
+        signal: deadline.signal,
       })
       const backend = res.headers['x-backend']
       outcome.backend = typeof backend === 'string' ? backend : null
@@ -90,6 +92,8 @@ export async function runOpenLoop(options, onEvent) {
       const e = /** @type {{ code?: string, name?: string }} */ (err)
       outcome.error = e.name === 'TimeoutError' ? 'timeout' : (e.code ?? e.name ?? 'error')
       outcome.e2eMs = performance.now() - t0
+    } finally {
+      deadline.clear()
     }
     return outcome
   }

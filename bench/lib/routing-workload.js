@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Agent, request } from 'undici'
 import { paretoTokens } from '../../examples/fake-model-server.js'
+import { requestDeadline } from './deadline.js'
 import { poissonSchedule, seededRandom } from './poisson.js'
 import { jsonLine, LOAD_CORE, SERVER_CORE, startProcess } from './processes.js'
 import { startNginx } from './proxy-configs.js'
@@ -209,13 +210,14 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
   async function one(scheduledAt, conversation, body, tokens) {
     const t0 = start + scheduledAt
     const outcome = { ttftMs: Number.NaN, e2eMs: Number.NaN, backend: null, error: null, tokens }
+    const deadline = requestDeadline(timeoutMs)
     try {
       const res = await request(url, {
         method: 'POST',
         dispatcher,
         body,
         headers: { 'content-type': 'application/json', 'x-session-id': `c${conversation}` },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: deadline.signal,
       })
       const backend = res.headers['x-backend']
       outcome.backend = typeof backend === 'string' ? backend : null
@@ -233,6 +235,8 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
       else if (!tail.includes('[DONE]')) outcome.error = 'incomplete'
     } catch (err) {
       outcome.error = err?.name === 'TimeoutError' ? 'timeout' : (err?.code ?? err?.name ?? 'error')
+    } finally {
+      deadline.clear()
     }
     return outcome
   }

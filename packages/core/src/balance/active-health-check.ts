@@ -3,6 +3,7 @@ import { optionNames } from '../option-names.js'
 import { undici } from '../undici-loader.js'
 import { checkNumber, fail } from '../validation.js'
 import type { BackendState } from './backend-state.js'
+import { ProbeDeadline } from './probe-deadline.js'
 import type { BackendMembers } from './registry.js'
 
 export interface ActiveHealthCheckOptions {
@@ -128,18 +129,23 @@ export class ActiveHealthCheck {
 
   async #probe(backend: BackendState): Promise<void> {
     let passed = false
+    const deadline = new ProbeDeadline(this.timeoutMs, this.#closing.signal)
     try {
       const { statusCode, body } = await undici().request(new URL(this.path, backend.url.origin), {
         dispatcher: this.#agent,
         method: 'GET',
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
-        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.timeoutMs)]),
+        signal: deadline.signal,
       })
-      await body.dump()
-      passed = statusCode >= 200 && statusCode < 400
+      // dump() settles without an error when the body is cut (its own timeout, a reset): such an
+      // answer, and one still arriving at the deadline, fails the probe.
+      await body.dump({ signal: deadline.signal })
+      passed = statusCode >= 200 && statusCode < 400 && body.errored == null
     } catch {
       passed = false
+    } finally {
+      deadline.clear()
     }
     if (this.#closed) return
     this.#record(backend, passed)

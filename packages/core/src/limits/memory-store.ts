@@ -48,7 +48,7 @@ export class MemoryStore implements LimitStore {
   #sweepTables: Iterator<Map<string, WindowCounterState>> | undefined
   #sweepTable: Map<string, WindowCounterState> | undefined
   #sweepEntries: Iterator<string> | undefined
-  #sweepTurn: NodeJS.Immediate | undefined
+  #sweepTurn: NodeJS.Timeout | undefined
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now
@@ -214,17 +214,22 @@ export class MemoryStore implements LimitStore {
     return false
   }
 
+  /**
+   * Steps go on a 0 ms timer, not `setImmediate`: an unref'd immediate does not wake an idle loop
+   * (it ran one step per request or interval tick, so an idle server kept its expired counters for
+   * minutes), while an unref'd timer does, and still never keeps the process alive.
+   */
   #startSweep(): void {
     if (this.#sweepTurn !== undefined) return
     const turn = () => {
-      this.#sweepTurn = this.sweepStep() ? undefined : setImmediate(turn).unref()
+      this.#sweepTurn = this.sweepStep() ? undefined : setTimeout(turn, 0).unref()
     }
     turn()
   }
 
   close(): void {
     clearInterval(this.#sweeper)
-    if (this.#sweepTurn !== undefined) clearImmediate(this.#sweepTurn)
+    clearTimeout(this.#sweepTurn)
     this.#sweepTurn = undefined
     this.#sweepTables = undefined
     this.#tables.clear()

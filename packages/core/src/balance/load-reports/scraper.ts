@@ -1,6 +1,7 @@
 import type { Agent } from 'undici'
 import { undici } from '../../undici-loader.js'
 import { checkKnownKeys, checkNumber, checkObject, checkOneOf, fail } from '../../validation.js'
+import { ProbeDeadline } from '../probe-deadline.js'
 import { type LoadReport, METRICS_FORMATS, type MetricsFormat, toLoadReport } from './engines.js'
 
 export interface LoadReportScraperOptions {
@@ -179,29 +180,33 @@ export class LoadReportScraper {
     // One kept-alive connection is all a scraper needs; its own agent keeps scrapes off the
     // forwarding pools and their limits.
     this.#agent ??= new u.Agent({ connections: 1, connect: { timeout: this.timeoutMs } })
-    const signal = AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.timeoutMs)])
-    const { statusCode, body } = await u.request(this.url, {
-      dispatcher: this.#agent,
-      headers: { accept: 'text/plain' },
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      signal,
-    })
-    if (statusCode !== 200) {
-      await body.dump()
-      throw new Error(`HTTP ${statusCode}`)
-    }
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length
-      if (size > this.maxBytes) {
-        body.destroy()
-        throw new Error(`the answer is larger than ${this.maxBytes} bytes`)
+    const deadline = new ProbeDeadline(this.timeoutMs, this.#closing.signal)
+    try {
+      const { statusCode, body } = await u.request(this.url, {
+        dispatcher: this.#agent,
+        headers: { accept: 'text/plain' },
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        signal: deadline.signal,
+      })
+      if (statusCode !== 200) {
+        await body.dump({ signal: deadline.signal })
+        throw new Error(`HTTP ${statusCode}`)
       }
-      chunks.push(chunk as Buffer)
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of body) {
+        size += (chunk as Buffer).length
+        if (size > this.maxBytes) {
+          body.destroy()
+          throw new Error(`the answer is larger than ${this.maxBytes} bytes`)
+        }
+        chunks.push(chunk as Buffer)
+      }
+      return Buffer.concat(chunks).toString('utf8')
+    } finally {
+      deadline.clear()
     }
-    return Buffer.concat(chunks).toString('utf8')
   }
 }
 
