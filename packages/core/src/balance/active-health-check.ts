@@ -140,7 +140,7 @@ export class ActiveHealthCheck {
       })
       // dump() settles without an error when the body is cut (its own timeout, a reset): such an
       // answer, and one still arriving at the deadline, fails the probe.
-      await body.dump({ signal: deadline.signal })
+      await body.dump({ signal: deadline.signal, limit: DUMP_LIMIT })
       passed = statusCode >= 200 && statusCode < 400 && body.errored == null
     } catch {
       passed = false
@@ -174,3 +174,6 @@ export class ActiveHealthCheck {
     }
   }
 }
+
+/** Bytes of an answer read (and dropped) to keep its connection; undici's own default. */
+const DUMP_LIMIT = 128 * 1024

@@ -190,7 +190,7 @@ export class LoadReportScraper {
         signal: deadline.signal,
       })
       if (statusCode !== 200) {
-        await body.dump({ signal: deadline.signal })
+        await body.dump({ signal: deadline.signal, limit: DUMP_LIMIT })
         throw new Error(`HTTP ${statusCode}`)
       }
       const chunks: Buffer[] = []
@@ -237,3 +237,6 @@ function describeFailure(err: unknown, timeoutMs: number): string {
   }
   return String(err)
 }
+
+/** Bytes of an answer read (and dropped) to keep its connection; undici's own default. */
+const DUMP_LIMIT = 128 * 1024
