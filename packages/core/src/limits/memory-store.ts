@@ -1,6 +1,7 @@
 import { movingWindow } from './moving-window.js'
 import { slidingWindowCounter } from './sliding-window-counter.js'
 import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
+import { MemoryTokenStore, type ReserveResult, type TokenStore } from './tokens/token-store.js'
 import { unitsToFree, type WindowCounterState, type WindowCounting } from './window-counting.js'
 
 /** The counting of every strategy but `fixed-window`, which `hit` does inline. */
@@ -35,7 +36,7 @@ export interface MemoryStoreOptions {
  * eviction, because evicting a live counter would hand that client a fresh window — a flood of
  * new keys must not reset anyone.
  */
-export class MemoryStore implements LimitStore {
+export class MemoryStore implements LimitStore, TokenStore {
   readonly strategies: readonly LimitStrategy[] = ['fixed-window', 'moving-window', 'sliding-window-counter']
   /** One table per window id, keyed by client key: lookups hash only the client key, which the
    * framework hands over as the same string object on every request of a connection. */
@@ -49,9 +50,14 @@ export class MemoryStore implements LimitStore {
   #sweepTable: Map<string, WindowCounterState> | undefined
   #sweepEntries: Iterator<string> | undefined
   #sweepTurn: NodeJS.Timeout | undefined
+  readonly #sweepIntervalMs: number | undefined
+  /** Token budgets, made on the first reservation: one store instance shared by several gateways
+   * must share their token budgets as it shares their request counters. */
+  #tokens: MemoryTokenStore | undefined
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now
+    this.#sweepIntervalMs = options.sweepIntervalMs
     this.#batch = options.sweepBatchSize ?? 5_000
     this.#sweeper = setInterval(() => this.#startSweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
@@ -173,6 +179,15 @@ export class MemoryStore implements LimitStore {
     }
   }
 
+  reserve(key: string, windows: readonly WindowSpec[], want: number): ReserveResult {
+    this.#tokens ??= new MemoryTokenStore({ now: this.#now, sweepIntervalMs: this.#sweepIntervalMs })
+    return this.#tokens.reserve(key, windows, want)
+  }
+
+  settle(key: string, windows: readonly WindowSpec[], delta: number): void {
+    this.#tokens?.settle(key, windows, delta)
+  }
+
   /** Delete every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
     this.#sweepTables = undefined
@@ -233,5 +248,7 @@ export class MemoryStore implements LimitStore {
     this.#sweepTurn = undefined
     this.#sweepTables = undefined
     this.#tables.clear()
+    this.#tokens?.close()
+    this.#tokens = undefined
   }
 }
