@@ -195,3 +195,53 @@ describe.each(['Fastify', 'Express'] as const)('%s: gateways in one process', (f
     })
   }
 })
+
+describe('several tollgate instances in one app, on one MemoryStore', () => {
+  const spec = { limits: '4 per minute', tokens: '400 per minute', scope: 'chat' }
+  const expected = ['200 3 300', '200 2 200', '200 1 100', '200 0 0', '429 0 undefined', '429 0 undefined']
+
+  async function alternatePaths(port: number): Promise<string[]> {
+    const seen: string[] = []
+    for (let i = 0; i < 6; i++) {
+      const answer = await send(port, { path: i % 2 === 0 ? '/one/chat' : '/two/chat' })
+      const fields = [...String(answer.headers.ratelimit ?? '').matchAll(/;r=(\d+)/g)].map((m) => m[1])
+      seen.push(`${answer.status} ${fields[0]} ${fields[1]}`)
+    }
+    return seen
+  }
+
+  it('Fastify: two encapsulated contexts, each with the plugin, share requests and tokens', async () => {
+    const store = new MemoryStore()
+    cleanup.add(() => store.close(), null)
+    const app = Fastify()
+    cleanup.add(() => app.close(), null)
+    for (const prefix of ['/one', '/two']) {
+      await app.register(
+        async (child) => {
+          await child.register(fastifyTollgate, { store, defaultMaxTokens: 100 })
+          child.get('/chat', { config: { rateLimit: spec } }, async () => ({ ok: true }))
+        },
+        { prefix },
+      )
+    }
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    expect(await alternatePaths(portOf(app))).toEqual(expected)
+  })
+
+  it('Express: two tollgate() gates share requests and tokens', async () => {
+    const store = new MemoryStore()
+    cleanup.add(() => store.close(), null)
+    const app = express()
+    for (const path of ['/one/chat', '/two/chat']) {
+      const gate = expressTollgate({ store, defaultMaxTokens: 100 })
+      cleanup.add(() => gate.close(), null)
+      app.get(path, gate.limit(spec), (_req, res) => {
+        res.json({ ok: true })
+      })
+    }
+    const server = http.createServer(app)
+    const port = await listen(server)
+    cleanup.add(() => closeServer(server), null)
+    expect(await alternatePaths(port)).toEqual(expected)
+  })
+})
