@@ -1,4 +1,4 @@
-import { type LimitStore, MemoryStore, type StoreOption } from '@tollgate/core'
+import { type LimitStore, MemoryStore, type StoreOption, type TokenStore } from '@tollgate/core'
 import { Redis } from 'ioredis'
 import type { RedisConfig } from './config/types.js'
 
@@ -15,8 +15,11 @@ export interface SharedStore {
 export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
   if (redis === undefined) {
     const memory = new MemoryStore()
-    const shared: LimitStore = {
+    // Token budgets too (`reserve`, `settle`): without them each generation counted tokens anew.
+    const shared: LimitStore & TokenStore = {
       hit: (key, windows, cost) => memory.hit(key, windows, cost),
+      reserve: (key, windows, want) => memory.reserve(key, windows, want),
+      settle: (key, windows, delta) => memory.settle(key, windows, delta),
       close: () => {},
     }
     return { option: shared, redis: undefined, close: async () => memory.close() }
