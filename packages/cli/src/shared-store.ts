@@ -1,10 +1,17 @@
-import { type LimitStore, MemoryStore, type StoreOption } from '@tollgate/core'
+import {
+  type LimitStore,
+  MemoryStore,
+  MemoryTokenStore,
+  type StoreOption,
+  type TokenStore,
+} from '@tollgate/core'
 import { Redis } from 'ioredis'
 import type { RedisConfig } from './config/types.js'
 
 /**
- * The counter store every config generation shares, so a reload keeps every client's counts:
- * one memory store that outlives the apps (each app's close leaves it open), or a Redis client.
+ * The counter store every config generation shares, so a reload keeps every client's counts,
+ * request and token counters alike: memory stores that outlive the apps (each app's close leaves
+ * them open), or a Redis client.
  */
 export interface SharedStore {
   option: StoreOption
@@ -15,11 +22,23 @@ export interface SharedStore {
 export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
   if (redis === undefined) {
     const memory = new MemoryStore()
-    const shared: LimitStore = {
+    const tokens = new MemoryTokenStore()
+    const shared: LimitStore & TokenStore = {
       hit: (key, windows, cost) => memory.hit(key, windows, cost),
+      // A request its token budget refuses gives its count back.
+      refund: (key, windows, cost) => memory.refund(key, windows, cost),
+      reserve: (key, windows, want) => tokens.reserve(key, windows, want),
+      settle: (key, windows, delta) => tokens.settle(key, windows, delta),
       close: () => {},
     }
-    return { option: shared, redis: undefined, close: async () => memory.close() }
+    return {
+      option: shared,
+      redis: undefined,
+      close: async () => {
+        memory.close()
+        tokens.close()
+      },
+    }
   }
   // Commands fail fast while Redis is down, so the insurance limiter answers instead of a queue.
   const client = new Redis(redis.url, {

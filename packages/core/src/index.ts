@@ -110,7 +110,12 @@ export {
   type TokenWindowState,
 } from './limits/tokens/token-budget.js'
 export { openAIDuration } from './limits/tokens/token-headers.js'
-export { MemoryTokenStore, type ReserveResult, type TokenStore } from './limits/tokens/token-store.js'
+export {
+  MemoryTokenStore,
+  type MemoryTokenStoreOptions,
+  type ReserveResult,
+  type TokenStore,
+} from './limits/tokens/token-store.js'
 export type { UsageSource } from './limits/tokens/usage-observer.js'
 // Metrics, tracing and logs (`metrics`, `tracing`, `accessLog`), and the events they consume.
 export type {
