@@ -97,6 +97,18 @@ async function answering(text: string): Promise<string> {
   return `http://127.0.0.1:${port}`
 }
 
+/** Options for a store on the test Redis, under a prefix of this test's own (deleted afterwards). */
+function sharedRedis(): Record<string, unknown> {
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+  const keyPrefix = `tollgate-charging-test:${randomUUID()}:`
+  cleanup.add(async () => {
+    const keys = await redis.keys(`${keyPrefix}*`)
+    if (keys.length > 0) await redis.del(...keys)
+    await redis.quit()
+  }, null)
+  return { store: { redis }, keyPrefix }
+}
+
 function completion(usage: string): string {
   return `{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],"usage":${usage}}`
 }
@@ -139,10 +151,12 @@ describe.each(['Fastify', 'Express'] as const)('what is charged when, through %s
     ['its own tokens', { limits: '7 per minute', tokens: '100 per minute' }],
     ['defaultTokens', { limits: '7 per minute', extra: { defaultTokens: '100 per minute' } }],
     ['a handler', { limits: '7 per minute', tokens: '100 per minute', handler: true }],
+    ['its own tokens, on Redis', { limits: '7 per minute', tokens: '100 per minute', redis: true }],
   ] as const)('a token 429 on a route with %s', (_name, setup) => {
     it('is charged to no request window', async () => {
       const backend = await fake(cleanup, { answerTokens: 150 })
-      const gateway = await start(framework, { backend: backend.url, ...setup })
+      const extra = 'redis' in setup ? sharedRedis() : (setup as Setup).extra
+      const gateway = await start(framework, { backend: backend.url, ...setup, extra })
       const first = await ask(gateway, chat({ max_tokens: 150, spend: 400 }))
       expect(first.status).toBe(200)
       expect(remainingIn(first.headers.ratelimit, '7-per-minute')).toBe(6)
@@ -202,17 +216,7 @@ describe.each(['Fastify', 'Express'] as const)(
     })
 
     it.each(['memory', 'Redis'] as const)('charges an absurd count the cap, in %s alike', async (where) => {
-      const extra: Record<string, unknown> = {}
-      if (where === 'Redis') {
-        const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
-        const keyPrefix = `tollgate-charging-test:${randomUUID()}:`
-        cleanup.add(async () => {
-          const keys = await redis.keys(`${keyPrefix}*`)
-          if (keys.length > 0) await redis.del(...keys)
-          await redis.quit()
-        }, null)
-        Object.assign(extra, { store: { redis }, keyPrefix })
-      }
+      const extra = where === 'Redis' ? sharedRedis() : {}
       const gateway = await start(framework, {
         backend: await answering(completion('{"prompt_tokens":1e21,"completion_tokens":5}')),
         tokens: '10000 per minute',
