@@ -128,6 +128,23 @@ describe.each(['Fastify', 'Express'] as const)('what is charged when, through %s
     expect(settled!.charged).toBe(settled!.reserved)
   })
 
+  it('charges a stream whose client left before its first byte the prompt, not the reservation', async () => {
+    const backend = await fake(cleanup, { answerTokens: 300, timeToFirstTokenMs: 5_000 })
+    const gateway = await start(framework, { backend: backend.url, tokens: '10000 per minute' })
+    const prompt = 'tell me a long story '.repeat(20)
+    const body = chat({ stream: true, max_tokens: 300, messages: [{ role: 'user', content: prompt }] })
+    const request = abortable(gateway.port, { headers: AUTH, body })
+    await waitFor(() => backend.stats.inFlight === 1, 'the backend working on it')
+    request.abort()
+    await request.answer
+    await waitFor(() => gateway.settled.length === 1, 'the settle')
+    const [settled] = gateway.settled
+    expect(settled!.source).toBe('estimate')
+    // The prompt's estimate, none of the 300 tokens it may generate.
+    expect(settled!.charged).toBeGreaterThan(0)
+    expect(settled!.charged).toBeLessThanOrEqual(settled!.reserved - 300)
+  })
+
   it('still refunds a request whose client left before any backend had it', async () => {
     const backend = await fake(cleanup, { answerTokens: 200, timePerTokenMs: 5 })
     const gateway = await start(framework, {

@@ -143,7 +143,8 @@ export class UsageObserver implements ForwardObserver {
    * - the backend's counts (prompt and completion) when it reported both;
    * - the reservation when a count it reported is no whole number >= 0, or when the client left a
    *   request the backend had before its counts arrived (a JSON answer is generated whole even
-   *   when nobody waits for it; a stream stops where the client left and is estimated instead);
+   *   when nobody waits for it; a stream stops where the client left and is estimated instead,
+   *   the prompt alone when it left before the first byte);
    * - a refund when no backend answered, or the answer was an error that generated nothing;
    * - else an estimate: the prompt (reported or estimated) plus the generated text (reported or
    *   counted at the estimate's characters per token).
@@ -156,8 +157,11 @@ export class UsageObserver implements ForwardObserver {
     const chars = this.#scanner.generatedChars
     if (completion === undefined) {
       if (this.#status >= 400 && chars === 0) return { tokens: 0, source: 'refund' }
-      if (this.#abandoned && !this.#sse) return { tokens: reserved, source: 'reserved' }
-      if (this.#status === 0) return { tokens: 0, source: 'refund' }
+      if (this.#abandoned) {
+        // A stream stops where its client left (before its first byte: after the prompt).
+        const stream = this.#sse || (this.#status === 0 && this.#estimate.stream)
+        if (!stream) return { tokens: reserved, source: 'reserved' }
+      } else if (this.#status === 0) return { tokens: 0, source: 'refund' }
     }
     const generated =
       completion ??
