@@ -26,6 +26,8 @@ interface Setup {
   extra?: Record<string, unknown>
   /** A handler instead of the forward: it settles what the body's `spend` says. */
   handler?: boolean
+  /** The route's `deductWhen`. */
+  deductWhen?: (request: unknown, statusCode: number) => boolean
 }
 
 async function start(framework: Framework, setup: Setup): Promise<Gateway> {
@@ -42,6 +44,7 @@ async function start(framework: Framework, setup: Setup): Promise<Gateway> {
   const rateLimit: Record<string, unknown> = {}
   if (setup.limits !== undefined) rateLimit.limits = setup.limits
   if (setup.tokens !== undefined) rateLimit.tokens = setup.tokens
+  if (setup.deductWhen !== undefined) rateLimit.deductWhen = setup.deductWhen
   if (framework === 'Fastify') {
     const { port } = await startFastify(cleanup, options as never, (app) => {
       const config = { config: { rateLimit: rateLimit as never } }
@@ -169,6 +172,11 @@ describe.each(['Fastify', 'Express'] as const)('what is charged when, through %s
     ['defaultTokens', { limits: '7 per minute', extra: { defaultTokens: '100 per minute' } }],
     ['a handler', { limits: '7 per minute', tokens: '100 per minute', handler: true }],
     ['its own tokens, on Redis', { limits: '7 per minute', tokens: '100 per minute', redis: true }],
+    // deductWhen would give a 429 back too: the count is given back once, not twice.
+    [
+      'deductWhen',
+      { limits: '7 per minute', tokens: '100 per minute', deductWhen: (_r: unknown, s: number) => s !== 429 },
+    ],
   ] as const)('a token 429 on a route with %s', (_name, setup) => {
     it('is charged to no request window', async () => {
       const backend = await fake(cleanup, { answerTokens: 150 })
