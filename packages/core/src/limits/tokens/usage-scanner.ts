@@ -98,6 +98,9 @@ export class UsageScanner {
   #current = new Array<number | undefined>(SLOTS).fill(undefined)
   #currentHas = false
   #reported: ReportedCounts | undefined
+  /** Where something can matter outside a string, and where a string's plain run ends. */
+  readonly #structural = /["{}[\]]/g
+  readonly #stringEnd = /["\\]/g
   /** Top-level values that carried counts, so a caller can tell whether the last piece did. */
   reportingValues = 0
 
@@ -113,78 +116,113 @@ export class UsageScanner {
 
   feed(text: string): void {
     const n = text.length
-    for (let i = 0; i < n; i++) {
-      const c = text.charCodeAt(i)
+    let i = 0
+    while (i < n) {
       if (this.#inString) {
-        if (this.#escape) {
-          this.#escape = false
-          continue
-        }
-        if (c === BACKSLASH) {
-          this.#escape = true
-          if (this.#stringKind === KEY) this.#stringKind = NONE
-          else if (this.#stringKind === TEXT) this.textChars++
-          else if (this.#stringKind === WHOLE_TEXT) this.#wholeTextChars++
-          continue
-        }
-        if (c === QUOTE) {
-          this.#inString = false
-          this.#afterString = this.#stringKind === KEY
-          continue
-        }
-        if (this.#stringKind === KEY) {
-          if (this.#string.length >= MAX_KEY_CHARS) this.#stringKind = NONE
-          else this.#string += text[i]
-        } else if (this.#stringKind === TEXT) this.textChars++
-        else if (this.#stringKind === WHOLE_TEXT) this.#wholeTextChars++
+        i = this.#inStringFrom(text, i)
         continue
       }
-      if (this.#number !== undefined) {
-        if (isNumberChar(c)) {
-          // Past the bound it can only be read as no count (a 400-digit number is Infinity).
-          if (this.#number !== TOO_LONG)
-            this.#number = this.#number.length < MAX_NUMBER_CHARS ? this.#number + text[i] : TOO_LONG
-          continue
-        }
-        this.#endNumber()
+      if (this.#number === undefined && !this.#afterString && !this.#awaitingValue) {
+        // Nothing but a quote or a bracket can matter here: skip numbers, commas, literals at once.
+        const structural = this.#structural
+        structural.lastIndex = i
+        const found = structural.exec(text)
+        if (found === null) return
+        i = found.index
       }
-      if (isSpace(c)) continue
-      if (c === COLON && this.#afterString) {
-        this.#afterString = false
-        this.#key = this.#string
-        this.#awaitingValue = true
-        continue
+      this.#outside(text, i)
+      i++
+    }
+  }
+
+  /** Reads a string from `i`; where reading goes on. Runs of plain characters are skipped whole. */
+  #inStringFrom(text: string, i: number): number {
+    if (this.#escape) {
+      this.#escape = false
+      this.#countText(1)
+      return i + 1
+    }
+    if (this.#stringKind === KEY) {
+      const c = text.charCodeAt(i)
+      if (c === QUOTE) this.#closeString()
+      else if (c === BACKSLASH || this.#string.length >= MAX_KEY_CHARS) {
+        this.#stringKind = NONE
+        if (c === BACKSLASH) this.#escape = true
+      } else this.#string += text[i]
+      return i + 1
+    }
+    const special = this.#stringEnd
+    special.lastIndex = i
+    const found = special.exec(text)
+    const end = found === null ? text.length : found.index
+    this.#countText(end - i)
+    if (found === null) return end
+    if (text.charCodeAt(end) === QUOTE) this.#closeString()
+    else {
+      this.#escape = true
+      this.#countText(1)
+    }
+    return end + 1
+  }
+
+  #countText(chars: number): void {
+    if (this.#stringKind === TEXT) this.textChars += chars
+    else if (this.#stringKind === WHOLE_TEXT) this.#wholeTextChars += chars
+  }
+
+  #closeString(): void {
+    this.#inString = false
+    this.#afterString = this.#stringKind === KEY
+  }
+
+  /** One character outside strings. */
+  #outside(text: string, i: number): void {
+    const c = text.charCodeAt(i)
+    if (this.#number !== undefined) {
+      if (isNumberChar(c)) {
+        // Past the bound it can only be read as no count (a 400-digit number is Infinity).
+        if (this.#number !== TOO_LONG)
+          this.#number = this.#number.length < MAX_NUMBER_CHARS ? this.#number + text[i] : TOO_LONG
+        return
       }
+      this.#endNumber()
+    }
+    if (isSpace(c)) return
+    if (c === COLON && this.#afterString) {
       this.#afterString = false
-      const key = this.#awaitingValue ? this.#key : undefined
-      this.#awaitingValue = false
-      this.#key = undefined
-      if (c === QUOTE) {
-        this.#inString = true
-        this.#string = ''
-        if (key === undefined) this.#stringKind = KEY
-        else if (TEXT_KEYS.has(key)) {
-          this.#stringKind = TEXT
-          // Counted once it has a character: an empty content event is not text.
-          if (text.charCodeAt(i + 1) !== QUOTE) this.textValues++
-        } else {
-          this.#stringKind = key === WHOLE_TEXT_KEY ? WHOLE_TEXT : NONE
-          // A count written as a string ("12") is no count.
-          const slot = (NUMBER_KEYS as readonly string[]).indexOf(key)
-          if (slot !== -1) this.#add(slot, Number.NaN)
-        }
-        continue
+      this.#key = this.#string
+      this.#awaitingValue = true
+      return
+    }
+    this.#afterString = false
+    const key = this.#awaitingValue ? this.#key : undefined
+    this.#awaitingValue = false
+    this.#key = undefined
+    if (c === QUOTE) {
+      this.#inString = true
+      this.#string = ''
+      if (key === undefined) this.#stringKind = KEY
+      else if (TEXT_KEYS.has(key)) {
+        this.#stringKind = TEXT
+        // Counted once it has a character: an empty content event is not text.
+        if (text.charCodeAt(i + 1) !== QUOTE) this.textValues++
+      } else {
+        this.#stringKind = key === WHOLE_TEXT_KEY ? WHOLE_TEXT : NONE
+        // A count written as a string ("12") is no count.
+        const slot = (NUMBER_KEYS as readonly string[]).indexOf(key)
+        if (slot !== -1) this.#add(slot, Number.NaN)
       }
-      if (key !== undefined) this.#value(key, c, text[i]!)
-      if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-        if (this.#prefillDepth !== 0 && c === OPEN_BRACE && this.#depth === this.#prefillDepth)
-          this.#add(PREFILL, 1)
-        this.#depth++
-      } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-        if (this.#depth > 0) this.#depth--
-        if (this.#prefillDepth !== 0 && this.#depth < this.#prefillDepth) this.#prefillDepth = 0
-        if (this.#depth === 0) this.#endValue()
-      }
+      return
+    }
+    if (key !== undefined) this.#value(key, c, text[i]!)
+    if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (this.#prefillDepth !== 0 && c === OPEN_BRACE && this.#depth === this.#prefillDepth)
+        this.#add(PREFILL, 1)
+      this.#depth++
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      if (this.#depth > 0) this.#depth--
+      if (this.#prefillDepth !== 0 && this.#depth < this.#prefillDepth) this.#prefillDepth = 0
+      if (this.#depth === 0) this.#endValue()
     }
   }
 
