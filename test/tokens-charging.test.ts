@@ -256,3 +256,33 @@ describe.each(['Fastify', 'Express'] as const)(
     })
   },
 )
+
+describe('Express: gate.limit({ tokens }) mounted with app.use in front of gate.forward()', () => {
+  it('reserves before the body (it cannot see the route), settles to the usage, and a 429 gives the count back', async () => {
+    const backend = await fake(cleanup, { answerTokens: 150 })
+    const settled: TokenReservation[] = []
+    const { port } = await startExpress(
+      cleanup,
+      {
+        backends: [{ url: backend.url }],
+        keyGenerator: apiKeyKey,
+        onTokensSettled: (_req: unknown, r: TokenReservation) => {
+          settled.push(r)
+        },
+      } as never,
+      (app, gate) => {
+        app.use('/v1', gate.limit({ limits: '7 per minute', tokens: '100 per minute' }))
+        app.post('/v1/chat/completions', gate.forward())
+      },
+    )
+    const gateway = { port, settled }
+    const first = await ask(gateway, chat({ max_tokens: 150 }))
+    expect(first.status).toBe(200)
+    await waitFor(() => settled.length === 1, 'the settle')
+    expect(settled[0]!.source).toBe('usage')
+    const retries = []
+    for (let i = 0; i < 3; i++) retries.push(await ask(gateway, chat({ max_tokens: 150 })))
+    expect(retries.map((a) => a.json().error.type)).toEqual(['tokens', 'tokens', 'tokens'])
+    expect(retries.map((a) => remainingIn(a.headers.ratelimit, '7-per-minute'))).toEqual([5, 5, 5])
+  })
+})
