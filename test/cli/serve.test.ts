@@ -71,6 +71,21 @@ describe('tollgate serve', () => {
     expect((await ask(port)).status).toBe(429)
   })
 
+  it('keeps every token budget across a reload, as the request counts', async () => {
+    const a = await fake(cleanup, { name: 'a', answerTokens: 50 })
+    const b = await fake(cleanup, { name: 'b', answerTokens: 50 })
+    const file = configFile(gatewayYaml([{ url: a.url, id: 'a' }], 'defaultTokens: 40 per minute\n'))
+    const { gateway, port } = await startCli(cleanup, file.path)
+    // 50 generated tokens: the 40-token budget is spent by the first answer.
+    expect((await ask(port)).status).toBe(200)
+    expect((await ask(port)).status).toBe(429)
+    file.write(gatewayYaml([{ url: b.url, id: 'b' }], 'defaultTokens: 40 per minute\n'))
+    expect(await gateway.reload()).toBe(true)
+    const after = await ask(port)
+    expect(after.status).toBe(429)
+    expect(after.json().error.type).toBe('tokens')
+  })
+
   it('refuses an invalid new file, logs why, and keeps the running config', async () => {
     const a = await fake(cleanup, { name: 'a', answerTokens: 1 })
     const file = configFile(gatewayYaml([{ url: a.url, id: 'a' }]))

@@ -3,8 +3,9 @@ import { Redis } from 'ioredis'
 import type { RedisConfig } from './config/types.js'
 
 /**
- * The counter store every config generation shares, so a reload keeps every client's counts:
- * one memory store that outlives the apps (each app's close leaves it open), or a Redis client.
+ * The counter store every config generation shares, so a reload keeps every client's counts,
+ * request and token counters alike: memory stores that outlive the apps (each app's close leaves
+ * them open), or a Redis client.
  */
 export interface SharedStore {
   option: StoreOption
@@ -15,9 +16,10 @@ export interface SharedStore {
 export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
   if (redis === undefined) {
     const memory = new MemoryStore()
-    // Token budgets too (`reserve`, `settle`): without them each generation counted tokens anew.
     const shared: LimitStore & TokenStore = {
       hit: (key, windows, cost) => memory.hit(key, windows, cost),
+      // A request its token budget refuses gives its count back.
+      refund: (key, windows, cost) => memory.refund(key, windows, cost),
       reserve: (key, windows, want) => memory.reserve(key, windows, want),
       settle: (key, windows, delta) => memory.settle(key, windows, delta),
       close: () => {},

@@ -103,9 +103,19 @@ export {
   type WindowSpec,
 } from './limits/store.js'
 export { CHARS_PER_TOKEN } from './limits/tokens/estimate.js'
-export type { TokenReservation, TokenSpec, TokenWindowState } from './limits/tokens/token-budget.js'
+export {
+  MAX_CHARGED_TOKENS,
+  type TokenReservation,
+  type TokenSpec,
+  type TokenWindowState,
+} from './limits/tokens/token-budget.js'
 export { openAIDuration } from './limits/tokens/token-headers.js'
-export { MemoryTokenStore, type ReserveResult, type TokenStore } from './limits/tokens/token-store.js'
+export {
+  MemoryTokenStore,
+  type MemoryTokenStoreOptions,
+  type ReserveResult,
+  type TokenStore,
+} from './limits/tokens/token-store.js'
 export type { UsageSource } from './limits/tokens/usage-observer.js'
 // Metrics, tracing and logs (`metrics`, `tracing`, `accessLog`), and the events they consume.
 export type {

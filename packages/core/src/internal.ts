@@ -44,6 +44,7 @@ export {
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
 export { promptTextOf } from './gateway/prompt-text.js'
 export {
+  isLimitAnswer,
   settleAtEnd,
   type TokenGrant,
   type TokenOutcome,

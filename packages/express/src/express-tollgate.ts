@@ -4,6 +4,7 @@ import type { Request, RequestHandler } from 'express'
 import { forwardMiddleware } from './forward-middleware.js'
 import { limitMiddleware } from './limit-middleware.js'
 import type { TollgateExpressOptions } from './options.js'
+import { markForward } from './token-handoff.js'
 
 /** What `tollgate()` returns: middleware factories over one set of options, store and backends. */
 export interface ExpressTollgate {
@@ -70,7 +71,7 @@ export function tollgate(options: TollgateExpressOptions = {}): ExpressTollgate 
       count += 1
       // defaultTokens: counted per forward() handler, for requests no gate.limit({ tokens }) reserved.
       const tokens = core.tokenRoute(undefined, `forward-${count}`, 'gate.forward()', true)
-      return forwardMiddleware(core.gateway('gate.forward()'), forwardOptions, logger, tokens)
+      return markForward(forwardMiddleware(core.gateway('gate.forward()'), forwardOptions, logger, tokens))
     },
     listModels() {
       const forward = forwardMiddleware(core.gateway('gate.listModels()'), undefined, logger)

@@ -7,6 +7,7 @@ import {
 } from '@tollgate/core/internal'
 import type { Request, RequestHandler } from 'express'
 import { keptRawBody } from './raw-body.js'
+import { countedBy, deferredTokens } from './token-handoff.js'
 
 /**
  * The body to forward when a body parser already consumed the stream: the bytes
@@ -68,9 +69,10 @@ export function forwardMiddleware(
       // Unread, the body is read (and limited) by the gateway itself.
       body: req.readableEnded ? bodyAfterParser(req, warnOnce) : undefined,
     }
-    // A reservation made by gate.limit({ tokens }) is settled from the usage; else defaultTokens apply.
-    const tokens = TokenRoute.of<Request>(req.rateLimit?.tokens) ?? defaultTokens
+    // A reservation made by gate.limit({ tokens }) is settled from the usage; a budget it left to
+    // this forward is reserved here, from the body; else defaultTokens apply.
+    const tokens = TokenRoute.of<Request>(req.rateLimit?.tokens) ?? deferredTokens(req) ?? defaultTokens
     if (tokens === null) return gateway.forward(route, input)
-    return tokens.forward(gateway, route, input, req.rateLimit)
+    return tokens.forward(gateway, route, input, req.rateLimit, countedBy(req))
   }
 }

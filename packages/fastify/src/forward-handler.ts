@@ -1,4 +1,10 @@
-import type { ForwardOptions, Gateway, GatewayRequest, TokenRoute } from '@tollgate/core/internal'
+import type {
+  ForwardOptions,
+  Gateway,
+  GatewayRequest,
+  LimitedRoute,
+  TokenRoute,
+} from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { rawBodyOf } from './raw-body.js'
 
@@ -6,8 +12,11 @@ export const FORWARD_HANDLER = Symbol('tollgate.forwardHandler')
 
 export type ForwardHandler = ((request: FastifyRequest, reply: FastifyReply) => Promise<void>) & {
   [FORWARD_HANDLER]: true
-  /** The same handler, reserving and settling `tokens` around each forward. */
-  withTokens(tokens: TokenRoute<FastifyRequest>): ForwardHandler
+  /**
+   * The same handler, reserving and settling `tokens` around each forward; a refusal gives back
+   * what `limited` (the route's request limits) counted.
+   */
+  withTokens(tokens: TokenRoute<FastifyRequest>, limited: LimitedRoute<FastifyRequest> | null): ForwardHandler
 }
 
 /**
@@ -22,9 +31,12 @@ export function forwardHandler(
   const route = gateway.route(options)
   const handler = (request: FastifyRequest, reply: FastifyReply): Promise<void> =>
     gateway.forward(route, gatewayRequest(request, reply))
-  const withTokens = (tokens: TokenRoute<FastifyRequest>): ForwardHandler => {
+  const withTokens = (
+    tokens: TokenRoute<FastifyRequest>,
+    limited: LimitedRoute<FastifyRequest> | null,
+  ): ForwardHandler => {
     const tokenHandler = (request: FastifyRequest, reply: FastifyReply): Promise<void> =>
-      tokens.forward(gateway, route, gatewayRequest(request, reply), request.rateLimit)
+      tokens.forward(gateway, route, gatewayRequest(request, reply), request.rateLimit, limited)
     return Object.assign(tokenHandler, { [FORWARD_HANDLER]: true as const, withTokens })
   }
   return Object.assign(handler, { [FORWARD_HANDLER]: true as const, withTokens })

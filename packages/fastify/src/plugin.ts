@@ -87,7 +87,8 @@ async function tollgatePlugin(app: FastifyInstance, registered: TollgateFastifyO
     const limited = core.limitRoute(scope, route.config?.rateLimit, where)
     const forward = isForwardHandler(route.handler)
     const tokens = core.tokenRoute(route.config?.rateLimit, scope, where, forward)
-    if (tokens !== null && forward) route.handler = (route.handler as ForwardHandler).withTokens(tokens)
+    if (tokens !== null && forward)
+      route.handler = (route.handler as ForwardHandler).withTokens(tokens, limited)
     const ours = limitHooks(limited, forward ? null : tokens)
     // Count before the route's own hooks so a rejected request costs as little as possible.
     if (ours.length > 0) route[hookName] = [...ours, ...asArray(route[hookName] as never)] as never

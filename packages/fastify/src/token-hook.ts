@@ -1,10 +1,4 @@
-import {
-  type LimitedRoute,
-  settleAtEnd,
-  type TokenGrant,
-  type TokenRoute,
-  withTokens,
-} from '@tollgate/core/internal'
+import { isLimitAnswer, type LimitedRoute, type TokenRoute } from '@tollgate/core/internal'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { clientAddress } from './client-address.js'
 import { rateLimitHook } from './rate-limit-hook.js'
@@ -22,20 +16,31 @@ function setHeader(reply: FastifyReply, name: string, value: string): void {
 /**
  * Reserves a non-forward route's tokens after its request limits (so it reuses their client key):
  * the default estimate, or one from `request.body` under `hook: 'preHandler'`. The handler may
- * settle with `request.rateLimit.settleTokens(n)`; otherwise the reservation stands.
+ * settle with `request.rateLimit.settleTokens(n)`; otherwise the reservation stands. A refusal
+ * gives back what `limited` counted.
  */
-export function tokenHook(tokens: TokenRoute<FastifyRequest>): Hook {
+export function tokenHook(
+  tokens: TokenRoute<FastifyRequest>,
+  limited: LimitedRoute<FastifyRequest> | null,
+): Hook {
   return function tollgateTokens(request, reply, done) {
     tokens.reserve(request, clientAddress(request), request.rateLimit, request.body).then((outcome) => {
       if (outcome === null) return done()
-      const answer = tokens.respond(outcome, request.rateLimit, reply, getHeader, setHeader)
-      if (answer !== undefined) {
-        reply.code(answer.status).send(answer.body)
+      const granted = tokens.grant(
+        request,
+        outcome,
+        request.rateLimit,
+        limited,
+        reply,
+        getHeader,
+        setHeader,
+        reply.raw,
+      )
+      if (isLimitAnswer(granted)) {
+        reply.code(granted.status).send(granted.body)
         return
       }
-      const { reservation } = outcome as TokenGrant
-      request.rateLimit = withTokens(request.rateLimit, reservation)
-      settleAtEnd(reply.raw, reservation, request)
+      request.rateLimit = granted
       done()
     }, done)
   }
@@ -48,6 +53,6 @@ export function limitHooks(
 ): Hook[] {
   const hooks: Hook[] = []
   if (limited !== null) hooks.push(rateLimitHook(limited))
-  if (tokens !== null) hooks.push(tokenHook(tokens))
+  if (tokens !== null) hooks.push(tokenHook(tokens, limited))
   return hooks
 }

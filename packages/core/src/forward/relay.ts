@@ -70,6 +70,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   /** The client went away. */
   cancel(): void {
     if (this.phase === DONE_PHASE || this.phase === DISCARDING) return
+    // On its way to the backend (or answering): the backend may have generated what it was asked.
+    if (this.controller !== null && this.owner.observer?.abandoned !== undefined) this.observe('abandoned')
     // Before the request is on a socket there is no controller yet: onRequestStart aborts then.
     this.controller?.abort(CLIENT_CLOSED)
   }
@@ -202,7 +204,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     if (this.owner.observer?.responseEnd !== undefined) this.observe('responseEnd', complete)
   }
 
-  private observe<K extends 'responseStart' | 'responseEnd'>(
+  private observe<K extends 'responseStart' | 'responseEnd' | 'abandoned'>(
     method: K,
     ...args: Parameters<NonNullable<ForwardObserver[K]>>
   ): void {

@@ -22,6 +22,11 @@ export interface ForwardObserver {
   responseData?(chunk: Buffer): Buffer | undefined
   /** The response ended; `complete` is false when it was cut (backend failure, client gone). */
   responseEnd?(complete: boolean): void
+  /**
+   * The client went away while a backend had the request (it was on its way or being answered):
+   * the backend may have done the work all the same. Called before `responseEnd`, if that comes.
+   */
+  abandoned?(): void
   /** After the response: tells `events` the token counts it read, when it read any. */
   reportTokens?(events: RequestEvents): void
 }

@@ -21,7 +21,7 @@ export type LimitRejection = LimitAnswer
  * no window can hold, 500 when the check itself failed). Both adapters go through here, so what
  * an outcome means for the response is decided in one place.
  */
-type RouteLimitLike<Req> = Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles'> &
+type RouteLimitLike<Req> = Pick<RouteLimit<Req>, 'check' | 'respond' | 'settle' | 'settles' | 'refund'> &
   Partial<Pick<RouteLimit<Req>, 'answersLater'>>
 
 export class LimitedRoute<Req> {
@@ -71,7 +71,25 @@ export class LimitedRoute<Req> {
    */
   settle(request: Req, outcome: LimitOutcome, statusCode: number): void | Promise<void> {
     if (outcome === null || outcome instanceof LimitCheckFailure) return
+    if (this.#refunded?.has(outcome)) return
     return this.#limit.settle(request, outcome, statusCode)
+  }
+
+  /** Decisions given back by `refund`, which `settle` must not refund a second time. */
+  #refunded: WeakSet<LimitDecision> | undefined
+
+  /**
+   * Gives back the count of a request that a later step refused (its token budget): a request
+   * refused by any window is charged to none, request windows and token windows alike. Fixed
+   * windows only, as for `deductWhen`. Never throws nor rejects.
+   */
+  refund(request: Req, outcome: LimitOutcome): void | Promise<void> {
+    if (outcome === null || outcome instanceof LimitCheckFailure || !outcome.allowed || outcome.cost === 0)
+      return
+    if (this.#refunded?.has(outcome)) return
+    this.#refunded ??= new WeakSet()
+    this.#refunded.add(outcome)
+    return this.#limit.refund(request, outcome)
   }
 
   /** The decision to expose as `request.rateLimit`, if the check produced one. */

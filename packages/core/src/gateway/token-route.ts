@@ -12,6 +12,7 @@ import { type HeaderGetter, tokenRejectionBody, writeTokenHeaders } from '../lim
 import { UsageObserver } from '../limits/tokens/usage-observer.js'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
 import type { ForwardingGateway, ForwardRoute, GatewayRequest } from './gateway.js'
+import type { LimitedRoute } from './limited-route.js'
 
 export interface TokenRouteSettings<Req> {
   readonly keyGenerator: KeyGenerator<Req> | undefined
@@ -50,6 +51,11 @@ const FORWARDED = new WeakSet<TokenReservation>()
 
 function isAnswer(outcome: TokenOutcome): outcome is LimitAnswer {
   return outcome !== null && 'status' in outcome
+}
+
+/** Whether what `TokenRoute.grant` gave is the answer to send (else it is the request's decision). */
+export function isLimitAnswer(result: LimitAnswer | LimitDecision): result is LimitAnswer {
+  return 'status' in result
 }
 
 const getRes: HeaderGetter<ServerResponse> = (res, name) => res.getHeader(name)
@@ -121,8 +127,36 @@ export class TokenRoute<Req> {
     }
   }
 
+  /**
+   * The token step after the request limits, the same for both adapters: writes the token headers
+   * through `set`. When the request may go on, returns the decision its handler reads
+   * (`request.rateLimit`, with the reservation and `settleTokens`) and settles the reservation once
+   * `res` is over, unless a forward settles it. Otherwise returns the answer to send instead (429,
+   * or 500 when no reservation could be made) after giving back what the request limits (`counted`)
+   * charged: a request refused by any window is charged to none.
+   */
+  grant<Target>(
+    request: Req,
+    outcome: Exclude<TokenOutcome, null>,
+    decision: LimitDecision | null | undefined,
+    counted: LimitedRoute<Req> | null | undefined,
+    target: Target,
+    get: HeaderGetter<Target>,
+    set: (target: Target, name: string, value: string) => void,
+    res: ServerResponse,
+  ): LimitAnswer | LimitDecision {
+    const answer = this.#answer(outcome, decision, target, get, set)
+    if (answer !== undefined) {
+      if (counted != null && decision != null) void counted.refund(request, decision)
+      return answer
+    }
+    const { reservation } = outcome as TokenGrant
+    settleAtEnd(res, reservation, request)
+    return withTokens(decision, reservation)
+  }
+
   /** Writes the token headers; the answer to send instead of the route, or undefined to go on. */
-  respond<Target>(
+  #answer<Target>(
     outcome: Exclude<TokenOutcome, null>,
     decision: LimitDecision | null | undefined,
     target: Target,
@@ -161,6 +195,7 @@ export class TokenRoute<Req> {
     route: ForwardRoute<Req>,
     input: GatewayRequest<Req>,
     decision: LimitDecision | null | undefined,
+    counted?: LimitedRoute<Req> | null,
   ): Promise<void> {
     const { req, res } = input
     if (input.body === undefined && requestHasBody(req)) {
@@ -183,8 +218,9 @@ export class TokenRoute<Req> {
     } else {
       const outcome = await this.reserve(input.request, input.clientIp, decision, input.body)
       if (outcome === null) return gateway.forward(route, input)
-      const answer = this.respond(outcome, decision, res, getRes, setRes)
+      const answer = this.#answer(outcome, decision, res, getRes, setRes)
       if (answer !== undefined) {
+        if (counted != null && decision != null) void counted.refund(input.request, decision)
         sendJson(res, answer)
         return
       }
@@ -195,7 +231,7 @@ export class TokenRoute<Req> {
     try {
       await gateway.forward(route, input)
     } finally {
-      const measured = observer.measured()
+      const measured = observer.measured(reservation.reserved)
       await reservation.settle(measured.tokens, measured.source)
       this.settled(input.request, reservation)
     }

@@ -45,7 +45,8 @@ export interface LimitDecision {
   readonly tokens?: TokenReservation
   /**
    * Charges `n` tokens in place of the reservation (non-forward routes; forward routes settle from
-   * the backend's usage). A reservation not settled by the end of the response keeps what it took.
+   * the backend's usage), at most `MAX_CHARGED_TOKENS`; an `n` that is no finite number >= 0 keeps
+   * the reservation, as does a reservation not settled by the end of the response.
    */
   readonly settleTokens?: (n: number) => void
 }

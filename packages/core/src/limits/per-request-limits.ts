@@ -52,6 +52,11 @@ export class PerRequestLimits<Req> {
     return this.#madeBy.get(decision)?.settle(request, decision, statusCode)
   }
 
+  /** Refunds with the limit that made the decision. */
+  refund(request: Req, decision: LimitDecision): void | Promise<void> {
+    return this.#madeBy.get(decision)?.refund(request, decision)
+  }
+
   check(request: Req, ip: string | undefined): LimitOutcome | Promise<LimitOutcome> {
     let text: unknown
     try {

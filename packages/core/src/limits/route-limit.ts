@@ -117,6 +117,14 @@ export class RouteLimit<Req> {
     if (deductWhen === undefined || !decision.allowed || decision.cost === 0) return
     const keep = callbacks.call('deductWhen', deductWhen, request, statusCode)
     if (keep === CALLBACK_FAILED || keep) return
+    return this.refund(request, decision)
+  }
+
+  /**
+   * Takes back what an allowed `check` counted (fixed windows; see `RateLimiter.refund`). A
+   * failing refund is reported as a store failure. Never throws nor rejects.
+   */
+  refund(request: Req, decision: LimitDecision): void | Promise<void> {
     try {
       const refunded = this.#limiterOf(request).refund(decision.key, decision.cost)
       if (refunded instanceof Promise) return refunded.catch(this.#settings.storeFailed)

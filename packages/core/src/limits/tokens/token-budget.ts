@@ -39,6 +39,13 @@ export class TokenPolicy {
   }
 }
 
+/**
+ * The most one request is charged, whatever a backend or handler reports: above what any request
+ * can cost on today's engines (128 choices of a 128k context are 16.8M tokens), and far inside
+ * what a Redis counter holds, so an absurd count settles everywhere alike instead of failing.
+ */
+export const MAX_CHARGED_TOKENS = 100_000_000
+
 /** A token limit string that does not parse: the request gets a 500, never "no limit". */
 export const POLICY_FAILED: unique symbol = Symbol('tollgate.tokenPolicyFailed')
 
@@ -189,12 +196,15 @@ export class TokenReservation {
   /**
    * Charges `tokens` in place of the reservation (the difference goes to every window; a store
    * failure is swallowed: the request is over and nothing waits on it). Only the first call counts.
+   * A count that is no finite number >= 0 keeps the reservation; one above `MAX_CHARGED_TOKENS`
+   * is charged that much.
    */
   settle(tokens: number, source: TokenReservation['source']): void | Promise<void> {
     if (!this.allowed || this.charged !== undefined) return
-    const charged = Number.isFinite(tokens) && tokens > 0 ? Math.round(tokens) : 0
+    const valid = typeof tokens === 'number' && Number.isFinite(tokens) && tokens >= 0
+    const charged = valid ? Math.min(Math.round(tokens), MAX_CHARGED_TOKENS) : this.reserved
     this.charged = charged
-    this.source = source
+    this.source = valid ? source : 'reserved'
     try {
       const pending = this.#store.settle(this.key, this.#specs, charged - this.reserved, this.#fallback)
       if (pending instanceof Promise) return pending.catch(() => {})

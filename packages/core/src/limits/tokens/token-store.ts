@@ -30,16 +30,44 @@ interface Counter {
   resetAt: number
 }
 
-/** Fixed-window token counters in this process; the window starts at a key's first reservation. */
+export interface MemoryTokenStoreOptions {
+  /** Clock, for tests. */
+  now?: () => number
+  /** How often a sweep of ended windows starts, in ms. Default 60 000. */
+  sweepIntervalMs?: number
+  /** Counters a sweep looks at per event-loop turn. Default 5 000 (about 1 ms of work). */
+  sweepBatchSize?: number
+}
+
+/**
+ * Fixed-window token counters in this process; the window starts at a key's first reservation.
+ * Ended windows are swept as the request counters are (`MemoryStore`): a sweep starts every
+ * `sweepIntervalMs` and looks at `sweepBatchSize` counters per event-loop turn, so a million
+ * ended counters never block the loop in one go (one pass over them was ~0.4 s).
+ */
 export class MemoryTokenStore implements TokenStore {
   readonly #tables = new Map<string, Map<string, Counter>>()
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
+  readonly #batch: number
+  /** Where the running sweep is: the table it is in and its place in that table. */
+  #sweepTables: Iterator<Map<string, Counter>> | undefined
+  #sweepTable: Map<string, Counter> | undefined
+  #sweepKeys: Iterator<string> | undefined
+  #sweepTurn: NodeJS.Immediate | undefined
 
-  constructor(options: { now?: () => number; sweepIntervalMs?: number } = {}) {
+  constructor(options: MemoryTokenStoreOptions = {}) {
     this.#now = options.now ?? Date.now
-    this.#sweeper = setInterval(() => this.sweep(), options.sweepIntervalMs ?? 60_000)
+    this.#batch = options.sweepBatchSize ?? 5_000
+    this.#sweeper = setInterval(() => this.#startSweep(), options.sweepIntervalMs ?? 60_000)
     this.#sweeper.unref()
+  }
+
+  /** Counters held now (live, or ended and not swept yet). */
+  get size(): number {
+    let size = 0
+    for (const table of this.#tables.values()) size += table.size
+    return size
   }
 
   #live(id: string, key: string, now: number): Counter | undefined {
@@ -92,16 +120,59 @@ export class MemoryTokenStore implements TokenStore {
     table.set(key, { used: delta, resetAt: now + w.windowMs })
   }
 
-  /** Deletes every counter whose window has ended. */
+  /** Deletes every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
-    const now = this.#now()
-    for (const table of this.#tables.values()) {
-      for (const [key, counter] of table) if (counter.resetAt <= now) table.delete(key)
+    this.#sweepTables = undefined
+    while (!this.sweepStep(Number.POSITIVE_INFINITY));
+  }
+
+  /**
+   * Continues the current sweep (or starts one) over at most `limit` counters; true when the
+   * sweep has been through every table. A Map iterator stays valid while entries are deleted.
+   */
+  sweepStep(limit = this.#batch): boolean {
+    if (this.#sweepTables === undefined) {
+      this.#sweepTables = this.#tables.values()
+      this.#sweepTable = undefined
+      this.#sweepKeys = undefined
     }
+    const now = this.#now()
+    let seen = 0
+    while (seen < limit) {
+      if (this.#sweepKeys === undefined) {
+        const next = this.#sweepTables.next()
+        if (next.done) {
+          this.#sweepTables = undefined
+          return true
+        }
+        this.#sweepTable = next.value
+        this.#sweepKeys = next.value.keys()
+      }
+      const entry = this.#sweepKeys.next()
+      if (entry.done) {
+        this.#sweepKeys = undefined
+        continue
+      }
+      seen++
+      const table = this.#sweepTable!
+      if (table.get(entry.value)!.resetAt <= now) table.delete(entry.value)
+    }
+    return false
+  }
+
+  #startSweep(): void {
+    if (this.#sweepTurn !== undefined) return
+    const turn = () => {
+      this.#sweepTurn = this.sweepStep() ? undefined : setImmediate(turn).unref()
+    }
+    turn()
   }
 
   close(): void {
     clearInterval(this.#sweeper)
+    if (this.#sweepTurn !== undefined) clearImmediate(this.#sweepTurn)
+    this.#sweepTurn = undefined
+    this.#sweepTables = undefined
     this.#tables.clear()
   }
 }

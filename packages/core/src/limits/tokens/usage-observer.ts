@@ -1,53 +1,46 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { StringDecoder } from 'node:string_decoder'
 import type { ForwardObserver } from '../../forward/types.js'
 import type { RequestEvents } from '../../observe/events.js'
 import { type RequestEstimate, tokensForChars } from './estimate.js'
+import { UsageScanner } from './usage-scanner.js'
 
 /** How the tokens a request is charged were found. */
 export type UsageSource = 'usage' | 'estimate' | 'refund'
 
 export interface MeasuredUsage {
   readonly tokens: number
-  readonly source: UsageSource
+  /** `reserved`: the reservation stands (a client that left a JSON answer, a count that is no number). */
+  readonly source: UsageSource | 'reserved'
 }
 
 const EVENT_STREAM = /^\s*text\/event-stream/i
-const PROMPT_TOKENS = /"prompt_tokens"\s*:\s*(\d+)/g
-const COMPLETION_TOKENS = /"completion_tokens"\s*:\s*(\d+)/g
-const CONTENT = /"(?:content|text)"\s*:\s*"((?:[^"\\]|\\.)*)"/g
+/** JSON and NDJSON (Ollama's native stream): read for counts and generated text. */
+const JSON_TYPE = /json/i
 const USAGE_NULL = /,\s*"usage"\s*:\s*null/g
-/** How much of a JSON answer's end is kept to find its `usage`, which OpenAI and vLLM put last. */
-const JSON_TAIL_BYTES = 16 * 1024
-
-function lastNumber(text: string, pattern: RegExp): number | undefined {
-  let found: number | undefined
-  pattern.lastIndex = 0
-  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) found = Number(m[1])
-  return found
-}
+const NO_CHOICES = /"choices"\s*:\s*\[\s*\]/
 
 /**
- * Reads what one forwarded answer really cost while it passes through: the `usage` of a JSON
- * answer (from its last 16 KiB) or of an event stream's usage chunk. When the request asked for
- * a stream without usage, the forwarded body asks for it (`stream_options.include_usage`) and the
- * usage-only event and the `"usage": null` fields are taken out of what the client receives.
- * Without usage the streamed text is counted at the estimate's characters per token.
+ * Reads what one forwarded answer really cost while it passes through (`UsageScanner`): the
+ * OpenAI-style `usage` of a JSON answer or of a stream's usage chunk, or an engine's native counts
+ * (llama.cpp, TGI, Ollama). When the request asked for a stream without usage, the forwarded body
+ * asks for it (`stream_options.include_usage`) and the usage-only event and the `"usage": null`
+ * fields are taken out of what the client receives. Without counts, the generated text is counted
+ * at the estimate's characters per token.
  */
 export class UsageObserver implements ForwardObserver {
   readonly #estimate: RequestEstimate
   readonly #inject: boolean
+  readonly #scanner = new UsageScanner()
+  readonly #decoder = new StringDecoder('utf8')
   #strip = false
   #status = 0
   #sse = false
-  #tail: Buffer[] = []
-  #tailBytes = 0
+  #scan = false
   #bodyBytes = 0
   #pending = ''
-  #promptTokens: number | undefined
-  #completionTokens: number | undefined
-  #generatedChars = 0
-  #contentEvents = 0
   #complete = false
+  #abandoned = false
 
   constructor(estimate: RequestEstimate) {
     this.#estimate = estimate
@@ -72,21 +65,20 @@ export class UsageObserver implements ForwardObserver {
     this.#status = status
     const type = headers['content-type']
     this.#sse = typeof type === 'string' && EVENT_STREAM.test(type)
+    this.#scan = this.#sse || (typeof type === 'string' && JSON_TYPE.test(type))
     // A stream of announced length cannot lose bytes on the way.
     this.#strip = this.#inject && this.#sse && headers['content-length'] === undefined
   }
 
   responseData(chunk: Buffer): Buffer | undefined {
     this.#bodyBytes += chunk.length
+    if (!this.#scan) return undefined
+    const decoded = this.#decoder.write(chunk)
     if (!this.#sse) {
-      this.#tail.push(chunk)
-      this.#tailBytes += chunk.length
-      while (this.#tail.length > 1 && this.#tailBytes - this.#tail[0]!.length >= JSON_TAIL_BYTES) {
-        this.#tailBytes -= this.#tail.shift()!.length
-      }
+      this.#scanner.feed(decoded)
       return undefined
     }
-    const text = this.#pending + chunk.toString('utf8')
+    const text = this.#pending + decoded
     let start = 0
     let out = this.#strip ? '' : undefined
     for (let end = text.indexOf('\n\n', start); end !== -1; end = text.indexOf('\n\n', start)) {
@@ -105,45 +97,40 @@ export class UsageObserver implements ForwardObserver {
 
   /** Reads one event; false when it is the usage-only chunk the client did not ask for. */
   #readEvent(event: string): boolean {
-    if (event.includes('"usage":{') || event.includes('"usage": {')) {
-      const prompt = lastNumber(event, PROMPT_TOKENS)
-      const completion = lastNumber(event, COMPLETION_TOKENS)
-      if (prompt !== undefined && completion !== undefined) {
-        this.#promptTokens = prompt
-        this.#completionTokens = completion
-        if (/"choices"\s*:\s*\[\s*\]/.test(event)) return false
-      }
-    }
-    CONTENT.lastIndex = 0
-    let counted = false
-    for (let m = CONTENT.exec(event); m !== null; m = CONTENT.exec(event)) {
-      if (m[1]!.length > 0) {
-        this.#generatedChars += m[1]!.length
-        counted = true
-      }
-    }
-    if (counted) this.#contentEvents++
-    return true
+    const before = this.#scanner.reportingValues
+    this.#scanner.feed(event)
+    if (this.#scanner.reportingValues === before) return true
+    return !(this.#scanner.reported!.promptTokens !== undefined && NO_CHOICES.test(event))
+  }
+
+  abandoned(): void {
+    this.#abandoned = true
   }
 
   responseEnd(complete: boolean): void {
     this.#complete = complete
-    if (!this.#sse && this.#tail.length > 0) {
-      const text = Buffer.concat(this.#tail).toString('utf8')
-      this.#tail = []
-      const prompt = lastNumber(text, PROMPT_TOKENS)
-      const completion = lastNumber(text, COMPLETION_TOKENS)
-      if (prompt !== undefined && completion !== undefined) {
-        this.#promptTokens = prompt
-        this.#completionTokens = completion
-      }
+    if (!this.#scan) return
+    this.#scanner.feed(this.#pending + this.#decoder.end())
+    this.#pending = ''
+  }
+
+  /** The prompt and completion counts the backend reported, either undefined when it did not. */
+  #counts(): { prompt: number | undefined; completion: number | undefined } {
+    const r = this.#scanner.reported
+    if (r === undefined) return { prompt: undefined, completion: undefined }
+    return {
+      // TGI sends an empty `prefill` unless asked for it: no prompt is 0 tokens long.
+      prompt: r.promptTokens ?? r.tokensEvaluated ?? r.promptEvalCount ?? (r.prefill || undefined),
+      completion: r.completionTokens ?? r.tokensPredicted ?? r.evalCount ?? r.generatedTokens,
     }
   }
 
-  /** The backend's own counts, when its answer carried a `usage`; an estimate is not reported. */
+  /** The backend's own counts, when it reported both; an estimate is not reported. */
   reportTokens(events: RequestEvents): void {
-    if (this.#promptTokens === undefined || this.#completionTokens === undefined) return
-    events.tokens(this.#promptTokens, this.#completionTokens)
+    if (this.#scanner.reported?.invalid === true) return
+    const { prompt, completion } = this.#counts()
+    if (prompt === undefined || completion === undefined) return
+    events.tokens(prompt, completion)
   }
 
   /** Whether the response reached its end (false: cut, or the client went away). */
@@ -152,20 +139,35 @@ export class UsageObserver implements ForwardObserver {
   }
 
   /**
-   * What the request is charged: the backend's usage when it reported one; a refund when no
-   * backend answered or the answer was an error that generated nothing; else an estimate of the
-   * prompt plus the text streamed so far (a client that went away mid-stream pays for that).
+   * What the request is charged, `reserved` being what it holds now:
+   * - the backend's counts (prompt and completion) when it reported both;
+   * - the reservation when a count it reported is no whole number >= 0, or when the client left a
+   *   request the backend had before its counts arrived (a JSON answer is generated whole even
+   *   when nobody waits for it; a stream stops where the client left and is estimated instead,
+   *   the prompt alone when it left before the first byte);
+   * - a refund when no backend answered, or the answer was an error that generated nothing;
+   * - else an estimate: the prompt (reported or estimated) plus the generated text (reported or
+   *   counted at the estimate's characters per token).
    */
-  measured(): MeasuredUsage {
-    if (this.#promptTokens !== undefined && this.#completionTokens !== undefined) {
-      return { tokens: this.#promptTokens + this.#completionTokens, source: 'usage' }
+  measured(reserved: number): MeasuredUsage {
+    if (this.#scanner.reported?.invalid === true) return { tokens: reserved, source: 'reserved' }
+    const { prompt, completion } = this.#counts()
+    if (prompt !== undefined && completion !== undefined)
+      return { tokens: prompt + completion, source: 'usage' }
+    const chars = this.#scanner.generatedChars
+    if (completion === undefined) {
+      if (this.#status >= 400 && chars === 0) return { tokens: 0, source: 'refund' }
+      if (this.#abandoned) {
+        // A stream stops where its client left (before its first byte: after the prompt).
+        const stream = this.#sse || (this.#status === 0 && this.#estimate.stream)
+        if (!stream) return { tokens: reserved, source: 'reserved' }
+      } else if (this.#status === 0) return { tokens: 0, source: 'refund' }
     }
-    if (this.#status === 0 || (this.#status >= 400 && this.#generatedChars === 0)) {
-      return { tokens: 0, source: 'refund' }
-    }
-    const generated = this.#sse
-      ? Math.max(this.#contentEvents, tokensForChars(this.#generatedChars))
-      : tokensForChars(this.#bodyBytes)
-    return { tokens: this.#estimate.promptTokens + generated, source: 'estimate' }
+    const generated =
+      completion ??
+      (this.#scan
+        ? Math.max(this.#scanner.textValues, tokensForChars(chars))
+        : tokensForChars(this.#bodyBytes))
+    return { tokens: (prompt ?? this.#estimate.promptTokens) + generated, source: 'estimate' }
   }
 }
