@@ -1,5 +1,6 @@
 import { movingWindow } from './moving-window.js'
 import { slidingWindowCounter } from './sliding-window-counter.js'
+import { SteppedSweep } from './stepped-sweep.js'
 import type { HitResult, LimitStore, LimitStrategy, WindowSpec } from './store.js'
 import { MemoryTokenStore, type ReserveResult, type TokenStore } from './tokens/token-store.js'
 import { unitsToFree, type WindowCounterState, type WindowCounting } from './window-counting.js'
@@ -43,13 +44,7 @@ export class MemoryStore implements LimitStore, TokenStore {
   readonly #tables = new Map<string, Map<string, WindowCounterState>>()
   readonly #found: (WindowCounterState | undefined)[] = []
   readonly #now: () => number
-  readonly #sweeper: NodeJS.Timeout
-  readonly #batch: number
-  /** Where the running sweep is: the table it is in and its place in that table. */
-  #sweepTables: Iterator<Map<string, WindowCounterState>> | undefined
-  #sweepTable: Map<string, WindowCounterState> | undefined
-  #sweepEntries: Iterator<string> | undefined
-  #sweepTurn: NodeJS.Timeout | undefined
+  readonly #sweep: SteppedSweep
   readonly #sweepIntervalMs: number | undefined
   /** Token budgets, made on the first reservation: one store instance shared by several gateways
    * must share their token budgets as it shares their request counters. */
@@ -58,9 +53,11 @@ export class MemoryStore implements LimitStore, TokenStore {
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now
     this.#sweepIntervalMs = options.sweepIntervalMs
-    this.#batch = options.sweepBatchSize ?? 5_000
-    this.#sweeper = setInterval(() => this.#startSweep(), options.sweepIntervalMs ?? 60_000)
-    this.#sweeper.unref()
+    this.#sweep = new SteppedSweep(this.#tables, {
+      now: this.#now,
+      intervalMs: options.sweepIntervalMs ?? 60_000,
+      batchSize: options.sweepBatchSize ?? 5_000,
+    })
   }
 
   /** Counters currently held (live or not yet swept). */
@@ -190,63 +187,16 @@ export class MemoryStore implements LimitStore, TokenStore {
 
   /** Delete every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
-    this.#sweepTables = undefined
-    while (!this.sweepStep(Number.POSITIVE_INFINITY));
+    this.#sweep.all()
   }
 
-  /**
-   * Continues the current sweep (or starts one) over at most `limit` counters; true when the
-   * sweep has been through every table. A Map iterator stays valid while entries are deleted.
-   */
-  sweepStep(limit = this.#batch): boolean {
-    if (this.#sweepTables === undefined) {
-      this.#sweepTables = this.#tables.values()
-      this.#sweepTable = undefined
-      this.#sweepEntries = undefined
-    }
-    const now = this.#now()
-    let seen = 0
-    while (seen < limit) {
-      if (this.#sweepEntries === undefined) {
-        const next = this.#sweepTables.next()
-        if (next.done) {
-          this.#sweepTables = undefined
-          return true
-        }
-        this.#sweepTable = next.value
-        // Keys, not entries: an entry is a fresh [key, value] array per counter.
-        this.#sweepEntries = next.value.keys()
-      }
-      const entry = this.#sweepEntries.next()
-      if (entry.done) {
-        this.#sweepEntries = undefined
-        continue
-      }
-      seen++
-      const table = this.#sweepTable!
-      if (table.get(entry.value)!.resetAt <= now) table.delete(entry.value)
-    }
-    return false
-  }
-
-  /**
-   * Steps go on a 0 ms timer, not `setImmediate`: an unref'd immediate does not wake an idle loop
-   * (it ran one step per request or interval tick, so an idle server kept its expired counters for
-   * minutes), while an unref'd timer does, and still never keeps the process alive.
-   */
-  #startSweep(): void {
-    if (this.#sweepTurn !== undefined) return
-    const turn = () => {
-      this.#sweepTurn = this.sweepStep() ? undefined : setTimeout(turn, 0).unref()
-    }
-    turn()
+  /** Continues the current sweep (or starts one) over at most `limit` counters; true when done. */
+  sweepStep(limit?: number): boolean {
+    return this.#sweep.step(limit)
   }
 
   close(): void {
-    clearInterval(this.#sweeper)
-    clearTimeout(this.#sweepTurn)
-    this.#sweepTurn = undefined
-    this.#sweepTables = undefined
+    this.#sweep.close()
     this.#tables.clear()
     this.#tokens?.close()
     this.#tokens = undefined

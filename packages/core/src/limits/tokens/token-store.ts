@@ -1,3 +1,4 @@
+import { SteppedSweep } from '../stepped-sweep.js'
 import type { WindowSpec } from '../store.js'
 
 /** What a reservation found and took, in `windows` order. */
@@ -48,19 +49,15 @@ export interface MemoryTokenStoreOptions {
 export class MemoryTokenStore implements TokenStore {
   readonly #tables = new Map<string, Map<string, Counter>>()
   readonly #now: () => number
-  readonly #sweeper: NodeJS.Timeout
-  readonly #batch: number
-  /** Where the running sweep is: the table it is in and its place in that table. */
-  #sweepTables: Iterator<Map<string, Counter>> | undefined
-  #sweepTable: Map<string, Counter> | undefined
-  #sweepKeys: Iterator<string> | undefined
-  #sweepTurn: NodeJS.Immediate | undefined
+  readonly #sweep: SteppedSweep
 
   constructor(options: MemoryTokenStoreOptions = {}) {
     this.#now = options.now ?? Date.now
-    this.#batch = options.sweepBatchSize ?? 5_000
-    this.#sweeper = setInterval(() => this.#startSweep(), options.sweepIntervalMs ?? 60_000)
-    this.#sweeper.unref()
+    this.#sweep = new SteppedSweep(this.#tables, {
+      now: this.#now,
+      intervalMs: options.sweepIntervalMs ?? 60_000,
+      batchSize: options.sweepBatchSize ?? 5_000,
+    })
   }
 
   /** Counters held now (live, or ended and not swept yet). */
@@ -122,57 +119,16 @@ export class MemoryTokenStore implements TokenStore {
 
   /** Deletes every counter whose window has ended, now, in one pass (blocks for large maps). */
   sweep(): void {
-    this.#sweepTables = undefined
-    while (!this.sweepStep(Number.POSITIVE_INFINITY));
+    this.#sweep.all()
   }
 
-  /**
-   * Continues the current sweep (or starts one) over at most `limit` counters; true when the
-   * sweep has been through every table. A Map iterator stays valid while entries are deleted.
-   */
-  sweepStep(limit = this.#batch): boolean {
-    if (this.#sweepTables === undefined) {
-      this.#sweepTables = this.#tables.values()
-      this.#sweepTable = undefined
-      this.#sweepKeys = undefined
-    }
-    const now = this.#now()
-    let seen = 0
-    while (seen < limit) {
-      if (this.#sweepKeys === undefined) {
-        const next = this.#sweepTables.next()
-        if (next.done) {
-          this.#sweepTables = undefined
-          return true
-        }
-        this.#sweepTable = next.value
-        this.#sweepKeys = next.value.keys()
-      }
-      const entry = this.#sweepKeys.next()
-      if (entry.done) {
-        this.#sweepKeys = undefined
-        continue
-      }
-      seen++
-      const table = this.#sweepTable!
-      if (table.get(entry.value)!.resetAt <= now) table.delete(entry.value)
-    }
-    return false
-  }
-
-  #startSweep(): void {
-    if (this.#sweepTurn !== undefined) return
-    const turn = () => {
-      this.#sweepTurn = this.sweepStep() ? undefined : setImmediate(turn).unref()
-    }
-    turn()
+  /** Continues the current sweep (or starts one) over at most `limit` counters; true when done. */
+  sweepStep(limit?: number): boolean {
+    return this.#sweep.step(limit)
   }
 
   close(): void {
-    clearInterval(this.#sweeper)
-    if (this.#sweepTurn !== undefined) clearImmediate(this.#sweepTurn)
-    this.#sweepTurn = undefined
-    this.#sweepTables = undefined
+    this.#sweep.close()
     this.#tables.clear()
   }
 }
