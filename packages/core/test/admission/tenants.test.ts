@@ -83,6 +83,21 @@ describe('tenant ids minted per request', () => {
     expect(count(await h.serve(8))).toEqual({ honest: 4, attacker: 4 })
   })
 
+  it('take a place from an established tenant only when it holds three more than all of them', async () => {
+    const h = harness({}, { queue: { size: 8 } })
+    await h.establish('honest')
+    for (let i = 0; i < 4; i++) void h.ask('honest')
+    const attackers = Array.from({ length: 4 }, (_, i) =>
+      h.askAs('attacker', fresh(i)).catch((e: BalancerError) => e.code),
+    )
+    // Four each: the established tenant takes the newest fresh id's place, ...
+    void h.ask('honest')
+    expect(await attackers[3]).toBe('queue_full')
+    // ... and holding five against three keeps them.
+    await expect(h.askAs('attacker', fresh(9))).rejects.toMatchObject({ code: 'queue_full' })
+    expect(count(await h.serve(8))).toEqual({ honest: 5, attacker: 3 })
+  })
+
   it('share the per-tenant cap as one tenant', async () => {
     const h = harness({ maxWaitingPerTenant: 3 }, { queue: { size: 20 } })
     for (let i = 0; i < 3; i++) void h.askAs('attacker', fresh(i))
