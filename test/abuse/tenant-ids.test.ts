@@ -22,7 +22,10 @@ interface Setup {
 
 interface GatewayOptions {
   fairness?: FairnessOptions<never>
-  keyGenerator?: typeof apiKeyKey
+  keyGenerator?: (request: {
+    headers: Record<string, string | string[] | undefined>
+  }) => string | Promise<string>
+  defaultLimits?: string
   queue?: { size?: number }
 }
 
@@ -51,7 +54,8 @@ async function start(framework: Framework, options: GatewayOptions, slots = 2): 
     return { port, backends: app.tollgate.backends, served }
   }
   const { gate, port } = await startExpress(cleanup, all as never, (app, gate) => {
-    app.post(PATH, gate.forward())
+    if (options.defaultLimits === undefined) app.post(PATH, gate.forward())
+    else app.post(PATH, gate.limit(), gate.forward())
   })
   return { port, backends: gate.backends, served }
 }
@@ -118,6 +122,28 @@ describe.each(['Fastify', 'Express'] as const)('%s: tenant ids a client makes up
     await Promise.all(asking)
     const tenants = s.backends.queue().tenants.map((t) => t.tenant)
     expect(tenants).toEqual(['127.0.0.1', '(new)'])
+  })
+
+  it('are not the tenant either when the route is limited: the key its limits counted is', async () => {
+    // An async keyGenerator (a lookup of the customer, say): the queue takes the key the limits got.
+    const keyGenerator = async (request: { headers: Record<string, string | string[] | undefined> }) =>
+      `customer:${String(request.headers['x-customer'])}`
+    const s = await start(framework, { keyGenerator, defaultLimits: '1000 per minute' }, 1)
+    const hold: OpenStream = await openStream(s.port, {
+      body: chat({ user: 'blocker', hold: true, stream: true }),
+    })
+    const asking = ['a', 'b'].map((customer) =>
+      send(s.port, {
+        path: PATH,
+        body: chat({ user: customer }),
+        headers: { 'x-customer': customer, 'x-tenant-id': 'gold' },
+      }),
+    )
+    await waitFor(() => s.backends.queue().waiting === 2, '2 requests to wait')
+    hold.abort()
+    await Promise.all(asking)
+    const tenants = s.backends.queue().tenants.map((t) => t.tenant)
+    expect(tenants).toEqual(['customer:a', 'customer:b', '(new)'])
   })
 
   it('leave an honest client at least 40% against 4× its workers minting an API key per request', async () => {

@@ -15,6 +15,8 @@ export interface WaitSubject {
   request?: unknown
   /** The client's address with the app's trust-proxy setting applied; default the socket's. */
   clientIp?: string
+  /** The key the route's rate limits counted the request under, when limits ran. */
+  clientKey?: string
 }
 
 /** Who the client is, as the rate limits key it: the plugin-wide `keyGenerator`. */
@@ -106,10 +108,12 @@ export class RequestClassifier {
   }
 
   /**
-   * The key the rate limits count this client under. A keyGenerator that fails or answers with a
-   * promise (the queue decides synchronously) is logged once and the address used instead.
+   * The key the rate limits count this client under: the one its route's limits used, else the
+   * plugin-wide keyGenerator's, else its address. A keyGenerator that fails or answers with a
+   * promise (the queue places a request at once) is logged once and the address used instead.
    */
   #client(subject: WaitSubject): string {
+    if (subject.clientKey !== undefined && subject.clientKey !== '') return subject.clientKey
     if (this.#clientKey !== undefined) {
       const kind = 'fairness tenant (keyGenerator)'
       const key = this.#callbacks.call(kind, this.#clientKey, subject.request)
