@@ -10,7 +10,6 @@ export type { FairnessOptions, PriorityClass } from './fairness-options.js'
 export { FAIRNESS_OPTION_NAMES } from './fairness-options.js'
 export type { ClientKey, WaitSubject } from './request-class.js'
 export type { TenantQueueSnapshot } from './tenant-table.js'
-export { NEWCOMERS } from './tenant-table.js'
 export type { WaitQueue } from './wait-queue.js'
 
 /**

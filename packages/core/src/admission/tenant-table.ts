@@ -24,7 +24,7 @@ export interface TenantQueueSnapshot {
 }
 
 /** The snapshot's name of the class tenants not served before share. */
-export const NEWCOMERS = '(new)'
+const NEWCOMERS = '(new)'
 
 /**
  * The tenants of the fair queue. Tenant ids come from clients, so minting them must buy nothing:
