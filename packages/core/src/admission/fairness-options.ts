@@ -31,9 +31,10 @@ export interface FairnessOptions<Req> {
    */
   tenant?: string | ((request: Req) => string | undefined)
   /**
-   * Take `tenant` as a header name and believe it. Only for a header that something in front of
-   * the gateway sets after authenticating the client, and replaces when a client sends its own:
-   * otherwise any client names itself any tenant, a weighted one included. Default false.
+   * Take `tenant` as a header name (`x-tenant-id` when left out) and believe it. Only for a header
+   * that something in front of the gateway sets after authenticating the client, and replaces when
+   * a client sends its own: otherwise any client names itself any tenant, a weighted one included.
+   * Default false.
    */
   trustTenantHeader?: boolean
   /**
