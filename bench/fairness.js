@@ -4,6 +4,7 @@
  *   npm run build && node bench/fairness.js            about 3 minutes, prints the section
  *   node bench/fairness.js --write                     also puts it into bench/RESULTS.md
  *   node bench/fairness.js --quick                     short runs, for a smoke test
+ *   node bench/fairness.js --tenants                   only scenario 4, printed (about 1 minute)
  *
  * Two fake model servers behind a Fastify gateway, `maxConcurrency: 8` each (16 slots); every answer
  * takes 100 ms to its first token and 10 tokens at 40 ms (about 0.5 s; few chunks, so the one process
@@ -18,6 +19,11 @@
  * 2. Two tenants each sending more than the whole capacity, weights 3:1: shares of what was served.
  * 3. Standard traffic (20/s) and sheddable traffic (20/s) with `queue.timeoutMs: 1000`, with and
  *    without `priority`: standard requests that ran out of time against sheddable ones shed.
+ * 4. Ids a client makes up (`lib/tenant-ids.js`): an honest client with 6 closed-loop workers
+ *    beside an attacker with 24 that keeps one API key, mints one per request, or reuses a pool.
+ *
+ * Scenarios 1–3 name tenants by a trusted `x-tenant-id` header, the client standing in for a proxy
+ * in front that sets it.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
@@ -30,10 +36,16 @@ import { startFakeModelServer } from '../examples/fake-model-server.js'
 import { num, pct, table, times } from './lib/markdown.js'
 import { poissonSchedule } from './lib/poisson.js'
 import { percentile } from './lib/stats.js'
+import { tenantIdAttacks } from './lib/tenant-ids.js'
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, write: { type: 'boolean', default: false } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
+    tenants: { type: 'boolean', default: false },
+  },
 })
+if (values.tenants && values.write) throw new Error('--write needs the whole run; leave out --tenants')
 const QUICK = values.quick ?? false
 const DURATION_MS = QUICK ? 4_000 : 20_000
 /** Arrivals before this are left out of the figures: the FIFO queue needs it to fill. */
@@ -186,7 +198,8 @@ async function scenario(options, flows) {
 
 const LIGHT = { tenant: 'light', ratePerSecond: 4, seed: 11 }
 const HEAVY = { tenant: 'heavy', ratePerSecond: 40, seed: 12 }
-const FAIR = { fairness: { tenant: 'x-tenant-id' } }
+const TRUSTED = { tenant: 'x-tenant-id', trustTenantHeader: true }
+const FAIR = { fairness: TRUSTED }
 
 /** @param {Outcome[]} outcomes */
 function lightFigures(outcomes) {
@@ -204,8 +217,48 @@ function lightFigures(outcomes) {
   }
 }
 
+/** Scenario 4's table. @param {Awaited<ReturnType<typeof tenantIdAttacks>>} run */
+function tenantIdSection(run) {
+  return [
+    `### Ids a client makes up: ${run.honestWorkers} honest workers, ${run.attackerWorkers} attacking`,
+    '',
+    'One fake backend with 2 slots, each answer about 60 ms (20 ms to the first token, 4 tokens at 10 ms); ' +
+      '`keyGenerator: apiKeyKey`, `fairness: {}`, so the tenant is the hash of the `Authorization` key and ' +
+      'a key the app does not check costs the attacker nothing. Closed-loop workers (the next request when ' +
+      `the last is answered, at once after a 503) for ${run.durationMs / 1000} s; shares of the requests ` +
+      `the backend admitted after the first ${run.warmUpMs / 1000} s.`,
+    '',
+    table(
+      [
+        'attacker',
+        'queue size',
+        'admitted',
+        'honest share',
+        'honest turned away',
+        'honest pushed out',
+        'attacker turned away',
+      ],
+      run.figures.map((f) => [
+        f.name,
+        f.queueSize,
+        f.served,
+        pct(f.honestShare),
+        f.honestTurnedAway,
+        f.honestPushedOut,
+        f.attackerTurnedAway,
+      ]),
+    ),
+    '',
+  ].join('\n')
+}
+
 async function main() {
   const log = (/** @type {string} */ line) => console.error(line)
+  if (values.tenants) {
+    log('fairness: ids a client makes up')
+    console.log(tenantIdSection(await tenantIdAttacks({ quick: QUICK })))
+    return
+  }
   log('fairness: light tenant alone')
   const solo = lightFigures(await scenario(FAIR, [LIGHT]))
   log('fairness: light + heavy, FIFO')
@@ -214,7 +267,7 @@ async function main() {
   const fair = lightFigures(await scenario(FAIR, [LIGHT, HEAVY]))
 
   log('fairness: weights 3:1')
-  const weighted = await scenario({ fairness: { weights: { gold: 3, free: 1 } } }, [
+  const weighted = await scenario({ fairness: { ...TRUSTED, weights: { gold: 3, free: 1 } } }, [
     { tenant: 'gold', ratePerSecond: 40, seed: 21 },
     { tenant: 'free', ratePerSecond: 40, seed: 22 },
   ])
@@ -233,7 +286,7 @@ async function main() {
   const shedRuns = []
   for (const prioritised of [false, true]) {
     const outcomes = await scenario(
-      { queue: { size: 200, timeoutMs: 1_000 }, fairness: prioritised ? { priority } : {} },
+      { queue: { size: 200, timeoutMs: 1_000 }, fairness: prioritised ? { ...TRUSTED, priority } : TRUSTED },
       mixed(prioritised),
     )
     const of = (/** @type {string} */ tenant) => outcomes.filter((o) => o.tenant === tenant)
@@ -257,6 +310,9 @@ async function main() {
       firstAppMissAt: firstAt(missed(app)),
     })
   }
+
+  log('fairness: ids a client makes up')
+  const tenantIds = await tenantIdAttacks({ quick: QUICK })
 
   const ms = (/** @type {number} */ v) => num(v, 3)
   const lightRow = (/** @type {string} */ name, /** @type {ReturnType<typeof lightFigures>} */ f) => [
@@ -336,6 +392,7 @@ async function main() {
       ]),
     ),
     '',
+    tenantIdSection(tenantIds),
   ].join('\n')
   console.log(section)
   if (values.write) {

@@ -18,7 +18,7 @@ interface Setup {
 }
 
 /**
- * A gateway in front of one backend with one slot. A request whose body says `hold` streams for
+ * A gateway in front of one backend with one slot, whose tenant is the (trusted) `x-tenant-id`. A request whose body says `hold` streams for
  * minutes, so the test decides when the slot frees (by cutting it off): every schedule below is
  * fixed before the first slot frees, and the assertions count who was served, never how fast.
  */
@@ -35,7 +35,11 @@ async function start(
       return body.hold === true ? 1_000_000 : 1
     },
   })
-  const options = { backends: [{ url: backend.url, id: 'gpu', maxConcurrency: 1 }], fairness, queue }
+  const options = {
+    backends: [{ url: backend.url, id: 'gpu', maxConcurrency: 1 }],
+    fairness: { trustTenantHeader: true, ...fairness },
+    queue,
+  }
   if (framework === 'Fastify') {
     const { app, port } = await startFastify(cleanup, options as never, (app) => {
       app.post(PATH, app.tollgate.forward())
@@ -68,6 +72,19 @@ async function waiting(s: Setup, n: number): Promise<void> {
   await waitFor(() => s.backends.queue().waiting === n, `${n} requests to wait`)
 }
 
+/**
+ * Serves one request of each tenant from the queue, so each has a share of its own (a tenant not
+ * served before shares one with every other such tenant); `served` starts afresh.
+ */
+async function establish(s: Setup, ...tenants: string[]): Promise<void> {
+  const blocker = await hold(s.port, 'blocker')
+  const answers = tenants.map((tenant) => ask(s.port, tenant))
+  await waiting(s, tenants.length)
+  blocker.abort()
+  await Promise.all(answers)
+  s.served.length = 0
+}
+
 function count(list: string[]): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const item of list) counts[item] = (counts[item] ?? 0) + 1
@@ -82,6 +99,7 @@ const byHeader = ((request: { headers: Record<string, string | undefined> }) => 
 describe.each(['Fastify', 'Express'] as const)('%s: fair shares of a full backend', (framework) => {
   it('serves a light tenant as often as a heavy one that queued first', async () => {
     const s = await start(framework, {})
+    await establish(s, 'heavy', 'light')
     const blocker = await hold(s.port, 'blocker')
     const answers = [
       ...Array.from({ length: 12 }, () => ask(s.port, 'heavy')),
@@ -92,8 +110,10 @@ describe.each(['Fastify', 'Express'] as const)('%s: fair shares of a full backen
     await Promise.all(answers)
     expect(count(s.served.slice(1, 9))).toEqual({ heavy: 4, light: 4 })
     const tenants = Object.fromEntries(s.backends.queue().tenants.map((t) => [t.tenant, t]))
-    expect(tenants.heavy).toMatchObject({ waiting: 0, served: 12, servedShare: 0.75 })
-    expect(tenants.light).toMatchObject({ waiting: 0, served: 4, servedShare: 0.25 })
+    // The two requests served while they were new count to the class they shared.
+    expect(tenants.heavy).toMatchObject({ waiting: 0, served: 12, servedShare: 12 / 18 })
+    expect(tenants.light).toMatchObject({ waiting: 0, served: 4, servedShare: 4 / 18 })
+    expect(tenants['(new)']).toMatchObject({ newcomers: true, served: 2, servedShare: 2 / 18 })
   })
 
   it('splits the slots 3:1 by weight', async () => {
@@ -111,6 +131,7 @@ describe.each(['Fastify', 'Express'] as const)('%s: fair shares of a full backen
 
   it('gives a tenant that returns its share at once', async () => {
     const s = await start(framework, {})
+    await establish(s, 'a', 'b', 'late')
     const blocker = await hold(s.port, 'blocker')
     const answers: Promise<unknown>[] = []
     for (let i = 0; i < 3; i++) answers.push(ask(s.port, 'a'))
@@ -181,6 +202,7 @@ describe.each(['Fastify', 'Express'] as const)('%s: fair shares of a full backen
 
   it('keeps one tenant’s flood to its own cap', async () => {
     const s = await start(framework, { maxWaitingPerTenant: 2 }, { size: 10 })
+    await establish(s, 'flood', 'calm')
     const blocker = await hold(s.port, 'blocker')
     const flood = [ask(s.port, 'flood'), ask(s.port, 'flood')]
     await waiting(s, 2)
@@ -189,7 +211,10 @@ describe.each(['Fastify', 'Express'] as const)('%s: fair shares of a full backen
     expect(over.json().error.code).toBe('tenant_queue_full')
     const calm = ask(s.port, 'calm')
     await waiting(s, 3)
-    const rows = s.backends.queue().tenants.map((t) => [t.tenant, t.waiting])
+    const rows = s.backends
+      .queue()
+      .tenants.filter((t) => !t.newcomers)
+      .map((t) => [t.tenant, t.waiting])
     expect(rows).toEqual([
       ['flood', 2],
       ['calm', 1],

@@ -63,6 +63,7 @@ export function forwardMiddleware(
       // A router mounted at a path strips it from `req.url`; the backend must see the whole path.
       path: req.originalUrl,
       clientIp: req.ip,
+      clientKey: req.rateLimit?.key,
       protocol: req.protocol,
       host: req.host,
       trustProxy: peerIsTrusted(req),

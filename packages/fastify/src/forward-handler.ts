@@ -56,6 +56,7 @@ function gatewayRequest(request: FastifyRequest, reply: FastifyReply): GatewayRe
       res,
       request,
       clientIp: request.ip,
+      clientKey: request.rateLimit?.key,
       protocol: request.protocol,
       host: request.host,
       // `ips` lists the socket's address, then each proxy hop Fastify's trustProxy setting

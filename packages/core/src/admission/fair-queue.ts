@@ -1,6 +1,14 @@
 import { STILL_FULL } from '../balance/concurrency-queue.js'
 import { BalancerError } from '../balance/errors.js'
-import { type FairWaiter, giveBack, insertByStart, type Level, levelOf, pushOutCandidate } from './levels.js'
+import {
+  type FairWaiter,
+  giveBack,
+  insertByStart,
+  type Level,
+  levelOf,
+  moveTo,
+  pushOutCandidate,
+} from './levels.js'
 import type { RequestClass, RequestClassifier, WaitSubject } from './request-class.js'
 import { type TenantQueueSnapshot, type TenantRecord, TenantTable } from './tenant-table.js'
 import type { WaitQueue } from './wait-queue.js'
@@ -29,6 +37,10 @@ export interface FairQueueOptions {
  * gets its weight's part of the slots. A tenant that was idle starts at the current virtual time:
  * it is served at once at its share, with neither a debt nor a credit from the idle time.
  *
+ * A tenant not served before queues in one shared class, the newcomers, until a request of it is
+ * served: its waiting requests then move to a share of their own. So ids minted per request add up
+ * to one tenant, for slots and for places in a full queue alike.
+ *
  * Requests below priority 0 are sheddable: they wait at most half their allowed time, and once a
  * higher one has waited half of its own they are turned away (503, Retry-After), new ones too
  * until that pressure ends; a full
@@ -46,6 +58,9 @@ export class FairQueue<T> implements WaitQueue<T> {
   #sheddable = 0
   #seq = 0
   #waking = false
+  /** Ids of newcomers served in the current wake, established once it ends. */
+  readonly #served: string[] = []
+  readonly #weight = (name: string) => this.#classifier.weight(name)
 
   constructor(options: FairQueueOptions, classifier: RequestClassifier) {
     this.#options = options
@@ -74,10 +89,10 @@ export class FairQueue<T> implements WaitQueue<T> {
         'shed',
       )
     }
-    const weight = (name: string) => this.#classifier.weight(name)
-    this.#makeRoom(this.#tenants.activate(c.tenant, weight), c)
+    const named = this.#classifier.named(c.tenant)
+    this.#makeRoom(this.#tenants.activate(c.tenant, named, this.#weight), c)
     // Pushing out the tenant's own request may have quietened it: take it up again.
-    const tenant = this.#tenants.activate(c.tenant, weight)
+    const tenant = this.#tenants.activate(c.tenant, named, this.#weight)
     const level = levelOf(this.#levels, c.priority)
     const start = Math.max(level.virtualTime, level.finish.get(tenant) ?? 0)
     const finish = start + c.cost / tenant.weight
@@ -92,6 +107,7 @@ export class FairQueue<T> implements WaitQueue<T> {
         onAbort: undefined,
         timer: undefined,
         tenant,
+        id: c.tenant,
         level,
         cost: c.cost,
         start,
@@ -143,15 +159,29 @@ export class FairQueue<T> implements WaitQueue<T> {
           if (waiter.start > level.virtualTime) level.virtualTime = waiter.start
           waiter.tenant.served++
           waiter.tenant.servedCost += waiter.cost
+          if (waiter.tenant === this.#tenants.newcomers) this.#served.push(waiter.id)
           this.#remove(waiter, true)
           waiter.resolve(result)
         }
         // A level emptied (and removed) above shifts the ones after it down by one.
         if (this.#levels[l] !== level) l--
       }
+      // After the pass, so moving waiters cannot make it skip one.
+      while (this.#served.length > 0) this.#establish(this.#served.pop() as string)
     } finally {
       this.#waking = false
     }
+  }
+
+  /** Gives tenant `id` its own record, and moves its requests waiting with the newcomers there. */
+  #establish(id: string): void {
+    const newcomers = this.#tenants.newcomers
+    const record = this.#tenants.establish(id, this.#weight)
+    for (const level of this.#levels) {
+      const moving = level.waiters.filter((w) => w.tenant === newcomers && w.id === id)
+      for (const waiter of moving) moveTo(level, waiter, record)
+    }
+    this.#quietenIfIdle(record)
   }
 
   rejectAll(error: unknown): void {
@@ -175,14 +205,16 @@ export class FairQueue<T> implements WaitQueue<T> {
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
         throw this.#error(
-          `This tenant already has ${o.maxWaitingPerTenant} requests waiting for a backend`,
+          tenant === this.#tenants.newcomers
+            ? `Tenants not served before share ${o.maxWaitingPerTenant} places in the wait queue, all taken`
+            : `This tenant already has ${o.maxWaitingPerTenant} requests waiting for a backend`,
           'tenant_queue_full',
         )
       }
       this.#evict(victim, 'tenant_queue_full')
     }
     if (this.#length >= o.size) {
-      const victim = pushOutCandidate(this.#levels, c.priority, undefined, tenant)
+      const victim = pushOutCandidate(this.#levels, c.priority, undefined, tenant, this.#tenants.newcomers)
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
         throw this.#error(

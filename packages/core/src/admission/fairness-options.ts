@@ -5,6 +5,7 @@ import {
   checkOptionGroup,
   describeValue,
   fail,
+  failWith,
   isPlainObject,
 } from '../validation.js'
 
@@ -22,9 +23,25 @@ export const PRIORITY_LEVELS: Readonly<Record<PriorityClass, number>> = {
  * called only for a request that has to wait: a request that finds a free backend pays nothing.
  */
 export interface FairnessOptions<Req> {
-  /** Who a request belongs to: a header name, or a function of the request. Default `x-tenant-id`. */
+  /**
+   * Who a request belongs to. Default: who the client provably is, the key the rate limits count
+   * it under — the plugin-wide `keyGenerator`'s answer (`apiKeyKey`: a hash of its API key), else
+   * its address (`request.ip`, IPv6 by /64). A function of the request: the app's own answer. A
+   * header name: that header, only with `trustTenantHeader: true`.
+   */
   tenant?: string | ((request: Req) => string | undefined)
-  /** A tenant's relative share: a table (missing tenants get 1) or a function of the tenant. Default 1 each. */
+  /**
+   * Take `tenant` as a header name (`x-tenant-id` when left out) and believe it. Only for a header
+   * that something in front of the gateway sets after authenticating the client, and replaces when
+   * a client sends its own: otherwise any client names itself any tenant, a weighted one included.
+   * Default false.
+   */
+  trustTenantHeader?: boolean
+  /**
+   * A tenant's relative share: a table naming tenants (any other gets 1) or a function of an
+   * established tenant (answer 1 for an id you do not know). Tenants not served before share
+   * one class of weight 1. Default 1 each.
+   */
   weights?: Readonly<Record<string, number>> | ((tenant: string) => number)
   /** The request's class: `critical`, `standard` (default), `sheddable`, or a number. */
   priority?: (request: Req) => PriorityClass | number
@@ -40,7 +57,10 @@ export interface FairnessOptions<Req> {
   deadlineHeader?: string | false
   /** Requests one tenant may have waiting. Default: `queue.size`. */
   maxWaitingPerTenant?: number
-  /** Tenants remembered for the snapshot after their queue empties. Default 1 000. */
+  /**
+   * Tenants remembered after their queue empties: for the snapshot, and as established (a
+   * forgotten one shares the new class again until served). Default 1 000.
+   */
   maxTenants?: number
   /** A tenant with nothing waiting is forgotten after this long. Default 60 000 ms. */
   idleMs?: number
@@ -48,6 +68,7 @@ export interface FairnessOptions<Req> {
 
 export const FAIRNESS_OPTION_NAMES = optionNames<FairnessOptions<unknown>>()([
   'tenant',
+  'trustTenantHeader',
   'weights',
   'priority',
   'cost',
@@ -59,6 +80,7 @@ export const FAIRNESS_OPTION_NAMES = optionNames<FairnessOptions<unknown>>()([
 
 /** The `fairness` option after validation, with every default filled in. */
 export interface ValidatedFairness {
+  /** Set only with `trustTenantHeader`; with neither it nor `tenantFn`, the tenant is the client's key. */
   tenantHeader: string | undefined
   tenantFn: ((request: unknown) => unknown) | undefined
   weightTable: ReadonlyMap<string, number> | undefined
@@ -84,8 +106,24 @@ export function validateFairness(value: unknown, queueSize: number): ValidatedFa
   const o = (value ?? {}) as FairnessOptions<unknown>
   let tenantHeader: string | undefined
   let tenantFn: ValidatedFairness['tenantFn']
-  if (typeof o.tenant === 'function') tenantFn = o.tenant
-  else tenantHeader = checkHeaderName('fairness.tenant', o.tenant ?? 'x-tenant-id')
+  const trusted = o.trustTenantHeader
+  if (trusted !== undefined && typeof trusted !== 'boolean')
+    fail('fairness.trustTenantHeader', 'true or false', trusted)
+  if (typeof o.tenant === 'function') {
+    if (trusted === true)
+      failWith('fairness.trustTenantHeader', 'applies to a header name in fairness.tenant, not to a function')
+    tenantFn = o.tenant
+  } else if (trusted === true) {
+    tenantHeader = checkHeaderName('fairness.tenant', o.tenant ?? 'x-tenant-id')
+  } else if (o.tenant !== undefined) {
+    checkHeaderName('fairness.tenant', o.tenant)
+    failWith(
+      'fairness.tenant',
+      `names a header (${describeValue(o.tenant)}) that any client can set to any tenant. Leave tenant out ` +
+        'to share by the client key (keyGenerator, else the address), or add trustTenantHeader: true ' +
+        'when a proxy in front sets that header after authenticating the client',
+    )
+  }
 
   let weightTable: Map<string, number> | undefined
   let weightFn: ValidatedFairness['weightFn']

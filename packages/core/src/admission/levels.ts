@@ -12,7 +12,10 @@ export interface FairWaiter<T> {
   signal: AbortSignal | undefined
   onAbort: (() => void) | undefined
   timer: NodeJS.Timeout | undefined
+  /** The record it queues under: its tenant's, or the newcomers' while the tenant is not established. */
   tenant: TenantRecord
+  /** Its tenant's id, which the newcomers' record does not carry. */
+  id: string
   level: Level<T>
   cost: number
   /** Virtual start and finish tags (start-time fair queuing). */
@@ -54,15 +57,20 @@ export function insertByStart<T>(level: Level<T>, waiter: FairWaiter<T>): void {
 }
 
 /**
- * The waiter to push out for a newcomer at `priority`: the newest of the lowest class below it
- * (of tenant `only`, when given); else, with `newcomer` given, the newest at the same class of
- * the tenant with the most waiting, if that is at least two more than the newcomer's tenant.
+ * The waiter to push out for a request arriving at `priority`: the newest of the lowest class below
+ * it (of tenant `only`, when given); else, with `arriving` (its tenant) given, the newest at the
+ * same class of the tenant with the most waiting, if that is at least two more than the arriving
+ * tenant's. Between `newcomers` (tenants not served before, together) and an established tenant the
+ * margin leans to the established one: it takes a place from the newcomers when they hold as many
+ * as it does, and gives one up to them only when it holds three more. Neither side can then take a
+ * place straight back, so a full queue settles instead of turning both away in turn.
  */
 export function pushOutCandidate<T>(
   levels: readonly Level<T>[],
   priority: number,
   only: TenantRecord | undefined,
-  newcomer: TenantRecord | undefined,
+  arriving: TenantRecord | undefined,
+  newcomers?: TenantRecord,
 ): FairWaiter<T> | undefined {
   for (let l = levels.length - 1; l >= 0; l--) {
     const level = levels[l] as Level<T>
@@ -72,9 +80,9 @@ export function pushOutCandidate<T>(
       for (const w of level.waiters) {
         if ((only === undefined || w.tenant === only) && (best === undefined || w.seq > best.seq)) best = w
       }
-    } else if (newcomer !== undefined) {
+    } else if (arriving !== undefined) {
       for (const w of level.waiters) {
-        if (w.tenant.waiting < newcomer.waiting + 2) continue
+        if (w.tenant.waiting < arriving.waiting + margin(w.tenant, arriving, newcomers)) continue
         if (best === undefined || w.tenant.waiting > best.tenant.waiting) best = w
         else if (w.tenant === best.tenant && w.seq > best.seq) best = w
       }
@@ -82,6 +90,13 @@ export function pushOutCandidate<T>(
     if (best !== undefined) return best
   }
   return undefined
+}
+
+/** How many more than the arriving tenant a tenant must hold to lose a place to it. */
+function margin(holder: TenantRecord, arriving: TenantRecord, newcomers: TenantRecord | undefined): number {
+  if (holder === arriving || newcomers === undefined) return 2
+  if (holder === newcomers) return 0
+  return arriving === newcomers ? 3 : 2
 }
 
 function byStart<T>(a: FairWaiter<T>, b: FairWaiter<T>): number {
@@ -105,4 +120,17 @@ export function giveBack<T>(level: Level<T>, gone: FairWaiter<T>): void {
   const last = level.finish.get(gone.tenant)
   if (last !== undefined) level.finish.set(gone.tenant, last - shift)
   if (moved) level.waiters.sort(byStart)
+}
+
+/** Moves a waiting request to another tenant's record, tagged as if it arrived now. */
+export function moveTo<T>(level: Level<T>, waiter: FairWaiter<T>, tenant: TenantRecord): void {
+  level.waiters.splice(level.waiters.indexOf(waiter), 1)
+  giveBack(level, waiter)
+  waiter.tenant.waiting--
+  waiter.start = Math.max(level.virtualTime, level.finish.get(tenant) ?? 0)
+  waiter.finish = waiter.start + waiter.cost / tenant.weight
+  level.finish.set(tenant, waiter.finish)
+  waiter.tenant = tenant
+  tenant.waiting++
+  insertByStart(level, waiter)
 }

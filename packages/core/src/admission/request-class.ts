@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import { BalancerError } from '../balance/errors.js'
+import { clientKeyFromIp } from '../limits/ip-key.js'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
 import { describeValue } from '../validation.js'
 import { PRIORITY_LEVELS, type ValidatedFairness } from './fairness-options.js'
@@ -12,7 +13,14 @@ import { PRIORITY_LEVELS, type ValidatedFairness } from './fairness-options.js'
 export interface WaitSubject {
   req?: IncomingMessage
   request?: unknown
+  /** The client's address with the app's trust-proxy setting applied; default the socket's. */
+  clientIp?: string
+  /** The key the route's rate limits counted the request under, when limits ran. */
+  clientKey?: string
 }
+
+/** Who the client is, as the rate limits key it: the plugin-wide `keyGenerator`. */
+export type ClientKey = (request: never) => unknown
 
 /** Where a waiting request stands in the fair queue. */
 export interface RequestClass {
@@ -48,11 +56,18 @@ export class RequestClassifier {
   readonly #fairness: ValidatedFairness
   readonly #callbacks: UserCallbacks
   readonly #timeoutMs: number
+  readonly #clientKey: ((request: unknown) => unknown) | undefined
 
-  constructor(fairness: ValidatedFairness, callbacks: UserCallbacks, timeoutMs: number) {
+  constructor(
+    fairness: ValidatedFairness,
+    callbacks: UserCallbacks,
+    timeoutMs: number,
+    clientKey: ClientKey | undefined,
+  ) {
     this.#fairness = fairness
     this.#callbacks = callbacks
     this.#timeoutMs = timeoutMs
+    this.#clientKey = clientKey as ((request: unknown) => unknown) | undefined
   }
 
   /** Throws a 400 BalancerError when the deadline header is malformed. */
@@ -66,7 +81,12 @@ export class RequestClassifier {
     }
   }
 
-  /** A tenant's weight, asked once when the tenant starts waiting. */
+  /** Whether the configuration names this tenant (the `weights` table): it is never new. */
+  named(tenant: string): boolean {
+    return this.#fairness.weightTable?.has(tenant) ?? false
+  }
+
+  /** An established tenant's weight, asked once when its record is made. */
   weight(tenant: string): number {
     const f = this.#fairness
     if (f.weightTable) return f.weightTable.get(tenant) ?? 1
@@ -82,8 +102,37 @@ export class RequestClassifier {
     let tenant: unknown
     if (f.tenantHeader !== undefined) tenant = headerValue(subject.req, f.tenantHeader)
     else if (f.tenantFn) tenant = this.#usable('fairness.tenant', f.tenantFn, subject.request, 'a string')
+    else tenant = this.#client(subject)
     if (typeof tenant !== 'string') return ''
     return tenant.length > MAX_TENANT_CHARS ? tenant.slice(0, MAX_TENANT_CHARS) : tenant
+  }
+
+  /**
+   * The key the rate limits count this client under: the one its route's limits used, else the
+   * plugin-wide keyGenerator's, else its address. A keyGenerator that fails or answers with a
+   * promise (the queue places a request at once) is logged once and the address used instead.
+   */
+  #client(subject: WaitSubject): string {
+    if (subject.clientKey !== undefined && subject.clientKey !== '') return subject.clientKey
+    if (this.#clientKey !== undefined) {
+      const kind = 'fairness tenant (keyGenerator)'
+      const key = this.#callbacks.call(kind, this.#clientKey, subject.request)
+      if (typeof key === 'string' && key !== '') return key
+      if (isThenable(key)) {
+        this.#callbacks.failed(
+          kind,
+          new Error(
+            'it returned a promise, and a waiting request is placed at once; the client address is its tenant',
+          ),
+        )
+      } else if (key !== CALLBACK_FAILED) {
+        this.#callbacks.failed(
+          kind,
+          new Error(`it returned ${describeValue(key)}; the client address is its tenant`),
+        )
+      }
+    }
+    return clientKeyFromIp(subject.clientIp ?? subject.req?.socket?.remoteAddress)
   }
 
   #priority(fn: (request: unknown) => unknown, request: unknown): number {

@@ -12,7 +12,10 @@ export interface TenantRecord {
 
 /** Per-tenant state in `BackendsHandle.queue()`. */
 export interface TenantQueueSnapshot {
+  /** The tenant id; `(new)` on the row of the class that tenants not served before share. */
   tenant: string
+  /** Only on the row of tenants not served before, which share one place in the fair queue. */
+  newcomers?: true
   weight: number
   waiting: number
   served: number
@@ -20,12 +23,17 @@ export interface TenantQueueSnapshot {
   servedShare: number
 }
 
+/** The snapshot's name of the class tenants not served before share. */
+const NEWCOMERS = '(new)'
+
 /**
- * The tenants of the fair queue. Tenant ids come from clients, so the table is bounded: tenants
- * with requests waiting are at most the queue's size, and tenants gone quiet are kept (for the
- * snapshot's served share) at most `maxTenants` of them and at most `idleMs` long, oldest
- * forgotten first. A forgotten tenant that returns starts afresh, which is what fair queuing
- * gives a returning tenant anyway.
+ * The tenants of the fair queue. Tenant ids come from clients, so minting them must buy nothing:
+ * a tenant the table does not know yet queues in one shared class, `newcomers`, until one of its
+ * requests has been served (or the configuration names it), and only then gets a record and a share
+ * of its own. The table is bounded: tenants with requests waiting are at most the queue's size, and
+ * tenants gone quiet are kept (as established, and for the snapshot's served share) at most
+ * `maxTenants` of them and at most `idleMs` long, oldest forgotten first. A forgotten tenant that
+ * returns queues with the newcomers again until served.
  */
 export class TenantTable {
   readonly #active = new Map<string, TenantRecord>()
@@ -34,6 +42,8 @@ export class TenantTable {
   readonly #maxTenants: number
   readonly #idleMs: number
   readonly #onForget: (record: TenantRecord) => void
+  /** Every tenant not established yet, as one tenant of weight 1; never forgotten. */
+  readonly newcomers: TenantRecord = record(NEWCOMERS, 1)
 
   constructor(maxTenants: number, idleMs: number, onForget: (record: TenantRecord) => void) {
     this.#maxTenants = maxTenants
@@ -41,15 +51,26 @@ export class TenantTable {
     this.#onForget = onForget
   }
 
-  /** The tenant's record, made active; `weight` is asked only for a tenant not known yet. */
-  activate(name: string, weight: (name: string) => number): TenantRecord {
-    let record = this.#active.get(name)
-    if (record !== undefined) return record
-    record = this.#quiet.get(name)
-    if (record !== undefined) this.#quiet.delete(name)
-    else record = { name, weight: weight(name), waiting: 0, served: 0, servedCost: 0, quietSince: 0 }
-    this.#active.set(name, record)
-    return record
+  /**
+   * The record a request of `name` queues under, made active: the tenant's own when it is
+   * established or `named`, else the newcomers'. `weight` is asked only for a record being made.
+   */
+  activate(name: string, named: boolean, weight: (name: string) => number): TenantRecord {
+    const known = this.#active.get(name)
+    if (known !== undefined) return known
+    if (named || this.#quiet.has(name)) return this.establish(name, weight)
+    return this.newcomers
+  }
+
+  /** The tenant's own record, made active (and made, when it has none). */
+  establish(name: string, weight: (name: string) => number): TenantRecord {
+    let found = this.#active.get(name)
+    if (found !== undefined) return found
+    found = this.#quiet.get(name)
+    if (found !== undefined) this.#quiet.delete(name)
+    else found = record(name, weight(name))
+    this.#active.set(name, found)
+    return found
   }
 
   /** Call when a tenant's last waiting request has left. */
@@ -76,7 +97,8 @@ export class TenantTable {
 
   snapshot(now: number): TenantQueueSnapshot[] {
     this.sweep(now)
-    let total = 0
+    const newcomers = this.newcomers
+    let total = newcomers.servedCost
     for (const r of this.#active.values()) total += r.servedCost
     for (const r of this.#quiet.values()) total += r.servedCost
     const rows: TenantQueueSnapshot[] = []
@@ -90,6 +112,14 @@ export class TenantTable {
       })
     for (const r of this.#active.values()) add(r)
     for (const r of this.#quiet.values()) add(r)
+    if (newcomers.waiting > 0 || newcomers.served > 0) {
+      add(newcomers)
+      ;(rows[rows.length - 1] as TenantQueueSnapshot).newcomers = true
+    }
     return rows
   }
+}
+
+function record(name: string, weight: number): TenantRecord {
+  return { name, weight, waiting: 0, served: 0, servedCost: 0, quietSince: 0 }
 }

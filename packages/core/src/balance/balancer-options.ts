@@ -1,4 +1,4 @@
-import type { FairnessOptions } from '../admission/index.js'
+import type { ClientKey, FairnessOptions } from '../admission/index.js'
 import type { GatewayEvents } from '../observe/events.js'
 import { optionNames } from '../option-names.js'
 import type { UserCallbacks } from '../user-callback.js'
@@ -38,6 +38,8 @@ export interface BalancerOptions {
   queue?: ConcurrencyQueueOptions
   /** Fair shares of full backends between tenants, with priorities; without it the queue is FIFO. */
   fairness?: FairnessOptions<never>
+  /** Who a client is when `fairness.tenant` is not set: the plugin-wide keyGenerator (else its address). */
+  clientKey?: ClientKey
   /** Time constant of the peak-EWMA latency estimate. Default 10 000 ms. */
   latencyDecayMs?: number
   /**

@@ -75,7 +75,13 @@ export class BackendBalancer implements Balancer {
     this.#failurePenaltyMs = failurePenaltyMs
     this.#maxCoolDownMs = maxCoolDownMs
     this.outlierDetector = health.outlier === false ? null : new OutlierDetector(health.outlier)
-    this.#queue = createWaitQueue(options.queue, options.fairness, options.callbacks, this.#now)
+    this.#queue = createWaitQueue(
+      options.queue,
+      options.fairness,
+      options.callbacks,
+      this.#now,
+      options.clientKey,
+    )
     this.registry = new BackendRegistry(options.backends ?? [], {
       now: this.#now,
       latencyDecayMs,

@@ -47,6 +47,11 @@ export interface ForwardRequest extends PickContext {
   rewrite?: (path: string) => string
   /** The client's address with the app's trust-proxy setting applied (Fastify `request.ip`, Express `req.ip`). Default: the socket's. */
   clientIp?: string
+  /**
+   * The key the route's rate limits counted this request under (`request.rateLimit.key`), when
+   * limits ran: the default `fairness` tenant.
+   */
+  clientKey?: string
   /** `http` or `https` as the client used it (Fastify `request.protocol`, Express `req.protocol`). Default: from the socket. */
   protocol?: string
   /** The host the client asked for (Fastify `request.host`, Express `req.host`). Default: the `Host` header. */

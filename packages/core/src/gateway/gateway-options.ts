@@ -9,11 +9,12 @@ export type HashKeySource<Req> = string | ((request: Req) => string | undefined)
 
 /** Balancing and forwarding options, shared by the Fastify plugin and the Express factory. */
 export interface GatewayOptions<Req>
-  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks' | 'events' | 'fairness'>,
+  extends Omit<BalancerOptions, 'now' | 'random' | 'callbacks' | 'events' | 'fairness' | 'clientKey'>,
     Omit<ForwarderOptions, 'balancer' | 'pools' | 'rewrite' | 'callbacks'> {
   /**
    * Fair shares of full backends between tenants, with priorities and client deadlines. Without
-   * it, requests wait for a full backend in one FIFO queue.
+   * it, requests wait for a full backend in one FIFO queue. A tenant is the client's rate-limit
+   * key (the plugin-wide `keyGenerator`, else its address) unless `fairness.tenant` says otherwise.
    */
   fairness?: FairnessOptions<Req>
   /** Consistent-hash key. Default: the `X-Session-Id` header. */

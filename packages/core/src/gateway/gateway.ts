@@ -54,8 +54,16 @@ export class ForwardingGateway<Req> {
   readonly #requestEvents: GatewayEvents | undefined
   #closing: Promise<void> | undefined
 
-  /** `callbacks` guards the user's functions among the options (custom picker, `hashKey`, `rewrite`, `onUnexpectedError`). */
-  constructor(options: GatewayOptions<Req>, callbacks: UserCallbacks, observability?: Observability) {
+  /**
+   * `callbacks` guards the user's functions among the options (custom picker, `hashKey`, `rewrite`,
+   * `onUnexpectedError`); `clientKey`, the plugin-wide keyGenerator, is the default fairness tenant.
+   */
+  constructor(
+    options: GatewayOptions<Req>,
+    callbacks: UserCallbacks,
+    observability?: Observability,
+    clientKey?: (request: Req) => unknown,
+  ) {
     const {
       backends,
       strategy,
@@ -87,6 +95,7 @@ export class ForwardingGateway<Req> {
       health,
       queue,
       fairness,
+      clientKey,
       latencyDecayMs,
       failurePenaltyMs,
       callbacks,

@@ -71,7 +71,12 @@ export class TollgateCore<Req> {
       this.#gateway =
         options.backends === undefined
           ? undefined
-          : new ForwardingGateway(pickGatewayOptions<Req>(options), this.callbacks, this.#observability)
+          : new ForwardingGateway(
+              pickGatewayOptions<Req>(options),
+              this.callbacks,
+              this.#observability,
+              options.keyGenerator,
+            )
     } catch (error) {
       void this.#engine.close()
       throw error

@@ -1,72 +1,20 @@
 import type { IncomingMessage } from 'node:http'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type { FairnessOptions } from '../../src/admission/index.js'
-import { type BackendBalancer, type BalancerOptions, createBalancer } from '../../src/balance/balancer.js'
+import { createBalancer } from '../../src/balance/balancer.js'
 import type { BalancerError } from '../../src/balance/errors.js'
 import type { BackendLease } from '../../src/balance/types.js'
-import { UserCallbacks } from '../../src/user-callback.js'
 import { OptionError } from '../../src/validation.js'
+import { closeHarnesses, count, harness, none, track } from './harness.js'
 
-const none = new Set<string>()
-const open: BackendBalancer[] = []
 afterEach(async () => {
   vi.useRealTimers()
-  await Promise.all(open.splice(0).map((b) => b.close()))
+  await closeHarnesses()
 })
-
-interface Harness {
-  b: BackendBalancer
-  /** Holds the only slot until `next()` frees it. */
-  ask(tenant: string, headers?: Record<string, string>, request?: unknown): Promise<string>
-  /** Frees the slot `n` times and returns the tenants served, in order. */
-  serve(n: number): Promise<string[]>
-  warnings: string[]
-}
-
-/** One backend with one slot, already taken: every request asked waits in the fair queue. */
-function harness(fairness: FairnessOptions<never>, options: Partial<BalancerOptions> = {}): Harness {
-  const warnings: string[] = []
-  const b = createBalancer({
-    backends: [{ url: 'http://127.0.0.1:1', id: 'gpu', maxConcurrency: 1 }],
-    fairness,
-    callbacks: new UserCallbacks({ warn: (m: string) => warnings.push(m) }),
-    ...options,
-  })
-  open.push(b)
-  let held = b.acquire({}, none) as BackendLease
-  const served: string[] = []
-  const ask = (tenant: string, headers: Record<string, string> = {}, request?: unknown) => {
-    const req = { headers: { 'x-tenant-id': tenant, ...headers } } as unknown as IncomingMessage
-    const answer = (async () => {
-      held = await b.acquire({ req, request }, none)
-      served.push(tenant)
-      return tenant
-    })()
-    // Requests still waiting when the test ends are failed by close(); the test awaits the ones it checks.
-    answer.catch(() => {})
-    return answer
-  }
-  const serve = async (n: number) => {
-    const from = served.length
-    for (let i = 0; i < n; i++) {
-      held.finish({ ok: true, latencyMs: 1 })
-      await Promise.resolve()
-      await Promise.resolve()
-    }
-    return served.slice(from)
-  }
-  return { b, ask, serve, warnings }
-}
-
-function count(list: string[]): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const item of list) counts[item] = (counts[item] ?? 0) + 1
-  return counts
-}
 
 describe('fair queuing between tenants', () => {
   it('gives two saturating tenants equal shares, whoever came first', async () => {
     const h = harness({})
+    await h.establish('heavy', 'light')
     for (let i = 0; i < 20; i++) void h.ask('heavy')
     for (let i = 0; i < 5; i++) void h.ask('light')
     const served = await h.serve(10)
@@ -75,6 +23,7 @@ describe('fair queuing between tenants', () => {
 
   it('serves weights 3:1 in that proportion', async () => {
     const h = harness({ weights: { gold: 3 } })
+    await h.establish('free')
     for (let i = 0; i < 20; i++) void h.ask('free')
     for (let i = 0; i < 20; i++) void h.ask('gold')
     expect(count(await h.serve(16))).toEqual({ gold: 12, free: 4 })
@@ -83,6 +32,7 @@ describe('fair queuing between tenants', () => {
   it('takes weights from a function, asked once per tenant', async () => {
     const weights = vi.fn((tenant: string) => (tenant === 'gold' ? 3 : 1))
     const h = harness({ weights })
+    await h.establish('gold', 'free')
     for (let i = 0; i < 8; i++) void h.ask('gold')
     for (let i = 0; i < 8; i++) void h.ask('free')
     expect(count(await h.serve(8))).toEqual({ gold: 6, free: 2 })
@@ -91,6 +41,7 @@ describe('fair queuing between tenants', () => {
 
   it('gives a returning tenant its share at once, without credit for the time it was away', async () => {
     const h = harness({})
+    await h.establish('a', 'b', 'late')
     for (let i = 0; i < 30; i++) void h.ask('a')
     for (let i = 0; i < 30; i++) void h.ask('b')
     await h.serve(20)
@@ -102,6 +53,7 @@ describe('fair queuing between tenants', () => {
   it('does not charge a tenant for requests that left without being served', async () => {
     vi.useFakeTimers()
     const h = harness({})
+    await h.establish('a', 'b')
     for (let i = 0; i < 5; i++) void h.ask('a', { 'x-request-deadline-ms': '100' })
     for (let i = 0; i < 5; i++) void h.ask('a')
     for (let i = 0; i < 5; i++) void h.ask('b')
@@ -118,6 +70,7 @@ describe('fair queuing between tenants', () => {
 
   it('counts shares by the cost hook', async () => {
     const h = harness({ cost: ((request: { tokens: number }) => request.tokens) as never })
+    await h.establish('long', 'short')
     for (let i = 0; i < 10; i++) void h.ask('long', {}, { tokens: 3 })
     for (let i = 0; i < 10; i++) void h.ask('short', {}, { tokens: 1 })
     expect(count(await h.serve(8))).toEqual({ long: 2, short: 6 })
@@ -125,6 +78,9 @@ describe('fair queuing between tenants', () => {
 
   it('reads the tenant from a function of the request', async () => {
     const h = harness({ tenant: ((request: { user: string }) => request.user) as never })
+    void h.ask('ignored', {}, { user: 'x' })
+    void h.ask('ignored', {}, { user: 'y' })
+    await h.serve(2)
     for (let i = 0; i < 6; i++) void h.ask('ignored', {}, { user: 'x' })
     for (let i = 0; i < 6; i++) void h.ask('ignored', {}, { user: 'y' })
     await h.serve(4)
@@ -132,6 +88,7 @@ describe('fair queuing between tenants', () => {
     expect(rows).toEqual([
       ['x', 2, 4],
       ['y', 2, 4],
+      ['(new)', 2, 0],
     ])
   })
 })
@@ -177,6 +134,9 @@ describe('priorities', () => {
 
   it('lets a higher class push the newest sheddable request out of a full queue', async () => {
     const h = harness({ priority }, { queue: { size: 2 } })
+    void h.ask('batch', {}, { p: 'standard' })
+    void h.ask('user', {}, { p: 'standard' })
+    await h.serve(2)
     const first = h.ask('batch', {}, { p: 'sheddable' })
     const second = h.ask('batch', {}, { p: 'sheddable' }).catch((e: BalancerError) => e.code)
     void h.ask('user', {}, { p: 'standard' })
@@ -218,6 +178,7 @@ describe('deadlines and bounds', () => {
 
   it('caps one tenant’s waiting requests without taking room from others', async () => {
     const h = harness({ maxWaitingPerTenant: 2 }, { queue: { size: 10 } })
+    await h.establish('flood', 'calm')
     void h.ask('flood')
     void h.ask('flood')
     await expect(h.ask('flood')).rejects.toMatchObject({ status: 503, code: 'tenant_queue_full' })
@@ -227,6 +188,7 @@ describe('deadlines and bounds', () => {
 
   it('lets a newcomer push the newest request of the longest queue out of a full queue', async () => {
     const h = harness({}, { queue: { size: 4 } })
+    await h.establish('flood', 'calm', 'calm2')
     const flood = Array.from({ length: 4 }, () => h.ask('flood').catch((e: BalancerError) => e.code))
     void h.ask('calm')
     expect(await flood[3]).toBe('queue_full')
@@ -237,14 +199,20 @@ describe('deadlines and bounds', () => {
 
   it('forgets quiet tenants beyond maxTenants, and keeps the rest for the snapshot', async () => {
     const h = harness({ maxTenants: 2 })
-    for (const tenant of ['t1', 't2', 't3', 't4']) void h.ask(tenant)
-    await h.serve(4)
+    await h.establish('t1', 't2', 't3', 't4')
+    void h.ask('t3')
+    void h.ask('t4')
+    await h.serve(2)
     const snapshot = h.b.queueSnapshot()
     expect(snapshot.waiting).toBe(0)
-    expect(snapshot.tenants.map((t) => [t.tenant, t.servedShare])).toEqual([
-      ['t3', 0.5],
-      ['t4', 0.5],
+    expect(snapshot.tenants.map((t) => [t.tenant, t.served, t.servedShare])).toEqual([
+      ['t3', 1, 1 / 6],
+      ['t4', 1, 1 / 6],
+      ['(new)', 4, 4 / 6],
     ])
+    // A forgotten tenant shares the newcomers' place again until it is served.
+    void h.ask('t1')
+    expect(h.b.queueSnapshot().tenants.find((t) => t.newcomers)?.waiting).toBe(1)
   })
 
   it('forgets tenants quiet for longer than idleMs', async () => {
@@ -252,8 +220,11 @@ describe('deadlines and bounds', () => {
     const h = harness({ idleMs: 1_000 }, { now: () => now })
     void h.ask('gone')
     await h.serve(1)
+    void h.ask('gone')
+    await h.serve(1)
+    expect(h.b.queueSnapshot().tenants.map((t) => t.tenant)).toEqual(['gone', '(new)'])
     now = 1_001
-    expect(h.b.queueSnapshot().tenants).toEqual([])
+    expect(h.b.queueSnapshot().tenants.map((t) => t.tenant)).toEqual(['(new)'])
   })
 
   it('leaves the queue at once when the client goes away', async () => {
@@ -280,8 +251,7 @@ describe('deadlines and bounds', () => {
   })
 
   it('keeps the FIFO queue without fairness', async () => {
-    const b = createBalancer({ backends: [{ url: 'http://127.0.0.1:1', maxConcurrency: 1 }] })
-    open.push(b)
+    const b = track(createBalancer({ backends: [{ url: 'http://127.0.0.1:1', maxConcurrency: 1 }] }))
     b.acquire({}, none)
     ;(b.acquire({}, none) as Promise<BackendLease>).catch(() => {})
     expect(b.queueSnapshot()).toEqual({ waiting: 1, tenants: [] })
