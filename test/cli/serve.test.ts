@@ -29,10 +29,20 @@ describe('tollgate serve', () => {
 
     const status = (await send(port, { path: '/gateway/status.json' })).json()
     expect(status.backends).toMatchObject([{ id: 'a', status: 'healthy', inFlight: 0, totalRequests: 2 }])
-    expect(status.routes).toEqual([
-      { method: 'POST', path: '/v1/chat/completions', limits: '2 per minute' },
-      { method: 'GET', path: '/v1/models', limits: 'none' },
+    expect(status.routes).toMatchObject([
+      {
+        method: 'POST',
+        path: '/v1/chat/completions',
+        limits: '2 per minute',
+        totalRequests: 3,
+        limited: 1,
+        tokenLimited: 0,
+      },
+      { method: 'GET', path: '/v1/models', limits: 'none', totalRequests: 1, limited: 0 },
     ])
+    expect(status.backends[0]).toMatchObject({ state: 'ok', problems: [] })
+    expect(status.backends[0].rate).toBeGreaterThan(0)
+    expect(status.backends[0].requests.reduce((a: number, b: number) => a + b, 0)).toBe(2)
     const page = await send(port, { path: '/gateway' })
     expect(page.headers['content-type']).toMatch(/text\/html/)
   })

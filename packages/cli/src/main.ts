@@ -54,9 +54,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       else hangUp = true
     }
     const stopped = new Promise<number>((resolve) => {
-      const stop = () => {
+      const stop = (signal: NodeJS.Signals) => {
         stopping = true
-        gateway?.close().then(
+        gateway?.close(signal).then(
           () => resolve(0),
           () => resolve(1),
         )

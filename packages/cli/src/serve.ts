@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { type FSWatcher, readFileSync, watch } from 'node:fs'
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import type { DnsResolverLike } from '@tollgate/core'
 import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
@@ -10,8 +10,12 @@ import { pluginProblem } from './config/plugin-errors.js'
 import type { ConfigSource } from './config/source.js'
 import type { GatewayConfig } from './config/types.js'
 import { buildGatewayApp, type GatewayAppOptions, RouteError } from './gateway-app.js'
+import { redisProblem } from './redis-problem.js'
 import { GenerationServer } from './server/generations.js'
 import { createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
+import { startupSummary } from './startup-summary.js'
+import type { GenerationInfo } from './status/status-document.js'
+import { StatusStats } from './status/status-stats.js'
 
 export interface ServeOptions {
   configFile: string
@@ -32,8 +36,8 @@ export interface RunningGateway {
   readonly ready: boolean
   /** Loads the file again; resolves false (old config kept, error logged) when it is refused. */
   reload(): Promise<boolean>
-  /** Stops taking connections, finishes requests in flight, closes everything. */
-  close(): Promise<void>
+  /** Stops taking connections, finishes requests in flight, closes everything; `reason` (a signal) is logged. */
+  close(reason?: string): Promise<void>
 }
 
 const DEFAULT_SHUTDOWN_MS = 10_000
@@ -71,7 +75,7 @@ export async function checkConfigFile(
   try {
     const built = await buildFor({ ...config, dnsBackends: [] }, source, store, {
       logger: false,
-      ready: () => false,
+      failing: () => [],
     })
     await built.app.close()
   } finally {
@@ -88,9 +92,26 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const store = createSharedStore(config.redis)
   let closing = false
   let redisReached = config.redis === undefined
-  const ready = () => redisReached && !closing
+  let redisProblemNow = 'not reached yet'
+  const failing = (): string[] => {
+    const checks: string[] = []
+    if (!redisReached) checks.push(`redis: ${redisProblemNow}`)
+    if (closing) checks.push('shutting down')
+    return checks
+  }
   const generations = new GenerationServer()
-  const appOptions = { logger, ready, dnsResolver: options.dnsResolver }
+  const generation: GenerationInfo = {
+    file: basename(options.configFile),
+    loadedAt: Date.now(),
+    reloads: 0,
+    refusedAt: null,
+  }
+  const appOptions = {
+    logger,
+    failing,
+    dnsResolver: options.dnsResolver,
+    status: { stats: new StatusStats(), generation },
+  }
   let fileHash = hashOf(options.configFile)
 
   try {
@@ -101,7 +122,26 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     throw error
   }
   if (store.redis) {
-    void reachRedisOnce(store.redis, () => closing).then((reached) => {
+    let warned = false
+    // A refused connection reaches the client's error event; the PING itself only sees "Connection is closed".
+    let socketError: unknown
+    const noteError = (error: unknown) => {
+      socketError = error
+    }
+    store.redis.on('error', noteError)
+    const failed = (error: unknown) => {
+      const problem = redisProblem(socketError ?? error)
+      socketError = undefined
+      if (!warned || problem !== redisProblemNow)
+        logger.warn(
+          `tollgate: Redis unreachable (${problem}); /readyz answers 503 until it answers, and limits are counted in this process meanwhile (redis.onError)`,
+        )
+      warned = true
+      redisProblemNow = problem
+    }
+    const client = store.redis
+    void reachRedisOnce(client, () => closing, 1000, failed).then((reached) => {
+      client.off('error', noteError)
       redisReached = reached
       if (reached) logger.info('tollgate: Redis reached; ready')
     })
@@ -127,7 +167,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const boundPort = typeof address === 'object' && address ? address.port : port
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
   const url = `http://${host}:${boundPort}`
-  logger.info(`tollgate: listening on ${url} with ${options.configFile}`)
+  logger.info(startupSummary(url, options.configFile, config))
 
   let reloading: Promise<boolean> = Promise.resolve(true)
   const reloadOnce = async (): Promise<boolean> => {
@@ -145,9 +185,12 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
       config = next.config
       source = next.source
       void generations.swap(built.app, built.handler, drainMs)
+      generation.reloads++
+      generation.loadedAt = Date.now()
       logger.info(`tollgate: reloaded ${options.configFile}`)
       return true
     } catch (error) {
+      generation.refusedAt = Date.now()
       const text = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message
       logger.error(`tollgate: refused the new config, the running one stays: ${text}`)
       return false
@@ -179,17 +222,23 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   return {
     url,
     get ready() {
-      return ready()
+      return failing().length === 0
     },
     reload,
-    close() {
+    close(reason) {
       closed ??= (async () => {
         closing = true
+        const drainMs = config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS
+        if (reason !== undefined)
+          logger.info(
+            `tollgate: ${reason}: draining; no new connections, ${generations.inFlight} requests in flight get up to ${drainMs / 1000} s`,
+          )
         watcher?.close()
         clearTimeout(debounce)
         await reloading
         await generations.close()
         await store.close()
+        if (reason !== undefined) logger.info('tollgate: stopped; exiting')
       })()
       return closed
     },
