@@ -36,6 +36,22 @@ describe('the tollgate command', () => {
     ])
     expect(await good.exited).toBe(0)
     expect(good.output().stdout).toMatch(/gateway\.yaml: ok \(3 backends, 3 routes\)/)
+    // What it found, to compare with what was meant.
+    expect(good.output().stdout).toMatch(/^ {2}route POST \/v1\/chat\/completions → forward, limits /m)
+    expect(good.output().stdout).toMatch(/status page \/gateway/)
+
+    const empty = configFile('')
+    const nothing = run(['check', '--config', empty.path])
+    expect(await nothing.exited).toBe(0)
+    expect(nothing.output().stderr).toMatch(/^warning: gateway\.yaml: serves nothing: no routes/)
+
+    const version = run(['--version'])
+    expect(await version.exited).toBe(0)
+    expect(version.output().stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    const help = run(['--help'])
+    expect(await help.exited).toBe(0)
+    for (const text of ['docs: https://', 'LOG_LEVEL', '--port N', '--config FILE', '--version'])
+      expect(help.output().stdout).toContain(text)
 
     const bad = configFile(`backends:\n  - { url: "\${MODEL_URL}" }\n`)
     const failed = run(['check', '--config', bad.path], { MODEL_URL: 'ftp://secret-host' })
@@ -86,5 +102,11 @@ describe('the tollgate command', () => {
     expect(stream.complete).toBe(true)
     expect(events.at(-1)).toBe('data: [DONE]')
     expect(await gateway.exited).toBe(0)
+    const log = gateway.output().stdout
+    expect(log).toMatch(/tollgate: SIGTERM: draining; no new connections, 1 request in flight get up to 10 s/)
+    expect(log).toMatch(/tollgate: stopped; exiting/)
+    expect(log).toMatch(
+      /listening on http:\/\/127\.0\.0\.1:\d+ with .*gateway\.yaml; 2 routes \(POST \/v1\/chat\/completions, GET \/v1\/models\); 1 backend; probes http:\/\/127\.0\.0\.1:\d+\/livez http:\/\/127\.0\.0\.1:\d+\/readyz/,
+    )
   })
 })

@@ -66,8 +66,12 @@ export async function buildGatewayApp(
     handler = fastifyHandler
     return createServer()
   }
+  // Fastify's own two lines per request (incoming, completed) only at debug: the access log
+  // (`accessLog: true`) is the one line per request an operator reads.
+  const level = typeof options.logger === 'object' ? options.logger.level : 'info'
   const app: FastifyInstance = Fastify({
     ...loggerOption,
+    disableRequestLogging: level !== 'debug' && level !== 'trace',
     trustProxy: (config.listen.trustProxy ?? false) as boolean,
     serverFactory,
   })

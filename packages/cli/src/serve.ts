@@ -4,6 +4,7 @@ import { basename, dirname } from 'node:path'
 import type { DnsResolverLike } from '@tollgate/core'
 import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
+import { checkAll, warningsOf } from './config/check-all.js'
 import { ConfigError } from './config/config-error.js'
 import { loadConfig } from './config/load-config.js'
 import { pluginProblem } from './config/plugin-errors.js'
@@ -70,25 +71,36 @@ export async function checkConfigFile(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<GatewayConfig> {
-  const { config, source } = loadConfig(file, env)
-  const store = createSharedStore(undefined)
-  try {
-    const built = await buildFor({ ...config, dnsBackends: [] }, source, store, {
-      logger: false,
-      failing: () => [],
-    })
-    await built.app.close()
-  } finally {
-    await store.close()
-  }
+  const { config, problems } = await checkAll(file, env)
+  if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/**
+ * The error to report for a file that failed to load or build: a ConfigError names only the
+ * first of the plugin's problems, so the whole file is checked again for all of them.
+ */
+async function everyProblem(error: unknown, file: string, env: NodeJS.ProcessEnv): Promise<unknown> {
+  if (!(error instanceof ConfigError)) return error
+  try {
+    const { problems } = await checkAll(file, env)
+    return problems.length > 0 ? new ConfigError(problems) : error
+  } catch {
+    return error
+  }
 }
 
 /** `tollgate serve`: listens, reloads on SIGHUP-driven `reload()` or file change, closes cleanly. */
 export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const env = options.env ?? process.env
   const logger = options.logger ?? pino({ level: env.LOG_LEVEL ?? 'info' })
-  let { config, source } = loadConfig(options.configFile, env)
+  let loaded: ReturnType<typeof loadConfig>
+  try {
+    loaded = loadConfig(options.configFile, env)
+  } catch (error) {
+    throw await everyProblem(error, options.configFile, env)
+  }
+  let { config, source } = loaded
   const store = createSharedStore(config.redis)
   let closing = false
   let redisReached = config.redis === undefined
@@ -119,8 +131,9 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     await generations.swap(first.app, first.handler, config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS)
   } catch (error) {
     await store.close()
-    throw error
+    throw await everyProblem(error, options.configFile, env)
   }
+  for (const warning of warningsOf(config, source)) logger.warn(`tollgate: ${warning}`)
   if (store.redis) {
     let warned = false
     // A refused connection reaches the client's error event; the PING itself only sees "Connection is closed".
@@ -189,8 +202,9 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
       generation.loadedAt = Date.now()
       logger.info(`tollgate: reloaded ${options.configFile}`)
       return true
-    } catch (error) {
+    } catch (caught) {
       generation.refusedAt = Date.now()
+      const error = await everyProblem(caught, options.configFile, env)
       const text = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message
       logger.error(`tollgate: refused the new config, the running one stays: ${text}`)
       return false
@@ -231,7 +245,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
         const drainMs = config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS
         if (reason !== undefined)
           logger.info(
-            `tollgate: ${reason}: draining; no new connections, ${generations.inFlight} requests in flight get up to ${drainMs / 1000} s`,
+            `tollgate: ${reason}: draining; no new connections, ${plural(generations.inFlight, 'request')} in flight get up to ${drainMs / 1000} s`,
           )
         watcher?.close()
         clearTimeout(debounce)
@@ -243,6 +257,10 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
       return closed
     },
   }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
 function hashOf(file: string): string {
