@@ -71,6 +71,12 @@ describe('the tollgate command', () => {
     expect(await second.exited).toBe(1)
     expect(second.output().stderr).toMatch(/tollgate: listen EADDRINUSE/)
 
+    const badPort = run(['serve', '--config', taken.path], { TOLLGATE_PORT: '80a' })
+    expect(await badPort.exited).toBe(2)
+    expect(badPort.output().stderr).toMatch(
+      /^tollgate: TOLLGATE_PORT must be a port number from 0 to 65535; got "80a"/,
+    )
+
     const usage = run(['serve'])
     expect(await usage.exited).toBe(2)
     expect(usage.output().stderr).toMatch(/usage: tollgate serve --config gateway\.yaml/)
@@ -81,7 +87,8 @@ describe('the tollgate command', () => {
     const b = await fake(cleanup, { name: 'b', answerTokens: 1 })
     const file = configFile(gatewayYaml([{ url: a.url, id: 'a' }]))
     const port = await closedPort()
-    const gateway = run(['serve', '--config', file.path, '--port', String(port)])
+    // The port from TOLLGATE_PORT, as the container image sets it.
+    const gateway = run(['serve', '--config', file.path], { TOLLGATE_PORT: String(port) })
     cleanup.add(stop(gateway.child), null)
     await waitFor(() => gateway.output().stdout.includes('listening on'), 'the gateway to listen')
 

@@ -15,7 +15,8 @@ function limitsOf(config: GatewayConfig, route: GatewayConfig['routes'][number])
 export function checkSummary(file: string, config: GatewayConfig): string {
   const backends = config.plugin.backends ?? []
   const total = backends.length + config.dnsBackends.length
-  const lines = [`${file}: ok (${total} backends, ${config.routes.length} routes)`]
+  const n = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`
+  const lines = [`${file}: ok (${n(total, 'backend')}, ${n(config.routes.length, 'route')})`]
   lines.push(`  listen ${config.listen.host}:${config.listen.port}`)
   const named = [
     ...backends.map((b) => `${b.id ?? b.url}${b.zone ? ` (zone ${b.zone})` : ''}`),

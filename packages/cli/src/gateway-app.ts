@@ -10,6 +10,7 @@ import Fastify, {
 } from 'fastify'
 import type { GatewayConfig, RouteConfig } from './config/types.js'
 import { registerProbes } from './probes.js'
+import { ErrorsOnlyRequestLog } from './request-log.js'
 import type { GenerationInfo } from './status/status-document.js'
 import { registerStatus } from './status/status-routes.js'
 import { routeScope, type StatusStats } from './status/status-stats.js'
@@ -71,7 +72,7 @@ export async function buildGatewayApp(
   const level = typeof options.logger === 'object' ? options.logger.level : 'info'
   const app: FastifyInstance = Fastify({
     ...loggerOption,
-    disableRequestLogging: level !== 'debug' && level !== 'trace',
+    ...(level === 'debug' || level === 'trace' ? {} : { logController: new ErrorsOnlyRequestLog() }),
     trustProxy: (config.listen.trustProxy ?? false) as boolean,
     serverFactory,
   })

@@ -25,6 +25,7 @@ options:
   -v, --version   the version of @tollgate/cli
 
 environment:
+  TOLLGATE_PORT   the port serve listens on when --port is not given (overrides listen.port)
   LOG_LEVEL       pino log level of serve: fatal, error, warn, info (default), debug, trace;
                   debug adds Fastify's own two lines per request
   \${NAME} in the file is replaced by the variable NAME (\${NAME:-default} with a default)
@@ -58,12 +59,15 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     console.error(USAGE)
     return 2
   }
+  // --port, else TOLLGATE_PORT (the container image sets it, so its health check knows the port).
   let port: number | undefined
-  if (values.port !== undefined) {
-    port = Number(values.port)
-    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  const portText = values.port ?? env.TOLLGATE_PORT
+  if (portText !== undefined && portText !== '') {
+    port = Number(portText)
+    if (!/^\d+$/.test(portText) || port > 65_535) {
+      const name = values.port === undefined ? 'TOLLGATE_PORT' : '--port'
       console.error(
-        `tollgate: --port must be a port number from 0 to 65535; got ${JSON.stringify(values.port)}`,
+        `tollgate: ${name} must be a port number from 0 to 65535; got ${JSON.stringify(portText)}`,
       )
       return 2
     }

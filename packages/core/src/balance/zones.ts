@@ -73,7 +73,10 @@ export class ZonePlan {
 
   /** Keeps the requests of a backend being unregistered in its zone's count. */
   noteRemoved(backend: BackendState): void {
-    this.#removedRequests.set(backend.zone, (this.#removedRequests.get(backend.zone) ?? 0) + backend.totalRequests)
+    this.#removedRequests.set(
+      backend.zone,
+      (this.#removedRequests.get(backend.zone) ?? 0) + backend.totalRequests,
+    )
   }
 
   /**
