@@ -147,6 +147,7 @@ status: { path: /gateway, refreshMs: 200 }
     const good = await fake(cleanup, { name: 'good', answerTokens: 20 })
     const file = configFile(`listen: { host: 127.0.0.1, port: 0 }
 defaultTokens: 10 per hour
+fairness: { tenant: x-tenant }
 backends:
   - { url: "${good.url}", id: good, models: [fake-model] }
 routes:
@@ -160,6 +161,10 @@ status: { path: /gateway, refreshMs: 200 }
     expect(answers).toContain(429)
     const { page } = await open(port)
     await expect.poll(async () => (await routeCells(page, 'POST /v1/chat/completions'))[6]).not.toBe('0')
+    // Fairness is on: the tenants section is there, saying nobody has waited yet; no zones are set.
+    expect(await page.locator('#tenants-section').isVisible()).toBe(true)
+    expect(await page.locator('#tenants tbody').textContent()).toBe('no tenant has waited for a backend yet')
+    expect(await page.locator('#zones-section').isVisible()).toBe(false)
     const route = await routeCells(page, 'POST /v1/chat/completions')
     expect(route[5]).toBe('0')
     expect(Number(route[6])).toBe(answers.filter((s) => s === 429).length)

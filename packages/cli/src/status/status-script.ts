@@ -142,14 +142,20 @@ export const STATUS_SCRIPT = `(() => {
     )
   }
 
-  const renderTable = (id, sectionId, items, columns) => {
-    $(sectionId).hidden = items === null || items.length === 0
+  // A section shown while its feature is on (items not null), with a line when it has no rows yet.
+  const renderTable = (id, sectionId, items, columns, empty) => {
+    $(sectionId).hidden = items === null
     const body = document.querySelector('#' + id + ' tbody')
     const rows = (items ?? []).map((item) => {
       const row = document.createElement('tr')
       columns.forEach(([value, cls]) => cell(row, value(item), cls))
       return row
     })
+    if (rows.length === 0) {
+      const row = document.createElement('tr')
+      cell(row, empty, 'muted').colSpan = columns.length
+      rows.push(row)
+    }
     body.replaceChildren(...rows)
   }
 
@@ -192,12 +198,12 @@ export const STATUS_SCRIPT = `(() => {
       renderTable('tenants', 'tenants-section', doc.fairness && doc.queue ? doc.queue.tenants : null, [
         [(t) => t.tenant, 'name'], [(t) => String(t.weight), 'num'], [(t) => String(t.waiting), 'num'],
         [(t) => t.served.toLocaleString(), 'num'], [(t) => percent(t.servedShare), 'num'],
-      ])
+      ], 'no tenant has waited for a backend yet')
       renderTable('zones', 'zones-section', doc.zones, [
         [(z) => z.zone ?? '(none)'], [(z) => String(z.rank), 'num'], [(z) => z.available + ' / ' + z.backends, 'num'],
         [(z) => String(z.inFlight), 'num'], [(z) => z.totalRequests.toLocaleString(), 'num'],
         [(z) => z.spilledRequests.toLocaleString(), 'num'],
-      ])
+      ], 'no zones')
       renderRoutes(doc)
       $('error').textContent = ''
     } catch (error) {
