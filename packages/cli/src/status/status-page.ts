@@ -31,14 +31,14 @@ export function statusPage(jsonPath: string, refreshMs: number): string {
   th, td { text-align: left; padding: .25rem .55rem; border-bottom: 1px solid var(--line); vertical-align: middle; }
   th { font-weight: 600; white-space: nowrap; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-  td.name { max-width: 18rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+  td.name { max-width: 14rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .scroll { overflow-x: auto; }
   .badge { display: inline-block; font-weight: 600; padding: 0 .45rem; border-radius: 1rem; border: 1px solid currentColor; white-space: nowrap; }
   .state-ok { color: var(--ok); } .state-degraded { color: var(--warn); } .state-down { color: var(--bad); }
   tr[data-state="down"] { background: rgba(207,34,46,.08); } tr[data-state="degraded"] { background: rgba(154,103,0,.07); }
   td.bad { color: var(--bad); font-weight: 600; }
-  td.report { white-space: nowrap; }
-  .problems { color: var(--bad); font-size: .92em; max-width: 24rem; white-space: normal; }
+  td.report { max-width: 10rem; }
+  .problems { color: var(--bad); font-size: .9em; min-width: 15rem; max-width: 22rem; white-space: normal; }
   .bar { display: inline-block; width: 4rem; height: .55rem; background: var(--line); vertical-align: middle; margin-right: .35rem; border-radius: 2px; overflow: hidden; }
   .bar > span { display: block; height: 100%; background: var(--ok); }
   .bar.high > span { background: var(--warn); } .bar.full > span { background: var(--bad); }
@@ -62,7 +62,7 @@ export function statusPage(jsonPath: string, refreshMs: number): string {
 <p id="queue" class="muted"></p>
 <div class="scroll">
 <table id="backends">
-  <thead><tr><th>Backend</th><th>State</th><th>Zone</th><th>Requests</th><th>req/s</th><th>err/s</th><th>TTFT p50 / p90</th><th>In flight</th><th>Latency</th><th>Load report</th><th>Total</th><th>Errors</th></tr></thead>
+  <thead><tr><th>Backend</th><th>State</th><th>Zone</th><th>Requests</th><th>req/s</th><th>err/s</th><th>TTFT p50 / p90</th><th>In flight</th><th>Latency</th><th>Load report</th><th>Total / failed</th></tr></thead>
   <tbody></tbody>
 </table>
 </div>

@@ -112,13 +112,12 @@ export const STATUS_SCRIPT = `(() => {
       cell(row, b.latencyMs + ' ms', 'num')
       const rep = cell(row, report(b.report), 'report' + (b.report && b.report.lastError ? ' bad' : ''))
       if (b.report && b.report.lastError) rep.title = b.report.lastError
-      cell(row, b.totalRequests.toLocaleString(), 'num')
-      cell(row, b.totalErrors.toLocaleString(), 'num')
+      cell(row, b.totalRequests.toLocaleString() + ' / ' + b.totalErrors.toLocaleString(), 'num')
       rows.push(row)
     }
     if (rows.length === 0) {
       const row = document.createElement('tr')
-      cell(row, 'no backends').colSpan = 12
+      cell(row, 'no backends').colSpan = 11
       rows.push(row)
     }
     body.replaceChildren(...rows)
