@@ -217,7 +217,7 @@ describe.each(['Fastify', 'Express'] as const)('token budgets through %s', (fram
     const third = await send(gateway.port, { path: '/v1/chat/completions', headers: AUTH, body: chat() })
     expect(third.status).toBe(429)
     expect(third.json().error.policy).toBe('tokens-100-per-minute')
-    expect(third.json().error.message).toContain('100 per 1 minute')
+    expect(third.json().error.message).toContain('100 per minute')
     expect(Number(third.headers['retry-after'])).toBeGreaterThan(0)
     expect(third.headers['x-ratelimit-remaining-tokens']).toBe('0')
   })

@@ -298,6 +298,8 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   metrics: true,
   tracing: true,
   accessLog: true,
+  observers: true,
+  backendHeader: true,
   defaultTokens: true,
   defaultMaxTokens: true,
   openaiHeaders: true,

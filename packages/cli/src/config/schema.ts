@@ -177,6 +177,11 @@ export const configSchema = {
     },
     tracing: { type: 'boolean' },
     accessLog: { type: 'boolean' },
+    backendHeader: {
+      type: 'string',
+      pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+      description: "a header name such as 'x-tollgate-backend'",
+    },
     backends: {
       type: 'array',
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, read by ajv
@@ -223,4 +228,5 @@ export const CODE_ONLY_OPTIONS = [
   'store',
   'onUnexpectedError',
   'onTokensSettled',
+  'observers',
 ] as const

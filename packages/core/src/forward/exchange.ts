@@ -242,8 +242,10 @@ export class Exchange implements DispatchOwner {
     else this.failures().answer(this.req, this.res)
   }
 
-  commit(status: number, headers: IncomingHttpHeaders): boolean {
+  commit(status: number, headers: IncomingHttpHeaders, backendId: string): boolean {
     try {
+      const named = this.host.backendHeader
+      if (named !== undefined) this.res.setHeader(named, backendId)
       this.res.writeHead(status, downstreamResponseHeaders(headers))
       return true
     } catch {

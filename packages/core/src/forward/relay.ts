@@ -20,7 +20,7 @@ export interface RelayOwner {
   /** A backend answered with one of the policy's retry statuses and a retry was claimed. */
   retryAfterStatus(status: number, retryAfterMs: number | undefined): void
   /** Writes the backend's status and headers; false (and the client answered) when they cannot be sent. */
-  commit(status: number, headers: IncomingHttpHeaders): boolean
+  commit(status: number, headers: IncomingHttpHeaders, backendId: string): boolean
   /** The attempt failed before any response byte was passed on. */
   attemptFailed(error: Error): void
   /** The response started and then failed or was cut: make that visible to the client. */
@@ -104,7 +104,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       owner.retryAfterStatus(statusCode, this.retryAfterMs)
       return
     }
-    if (!owner.commit(statusCode, headers)) {
+    if (!owner.commit(statusCode, headers, this.lease.backend.id)) {
       this.phase = DONE_PHASE
       this.report(false, undefined)
       controller.abort(CLIENT_CLOSED)

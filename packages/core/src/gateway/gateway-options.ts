@@ -58,6 +58,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'maxReplayBodyBytes',
   'maxBodyBytes',
   'uploadTimeoutMs',
+  'backendHeader',
   'onUnexpectedError',
   'hashKey',
   'shutdownTimeoutMs',

@@ -22,6 +22,8 @@ export interface TokenRouteSettings<Req> {
   readonly defaultMaxTokens: number
   readonly onSettled: ((request: Req, reservation: TokenReservation) => unknown) | undefined
   readonly storeFailed: (error: unknown) => void
+  /** Hears each rejection, under the route's scope; undefined when nothing observes. */
+  readonly rejected?: ((reservation: TokenReservation) => void) | undefined
 }
 
 /** A reservation that was made (allowed or not), with what it was estimated from. */
@@ -176,6 +178,7 @@ export class TokenRoute<Req> {
       set,
     )
     if (reservation.allowed) return undefined
+    this.#settings.rejected?.(reservation)
     set(target, 'retry-after', String(reservation.retryAfter))
     return { status: 429, body: tokenRejectionBody(reservation) }
   }

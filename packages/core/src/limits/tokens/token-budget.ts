@@ -144,7 +144,7 @@ export class TokenReservation {
   readonly binding: TokenWindowState
   /** Whole seconds until the binding window resets (at least 1) when rejected; else 0. */
   readonly retryAfter: number
-  /** The binding limit as flask-limiter writes it, e.g. "100000 per 1 minute". */
+  /** The binding limit in words, e.g. "100000 per minute". */
   readonly limit: string
   /** Tokens finally charged, once settled. */
   charged: number | undefined
