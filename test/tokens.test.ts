@@ -200,10 +200,10 @@ describe.each(['Fastify', 'Express'] as const)('token budgets through %s', (fram
     expect(answer.status).toBe(200)
     const [settled] = await settledCount(gateway, 1)
     expect(settled!.source).toBe('estimate')
-    // The prompt 'hi' is one token at 4 characters a token; the answer is its characters at 4 a
-    // token, or its number of content events if that is more.
+    // The prompt 'user' + 'hi' (the role is in the prompt too) is two tokens at 4 characters a
+    // token; the answer is its characters at 4 a token, or its number of content events if more.
     const streamed = Math.max(words.length, Math.ceil(words.join('').length / 4))
-    expect(settled!.charged).toBe(1 + streamed)
+    expect(settled!.charged).toBe(2 + streamed)
   })
 
   it('never refuses a first request for a default estimate above the budget, then answers 429 naming the budget', async () => {

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { BodyTooLargeError, sendJsonError } from '../forward/errors.js'
+import { InvalidJsonBodyError } from '../forward/json-scan.js'
 import { readRequestBody, requestHasBody } from '../forward/request-body.js'
 import type { LimitDecision } from '../limits/decision.js'
 import type { HeaderMode } from '../limits/headers.js'
@@ -47,6 +48,19 @@ const CHECK_FAILED: LimitAnswer = Object.freeze({
 const MADE_BY = new WeakMap<TokenReservation, object>()
 /** Reservations a forward settles from the usage: the end-of-response settle leaves them alone. */
 const FORWARDED = new WeakSet<TokenReservation>()
+
+/** The estimate, or the 400/415 for a body the gateway cannot read as the engine would. */
+function estimateOrAnswer(body: unknown, defaultMaxTokens: number): RequestEstimate | LimitAnswer {
+  try {
+    return estimateRequest(body, defaultMaxTokens)
+  } catch (error) {
+    if (!(error instanceof InvalidJsonBodyError)) throw error
+    return {
+      status: error.status,
+      body: { error: { message: error.message, type: 'invalid_request_error', code: error.code } },
+    }
+  }
+}
 
 function isAnswer(outcome: TokenOutcome): outcome is LimitAnswer {
   return outcome !== null && 'status' in outcome
@@ -106,7 +120,8 @@ export class TokenRoute<Req> {
     if (policy === POLICY_FAILED) return CHECK_FAILED
     const key = await this.#key(request, ip, decision)
     if (key === undefined) return CHECK_FAILED
-    const estimate = estimateRequest(body, this.#settings.defaultMaxTokens)
+    const estimate = estimateOrAnswer(body, this.#settings.defaultMaxTokens)
+    if ('status' in estimate) return estimate
     try {
       const reservation = await this.#budget.reserve(
         policy,
@@ -179,7 +194,14 @@ export class TokenRoute<Req> {
     if (made !== undefined) {
       reservation = made
       FORWARDED.add(made)
-      estimate = estimateRequest(input.body, this.#settings.defaultMaxTokens)
+      const read = estimateOrAnswer(input.body, this.#settings.defaultMaxTokens)
+      if ('status' in read) {
+        await made.settle(0, 'refund')
+        this.settled(input.request, made)
+        sendJson(res, read)
+        return
+      }
+      estimate = read
     } else {
       const outcome = await this.reserve(input.request, input.clientIp, decision, input.body)
       if (outcome === null) return gateway.forward(route, input)

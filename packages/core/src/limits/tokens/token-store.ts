@@ -30,9 +30,31 @@ interface Counter {
   resetAt: number
 }
 
-/** Fixed-window token counters in this process; the window starts at a key's first reservation. */
+/**
+ * What a window that ended at `resetAt` with `used` tokens of `amount` leaves to the one starting
+ * at `now`: what it went over by, less `amount` for every whole window that passed untouched in
+ * between. An estimate only bounds what a request can cost; the usage charged after it may go over,
+ * and that overrun is owed, not forgiven when the window starts over.
+ */
+export function carriedOver(
+  used: number,
+  resetAt: number,
+  amount: number,
+  windowMs: number,
+  now: number,
+): number {
+  const passed = 1 + Math.floor((now - resetAt) / windowMs)
+  return Math.max(0, used - passed * amount)
+}
+
+/**
+ * Fixed-window token counters in this process; the window starts at a key's first reservation,
+ * and a window's overrun is carried into the next one (`carriedOver`).
+ */
 export class MemoryTokenStore implements TokenStore {
   readonly #tables = new Map<string, Map<string, Counter>>()
+  /** Each table's window, for the sweep to know what an ended counter still carries. */
+  readonly #windows = new Map<string, WindowSpec>()
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
 
@@ -42,9 +64,15 @@ export class MemoryTokenStore implements TokenStore {
     this.#sweeper.unref()
   }
 
-  #live(id: string, key: string, now: number): Counter | undefined {
-    const counter = this.#tables.get(id)?.get(key)
-    return counter === undefined || counter.resetAt <= now ? undefined : counter
+  #live(w: WindowSpec, key: string, now: number): Counter | undefined {
+    const counter = this.#tables.get(w.id)?.get(key)
+    if (counter === undefined) return undefined
+    if (counter.resetAt > now) return counter
+    const carried = carriedOver(counter.used, counter.resetAt, w.amount, w.windowMs, now)
+    if (carried === 0) return undefined
+    counter.used = carried
+    counter.resetAt = now + w.windowMs
+    return counter
   }
 
   reserve(key: string, windows: readonly WindowSpec[], want: number): ReserveResult {
@@ -55,7 +83,7 @@ export class MemoryTokenStore implements TokenStore {
     let room = Number.POSITIVE_INFINITY
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
-      const counter = this.#live(w.id, key, now)
+      const counter = this.#live(w, key, now)
       used[i] = counter?.used ?? 0
       resetMs[i] = counter === undefined ? w.windowMs : counter.resetAt - now
       room = Math.min(room, w.amount - used[i]!)
@@ -77,7 +105,7 @@ export class MemoryTokenStore implements TokenStore {
   }
 
   #add(w: WindowSpec, key: string, delta: number, now: number): void {
-    const counter = this.#live(w.id, key, now)
+    const counter = this.#live(w, key, now)
     if (counter !== undefined) {
       counter.used = Math.max(0, counter.used + delta)
       return
@@ -88,20 +116,26 @@ export class MemoryTokenStore implements TokenStore {
     if (table === undefined) {
       table = new Map()
       this.#tables.set(w.id, table)
+      this.#windows.set(w.id, w)
     }
     table.set(key, { used: delta, resetAt: now + w.windowMs })
   }
 
-  /** Deletes every counter whose window has ended. */
+  /** Deletes every counter whose window has ended, unless it still carries an overrun. */
   sweep(): void {
     const now = this.#now()
-    for (const table of this.#tables.values()) {
-      for (const [key, counter] of table) if (counter.resetAt <= now) table.delete(key)
+    for (const [id, table] of this.#tables) {
+      const w = this.#windows.get(id)!
+      for (const [key, c] of table) {
+        if (c.resetAt <= now && carriedOver(c.used, c.resetAt, w.amount, w.windowMs, now) === 0)
+          table.delete(key)
+      }
     }
   }
 
   close(): void {
     clearInterval(this.#sweeper)
     this.#tables.clear()
+    this.#windows.clear()
   }
 }

@@ -62,3 +62,40 @@ describe.each(stores)('the %s token store', (_name, make) => {
     await store.close()
   })
 })
+
+describe.each(stores)('the %s token store carries an overrun', (_name, make) => {
+  const short = { id: 'r:tokens-100-per-400ms', amount: 100, windowMs: 400 }
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+  it('into the next windows, until it is paid off, when the usage went over the reservation', async () => {
+    const store = make()
+    expect(await store.reserve('k', [short], 100)).toMatchObject({ allowed: true, reserved: 100 })
+    // The backend reported 350 tokens for a reservation of 100: 250 over this window's budget.
+    await store.settle('k', [short], 250)
+    await pause(480)
+    expect(await store.reserve('k', [short], 10)).toMatchObject({ allowed: false, used: [250] })
+    await pause(480)
+    expect(await store.reserve('k', [short], 10)).toMatchObject({ allowed: false, used: [150] })
+    await pause(480)
+    expect(await store.reserve('k', [short], 80)).toMatchObject({ allowed: true, reserved: 50, used: [100] })
+    await store.close()
+  })
+
+  it('less a budget for every window that passed untouched', async () => {
+    const store = make()
+    await store.reserve('k', [short], 100)
+    await store.settle('k', [short], 250)
+    await pause(880)
+    expect(await store.reserve('k', [short], 10)).toMatchObject({ allowed: false, used: [150] })
+    await store.close()
+  })
+
+  it('and carries an overrun settled after its window ended', async () => {
+    const store = make()
+    await store.reserve('k', [short], 100)
+    await pause(480)
+    await store.settle('k', [short], 150)
+    expect(await store.reserve('k', [short], 10)).toMatchObject({ allowed: false, used: [150] })
+    await store.close()
+  })
+})
