@@ -45,6 +45,9 @@ const CHECK_FAILED: LimitAnswer = Object.freeze({
   }),
 })
 
+/** A body above this size is scanned once per event-loop turn (about 10 ms of scanning). */
+const SCAN_TURN_BYTES = 1024 * 1024
+
 const MADE_BY = new WeakMap<TokenReservation, object>()
 /** Reservations a forward settles from the usage: the end-of-response settle leaves them alone. */
 const FORWARDED = new WeakSet<TokenReservation>()
@@ -215,6 +218,9 @@ export class TokenRoute<Req> {
     const observer = new UsageObserver(estimate)
     input.observer = observer
     try {
+      // The estimate scanned the body and the forward scans it again (model, prompt): for a large
+      // body, other requests get a turn in between rather than wait for both scans.
+      if (Buffer.isBuffer(input.body) && input.body.length > SCAN_TURN_BYTES) await new Promise(setImmediate)
       await gateway.forward(route, input)
     } finally {
       const measured = observer.measured()

@@ -6,7 +6,7 @@ import {
   jsonTextStart,
   OPEN_BRACE,
 } from '../../forward/json-scan.js'
-import { CHARS_PER_TOKEN, promptChars } from './prompt-chars.js'
+import { CHARS_PER_TOKEN, isTextField, schemaChars, textValue } from './prompt-chars.js'
 
 /**
  * What a request is expected to cost before it runs, read from its body the way the engine will
@@ -129,57 +129,72 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
   const prompt = new Map<string, number>()
   let stream = false
   let includeUsage = false
+  let key: string | undefined
+  let text = 0
+  // A text field is read while its end is found: one pass over the largest part of the body.
+  const measure = (keyStart: number, keyEnd: number, at: number): number | undefined => {
+    key = keyOf(bytes!, keyStart, keyEnd)
+    if (key === undefined || !isTextField(key)) return undefined
+    const value = textValue(bytes!, at)
+    text = value.chars
+    return value.end
+  }
   const json =
     bytes !== undefined &&
-    forEachMember(bytes, jsonTextStart(bytes), (keyStart, keyEnd, start, end) => {
-      const b = bytes!
-      const key = keyOf(b, keyStart, keyEnd)
-      if (key === undefined) return
-      switch (key) {
-        case 'max_completion_tokens':
-          counts.maxCompletionTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
-          return
-        case 'max_tokens':
-          counts.maxTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
-          return
-        case 'n_predict':
-          counts.nPredict = countField(b, start, end, key, MAX_TOKENS_FIELD)
-          return
-        case 'n':
-          counts.n = countField(b, start, end, key, MAX_CHOICES_FIELD)
-          return
-        case 'best_of':
-          counts.bestOf = countField(b, start, end, key, MAX_CHOICES_FIELD)
-          return
-        case 'parameters':
-          readObject(b, start, (k, s, e) => {
-            if (k === 'max_new_tokens')
-              counts.maxNewTokens = countField(b, s, e, `parameters.${k}`, MAX_TOKENS_FIELD)
-            else if (k === 'best_of')
-              counts.tgiBestOf = countField(b, s, e, `parameters.${k}`, MAX_CHOICES_FIELD)
-          })
-          return
-        case 'options':
-          readObject(b, start, (k, s, e) => {
-            if (k === 'num_predict') counts.numPredict = countField(b, s, e, `options.${k}`, MAX_TOKENS_FIELD)
-          })
-          return
-        case 'stream':
-          stream = isTrue(b, start, end)
-          return
-        case 'stream_options':
-          includeUsage = false
-          readObject(b, start, (k, s, e) => {
-            if (k === 'include_usage') includeUsage = isTrue(b, s, e)
-          })
-          return
-        default: {
-          // A repeated key counts once, as the parser keeps only the last.
-          const chars = promptChars(key, b, start, end)
-          if (chars !== undefined) prompt.set(key, chars)
+    forEachMember(
+      bytes,
+      jsonTextStart(bytes),
+      (_keyStart, _keyEnd, start, end) => {
+        const b = bytes!
+        if (key === undefined) return
+        switch (key) {
+          case 'max_completion_tokens':
+            counts.maxCompletionTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
+            return
+          case 'max_tokens':
+            counts.maxTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
+            return
+          case 'n_predict':
+            counts.nPredict = countField(b, start, end, key, MAX_TOKENS_FIELD)
+            return
+          case 'n':
+            counts.n = countField(b, start, end, key, MAX_CHOICES_FIELD)
+            return
+          case 'best_of':
+            counts.bestOf = countField(b, start, end, key, MAX_CHOICES_FIELD)
+            return
+          case 'parameters':
+            readObject(b, start, (k, s, e) => {
+              if (k === 'max_new_tokens')
+                counts.maxNewTokens = countField(b, s, e, `parameters.${k}`, MAX_TOKENS_FIELD)
+              else if (k === 'best_of')
+                counts.tgiBestOf = countField(b, s, e, `parameters.${k}`, MAX_CHOICES_FIELD)
+            })
+            return
+          case 'options':
+            readObject(b, start, (k, s, e) => {
+              if (k === 'num_predict')
+                counts.numPredict = countField(b, s, e, `options.${k}`, MAX_TOKENS_FIELD)
+            })
+            return
+          case 'stream':
+            stream = isTrue(b, start, end)
+            return
+          case 'stream_options':
+            includeUsage = false
+            readObject(b, start, (k, s, e) => {
+              if (k === 'include_usage') includeUsage = isTrue(b, s, e)
+            })
+            return
+          default: {
+            // A repeated key counts once, as the parser keeps only the last.
+            const chars = isTextField(key) ? text : schemaChars(key, start, end)
+            if (chars !== undefined) prompt.set(key, chars)
+          }
         }
-      }
-    })
+      },
+      measure,
+    )
   if (!json)
     return { promptTokens: 0, completionTokens: defaultMaxTokens, stream: false, includeUsage: false, json }
   let chars = 0

@@ -1,4 +1,15 @@
-import { COLON, QUOTE, skipSpace, stringEnd, valueEnd } from '../../forward/json-scan.js'
+import {
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COLON,
+  invalid,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  QUOTE,
+  skipSpace,
+  stringEnd,
+  valueEnd,
+} from '../../forward/json-scan.js'
 
 /** Characters (UTF-8 bytes) the estimate counts as one token. */
 export const CHARS_PER_TOKEN = 4
@@ -46,39 +57,58 @@ const MEDIA_KEYS = new Set([
   'file_data',
 ])
 
-/** Characters of prompt the top-level field `key` holds, or undefined when it holds none. */
-export function promptChars(key: string, body: Buffer, start: number, end: number): number | undefined {
-  if (SCHEMA_FIELDS.has(key)) return end - start
-  if (TEXT_FIELDS.has(key)) return textChars(body, start, end)
-  return undefined
+/** Characters of prompt a schema field holds (its JSON text), or undefined for any other field. */
+export function schemaChars(key: string, start: number, end: number): number | undefined {
+  return SCHEMA_FIELDS.has(key) ? end - start : undefined
+}
+
+export function isTextField(key: string): boolean {
+  return TEXT_FIELDS.has(key)
 }
 
 const MINUS = 0x2d
 const ZERO = 0x30
 const NINE = 0x39
 
-/** String bytes and numbers in `start`..`end`, skipping the values of media keys; one pass. */
-function textChars(body: Buffer, start: number, end: number): number {
+/**
+ * Reads the value at `at` of a text field: its string bytes and numbers, skipping the values of
+ * media keys; returns the characters and where the value ends. One pass, brackets counted, no
+ * recursion, so a deeply nested value costs its length.
+ */
+export function textValue(body: Buffer, at: number): { chars: number; end: number } {
+  const first = body[at]
+  if (first !== OPEN_BRACE && first !== OPEN_BRACKET) {
+    const end = valueEnd(body, at)
+    if (first === QUOTE) return { chars: end - at - 2, end }
+    return { chars: first === MINUS || (first! >= ZERO && first! <= NINE) ? CHARS_PER_TOKEN : 0, end }
+  }
   let chars = 0
-  let at = start
-  while (at < end) {
-    const byte = body[at]!
+  let depth = 0
+  let i = at
+  while (i < body.length) {
+    const byte = body[i]!
     if (byte === QUOTE) {
-      const close = stringEnd(body, at)
-      const next = skipSpace(body, close, end)
+      const close = stringEnd(body, i)
+      const next = skipSpace(body, close)
       if (body[next] === COLON) {
-        const value = skipSpace(body, next + 1, end)
-        at = isMediaKey(body, at, close) ? valueEnd(body, value, end) : value
+        const value = skipSpace(body, next + 1)
+        i = isMediaKey(body, i, close) ? valueEnd(body, value) : value
       } else {
-        chars += close - at - 2
-        at = close
+        chars += close - i - 2
+        i = close
       }
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      depth++
+      i++
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      i++
+      if (--depth === 0) return { chars, end: i }
     } else if (byte === MINUS || (byte >= ZERO && byte <= NINE)) {
       chars += CHARS_PER_TOKEN
-      at = valueEnd(body, at, end)
-    } else at++
+      i = valueEnd(body, i)
+    } else i++
   }
-  return chars
+  return invalid(at)
 }
 
 function isMediaKey(body: Buffer, start: number, end: number): boolean {

@@ -30,8 +30,9 @@ end
 
 /**
  * Reserves tokens in every window or none, in one round trip. ARGV: tokens wanted, deadline (ms
- * on the server's clock), then amount and window length (ms) per window. The reservation is
- * capped at the smallest room left; no room in some window refuses. Returns { allowed (1|0),
+ * on the server's clock), then amount and window length (ms) per window. Every window must have
+ * room for the estimate, or be unused when the estimate is more than its amount (the reservation
+ * is then capped at it); else the request is refused. Returns { allowed (1|0),
  * reserved, used_1, ttl_1, …, server time }, or { -1, server time } untouched past the deadline
  * (the caller has answered from its fallback by then).
  */
@@ -57,10 +58,11 @@ for i = 1, n do
     used = tonumber(redis.call('GET', KEYS[i]) or '0')
   end
   if amount - used < room then room = amount - used end
+  if amount - used < math.min(want, amount) then out[1] = 0 end
   out[2 * i + 1] = used
   out[2 * i + 2] = ttl
 end
--- room is min(want, smallest room left): no room left anywhere refuses, even for 0 wanted.
+-- No room left anywhere refuses, even for 0 wanted.
 for i = 1, n do
   if tonumber(ARGV[2 * i + 1]) - out[2 * i + 1] <= 0 then out[1] = 0 end
 end

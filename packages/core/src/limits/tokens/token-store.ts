@@ -2,9 +2,12 @@ import type { WindowSpec } from '../store.js'
 
 /** What a reservation found and took, in `windows` order. */
 export interface ReserveResult {
-  /** Every window had room left (at least one token); when false nothing was charged. */
+  /**
+   * Every window had room for the estimate (for one larger than a window's whole amount: that
+   * window was unused); when false nothing was charged.
+   */
   readonly allowed: boolean
-  /** Tokens charged to every window: the estimate, capped at the smallest room left. */
+  /** Tokens charged to every window: the estimate, capped at the smallest window's amount. */
   readonly reserved: number
   /** Tokens counted in each window after the reservation (before it, when refused). */
   readonly used: number[]
@@ -28,6 +31,9 @@ export interface TokenStore {
 interface Counter {
   used: number
   resetAt: number
+  /** The window's amount and length, for what an ended counter still carries (`carriedOver`). */
+  readonly amount: number
+  readonly windowMs: number
 }
 
 /**
@@ -47,14 +53,20 @@ export function carriedOver(
   return Math.max(0, used - passed * amount)
 }
 
+/** A counter whose window has ended and which carries nothing into the next: it can go. */
+function isDone(counter: Counter, now: number): boolean {
+  return (
+    counter.resetAt <= now &&
+    carriedOver(counter.used, counter.resetAt, counter.amount, counter.windowMs, now) === 0
+  )
+}
+
 /**
  * Fixed-window token counters in this process; the window starts at a key's first reservation,
  * and a window's overrun is carried into the next one (`carriedOver`).
  */
 export class MemoryTokenStore implements TokenStore {
   readonly #tables = new Map<string, Map<string, Counter>>()
-  /** Each table's window, for the sweep to know what an ended counter still carries. */
-  readonly #windows = new Map<string, WindowSpec>()
   readonly #now: () => number
   readonly #sweeper: NodeJS.Timeout
 
@@ -68,7 +80,7 @@ export class MemoryTokenStore implements TokenStore {
     const counter = this.#tables.get(w.id)?.get(key)
     if (counter === undefined) return undefined
     if (counter.resetAt > now) return counter
-    const carried = carriedOver(counter.used, counter.resetAt, w.amount, w.windowMs, now)
+    const carried = carriedOver(counter.used, counter.resetAt, counter.amount, counter.windowMs, now)
     if (carried === 0) return undefined
     counter.used = carried
     counter.resetAt = now + w.windowMs
@@ -81,14 +93,17 @@ export class MemoryTokenStore implements TokenStore {
     const used = new Array<number>(n)
     const resetMs = new Array<number>(n)
     let room = Number.POSITIVE_INFINITY
+    let fits = true
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
       const counter = this.#live(w, key, now)
       used[i] = counter?.used ?? 0
       resetMs[i] = counter === undefined ? w.windowMs : counter.resetAt - now
-      room = Math.min(room, w.amount - used[i]!)
+      const left = w.amount - used[i]!
+      room = Math.min(room, left)
+      if (left < Math.min(want, w.amount)) fits = false
     }
-    if (!(room > 0)) return { allowed: false, reserved: 0, used, resetMs }
+    if (!fits || !(room > 0)) return { allowed: false, reserved: 0, used, resetMs }
     const reserved = Math.min(want, room)
     for (let i = 0; i < n; i++) {
       const w = windows[i]!
@@ -116,26 +131,20 @@ export class MemoryTokenStore implements TokenStore {
     if (table === undefined) {
       table = new Map()
       this.#tables.set(w.id, table)
-      this.#windows.set(w.id, w)
     }
-    table.set(key, { used: delta, resetAt: now + w.windowMs })
+    table.set(key, { used: delta, resetAt: now + w.windowMs, amount: w.amount, windowMs: w.windowMs })
   }
 
   /** Deletes every counter whose window has ended, unless it still carries an overrun. */
   sweep(): void {
     const now = this.#now()
-    for (const [id, table] of this.#tables) {
-      const w = this.#windows.get(id)!
-      for (const [key, c] of table) {
-        if (c.resetAt <= now && carriedOver(c.used, c.resetAt, w.amount, w.windowMs, now) === 0)
-          table.delete(key)
-      }
+    for (const table of this.#tables.values()) {
+      for (const [key, counter] of table) if (isDone(counter, now)) table.delete(key)
     }
   }
 
   close(): void {
     clearInterval(this.#sweeper)
     this.#tables.clear()
-    this.#windows.clear()
   }
 }
