@@ -22,10 +22,15 @@ interface Gateway {
 }
 
 /** A gateway whose one backend declares `fake-model` only; the fake itself serves `hidden` too. */
-async function start(framework: Framework, backendUrl: string, tokens: string): Promise<Gateway> {
+async function start(
+  framework: Framework,
+  backendUrl: string,
+  tokens: string,
+  modelNames?: Record<string, string>,
+): Promise<Gateway> {
   const settled: TokenReservation[] = []
   const options = {
-    backends: [{ url: backendUrl, models: ['fake-model'] }],
+    backends: [{ url: backendUrl, models: ['fake-model'], modelNames }],
     keyGenerator: apiKeyKey,
     defaultTokens: tokens,
     onTokensSettled: (_req: unknown, r: TokenReservation) => {
@@ -99,6 +104,16 @@ describe.each(['Fastify', 'Express'] as const)(
       expect(answer.status).toBe(404)
       expect(answer.json().error.code).toBe('unknown_model')
       expect(backend.stats.requests).toBe(0)
+    })
+
+    it('renames the model (modelNames) in a body sent after a byte order mark', async () => {
+      const backend = await fake(cleanup, { models: ['served-name'] })
+      const gateway = await start(framework, backend.url, '20000 per minute', { 'fake-model': 'served-name' })
+      const body = Buffer.concat([BOM, bytes(chat())])
+      const answer = await send(gateway.port, { path: '/v1/chat/completions', headers: JSON_TYPE, body })
+      expect(answer.status).toBe(200)
+      expect(answer.json().model).toBe('served-name')
+      expect(backend.lastRequest!.body.subarray(0, 3)).toEqual(BOM)
     })
 
     it('refuses a body with a bare NaN it was told is JSON, or reads it; never forwards it unread', async () => {
