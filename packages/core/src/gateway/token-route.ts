@@ -48,6 +48,10 @@ const CHECK_FAILED: LimitAnswer = Object.freeze({
 /** A body above this size is scanned once per event-loop turn (about 10 ms of scanning). */
 const SCAN_TURN_BYTES = 1024 * 1024
 
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(() => setImmediate(resolve), 0))
+}
+
 const MADE_BY = new WeakMap<TokenReservation, object>()
 /** Reservations a forward settles from the usage: the end-of-response settle leaves them alone. */
 const FORWARDED = new WeakSet<TokenReservation>()
@@ -219,8 +223,9 @@ export class TokenRoute<Req> {
     input.observer = observer
     try {
       // The estimate scanned the body and the forward scans it again (model, prompt): for a large
-      // body, other requests get a turn in between rather than wait for both scans.
-      if (Buffer.isBuffer(input.body) && input.body.length > SCAN_TURN_BYTES) await new Promise(setImmediate)
+      // body, other requests get a turn in between rather than wait for both scans (a timer turn,
+      // then the I/O that arrived meanwhile, which runs before an immediate set from a timer).
+      if (Buffer.isBuffer(input.body) && input.body.length > SCAN_TURN_BYTES) await nextTurn()
       await gateway.forward(route, input)
     } finally {
       const measured = observer.measured()

@@ -1,15 +1,13 @@
-import {
-  CLOSE_BRACE,
-  CLOSE_BRACKET,
-  COLON,
-  invalid,
-  OPEN_BRACE,
-  OPEN_BRACKET,
-  QUOTE,
-  skipSpace,
-  stringEnd,
-  valueEnd,
-} from '../../forward/json-scan.js'
+import { invalid, skipSpace, stringEnd, valueEnd } from '../../forward/json-scan.js'
+
+// The bytes the loop below compares, as local constants: a hot loop over every byte of a body
+// should not read imported bindings (a module transform may turn each into a property access).
+const QUOTE = 0x22
+const COLON = 0x3a
+const OPEN_BRACE = 0x7b
+const CLOSE_BRACE = 0x7d
+const OPEN_BRACKET = 0x5b
+const CLOSE_BRACKET = 0x5d
 
 /** Characters (UTF-8 bytes) the estimate counts as one token. */
 export const CHARS_PER_TOKEN = 4
