@@ -57,9 +57,10 @@ const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/
  * (`"5000"`, which pydantic would coerce), a fraction, a negative, `NaN`, a huge value.
  */
 function countField(body: Buffer, start: number, end: number, name: string, max: number): number | undefined {
-  const text = body.toString('latin1', start, end)
+  // No number an engine reads as an integer in range is longer than this.
+  const text = body.toString('latin1', start, Math.min(end, start + 40))
   if (text === 'null') return undefined
-  const value = NUMBER.test(text) ? Number(text) : Number.NaN
+  const value = end - start <= 40 && NUMBER.test(text) ? Number(text) : Number.NaN
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw new InvalidTokenFieldError(
       `\`${name}\` must be an integer from 0 to ${max} (a JSON number, not a string), not ${text.slice(0, 40)}`,
@@ -68,9 +69,13 @@ function countField(body: Buffer, start: number, end: number, name: string, max:
   return value
 }
 
-/** The key at `start`..`end` (quotes included) as a string, when it is short enough to matter. */
+/**
+ * The key at `start`..`end` (quotes included) as a string, escapes decoded, when it is short
+ * enough to be one the estimate reads: `max_completion_tokens` written wholly in `\u` escapes
+ * is 128 bytes.
+ */
 function keyOf(body: Buffer, start: number, end: number): string | undefined {
-  if (end - start > 64) return undefined
+  if (end - start > 160) return undefined
   return hasEscape(body, start, end)
     ? decodeString(body, start, end)
     : body.toString('latin1', start + 1, end - 1)

@@ -41,6 +41,8 @@ describe('the token estimate reads the answer cap as the engine does', () => {
       5,
     )
     expect(estimateRequest(Buffer.from('{"\\u006dax_tokens":5000}'), DEFAULT).completionTokens).toBe(5000)
+    const hidden = `{"max_tokens":1,"\\u006d\\u0061\\u0078\\u005f\\u0063\\u006f\\u006d\\u0070\\u006c\\u0065\\u0074\\u0069\\u006f\\u006e\\u005f\\u0074\\u006f\\u006b\\u0065\\u006e\\u0073":7000}`
+    expect(estimateRequest(Buffer.from(hidden), DEFAULT).completionTokens).toBe(7000)
   })
 
   it.each([
@@ -52,6 +54,7 @@ describe('the token estimate reads the answer cap as the engine does', () => {
     ['a huge value', `{"max_completion_tokens":${MAX_TOKENS_FIELD + 1}}`],
     ['a boolean', '{"best_of":true}'],
     ['an object', '{"parameters":{"max_new_tokens":{}}}'],
+    ['a 400-digit number', `{"max_tokens":${'9'.repeat(400)}}`],
     ['a string in options', '{"options":{"num_predict":"100"}}'],
   ])('refuses %s rather than guessing', (_what, text) => {
     expect(() => estimateRequest(Buffer.from(text), DEFAULT)).toThrow(InvalidTokenFieldError)
