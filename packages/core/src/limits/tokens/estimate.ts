@@ -84,7 +84,10 @@ function keyOf(body: Buffer, start: number, end: number): string | undefined {
 interface Counts {
   maxCompletionTokens?: number | undefined
   maxTokens?: number | undefined
+  maxOutputTokens?: number | undefined
   nPredict?: number | undefined
+  sglangMaxNewTokens?: number | undefined
+  sglangN?: number | undefined
   maxNewTokens?: number | undefined
   numPredict?: number | undefined
   n?: number | undefined
@@ -107,14 +110,15 @@ function isTrue(body: Buffer, start: number, end: number): boolean {
 
 /**
  * The answer's cap as the engines read it: vLLM's `max_completion_tokens or max_tokens` (0 is
- * falsy there, so it falls through), llama.cpp's `n_predict`, TGI's `parameters.max_new_tokens`,
+ * falsy there, so it falls through; `max_output_tokens` in the Responses API), llama.cpp's
+ * `n_predict`, TGI's `parameters.max_new_tokens`, SGLang's `sampling_params.max_new_tokens`,
  * Ollama's `options.num_predict`; the largest of those present, else the default.
  */
 function answerCap(c: Counts, defaultMaxTokens: number): number {
   let cap = -1
-  for (const native of [c.nPredict, c.maxNewTokens, c.numPredict])
+  for (const native of [c.nPredict, c.maxNewTokens, c.sglangMaxNewTokens, c.numPredict])
     if (native !== undefined) cap = Math.max(cap, native)
-  const openai = c.maxCompletionTokens || c.maxTokens
+  const openai = c.maxCompletionTokens || c.maxTokens || c.maxOutputTokens
   if (openai || cap < 0) cap = Math.max(cap, openai || defaultMaxTokens)
   return cap
 }
@@ -159,6 +163,9 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
           case 'max_tokens':
             counts.maxTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
             return
+          case 'max_output_tokens':
+            counts.maxOutputTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
+            return
           case 'n_predict':
             counts.nPredict = countField(b, start, end, key, MAX_TOKENS_FIELD)
             return
@@ -168,7 +175,10 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
           case 'best_of':
             counts.bestOf = countField(b, start, end, key, MAX_CHOICES_FIELD)
             return
+          // A repeated object counts as its last, as the parser keeps only that one.
           case 'parameters':
+            counts.maxNewTokens = undefined
+            counts.tgiBestOf = undefined
             readObject(b, start, (k, s, e) => {
               if (k === 'max_new_tokens')
                 counts.maxNewTokens = countField(b, s, e, `parameters.${k}`, MAX_TOKENS_FIELD)
@@ -176,7 +186,18 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
                 counts.tgiBestOf = countField(b, s, e, `parameters.${k}`, MAX_CHOICES_FIELD)
             })
             return
+          case 'sampling_params':
+            counts.sglangMaxNewTokens = undefined
+            counts.sglangN = undefined
+            readObject(b, start, (k, s, e) => {
+              if (k === 'max_new_tokens')
+                counts.sglangMaxNewTokens = countField(b, s, e, `sampling_params.${k}`, MAX_TOKENS_FIELD)
+              else if (k === 'n')
+                counts.sglangN = countField(b, s, e, `sampling_params.${k}`, MAX_CHOICES_FIELD)
+            })
+            return
           case 'options':
+            counts.numPredict = undefined
             readObject(b, start, (k, s, e) => {
               if (k === 'num_predict')
                 counts.numPredict = countField(b, s, e, `options.${k}`, MAX_TOKENS_FIELD)
@@ -204,7 +225,7 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
     return { promptTokens: 0, completionTokens: defaultMaxTokens, stream: false, includeUsage: false, json }
   let chars = 0
   for (const value of prompt.values()) chars += value
-  const answers = Math.max(1, counts.n ?? 1, counts.bestOf ?? 1, counts.tgiBestOf ?? 1)
+  const answers = Math.max(1, counts.n ?? 1, counts.bestOf ?? 1, counts.tgiBestOf ?? 1, counts.sglangN ?? 1)
   return {
     promptTokens: tokensForChars(chars),
     completionTokens: answerCap(counts, defaultMaxTokens) * answers,

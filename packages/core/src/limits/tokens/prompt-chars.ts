@@ -15,17 +15,19 @@ export const CHARS_PER_TOKEN = 4
 /**
  * How much of the prompt each top-level field holds, for the estimate. Text fields count the
  * bytes of their strings (chat `messages` with their text parts, tool calls and names; completion
- * `prompt`, Responses `input`, TGI `inputs`, Ollama `system`…), and a number in them counts as a
- * token (a prompt given as token ids). Media (images, audio, files) is skipped: the engine counts
- * it in its own way and the usage settles it. Schema fields (`tools`, `functions`,
- * `response_format`…) are rendered into the prompt as JSON by the chat template, so their whole
- * JSON text counts.
+ * `prompt`, Responses `input`, TGI `inputs`, SGLang `text`/`input_ids`, Ollama `system`…), and a
+ * number in them counts as a token (a prompt given as token ids). Media (images, audio, files) is
+ * skipped: the engine counts it in its own way and the usage settles it. Schema fields (`tools`,
+ * `functions`, `response_format`…) are rendered into the prompt as JSON by the chat template, so
+ * their whole JSON text counts.
  */
 const TEXT_FIELDS = new Set([
   'messages',
   'prompt',
   'input',
   'inputs',
+  'input_ids',
+  'text',
   'suffix',
   'system',
   'instructions',

@@ -32,6 +32,10 @@ describe('the token estimate reads the answer cap as the engine does', () => {
       1400,
     )
     expect(estimate({ prompt: 'x', options: { num_predict: 900 } }).completionTokens).toBe(900)
+    expect(estimate({ text: 'x', sampling_params: { max_new_tokens: 300, n: 3 } }).completionTokens).toBe(900)
+    expect(estimate({ input: 'x', max_output_tokens: 4000 }).completionTokens).toBe(4000)
+    const repeated = '{"inputs":"x","parameters":{"max_new_tokens":9000},"parameters":{"max_new_tokens":5}}'
+    expect(estimateRequest(Buffer.from(repeated), DEFAULT).completionTokens).toBe(5)
   })
 
   it('reads integral numbers as Python does, the last of repeated keys', () => {
