@@ -163,7 +163,7 @@ export class Exchange implements DispatchOwner {
           if (wantsPrompt) input.prompt = promptOf(input.readPrompt!, body, fields)
         } catch (err) {
           if (!(err instanceof InvalidJsonBodyError)) throw err
-          sendJsonError(req, res, 400, 'invalid_json', err.message)
+          sendJsonError(req, res, err.status, err.code, err.message)
           return
         }
       }
