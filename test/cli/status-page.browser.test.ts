@@ -72,7 +72,7 @@ describe('status page in Chromium', () => {
     const file = configFile(`listen: { host: 127.0.0.1, port: 0 }
 defaultLimits: 200 per day, 50 per hour
 applicationLimits: 1000 per hour
-defaultTokens: 60 per hour
+defaultTokens: 100000 per hour
 strategy: round-robin
 maxAttempts: 3
 loadReports: { intervalMs: 200 }
@@ -147,7 +147,7 @@ status: { path: /gateway, refreshMs: 200 }
     const good = await fake(cleanup, { name: 'good', answerTokens: 20 })
     const file = configFile(`listen: { host: 127.0.0.1, port: 0 }
 defaultTokens: 10 per hour
-fairness: { tenant: x-tenant }
+fairness: {}
 backends:
   - { url: "${good.url}", id: good, models: [fake-model] }
 routes:
