@@ -83,7 +83,9 @@ describeWithEngine(engine).each(['Fastify', 'Express'] as const)('llama-server t
 
       const stream = await client.chat.completions.create({
         model: 'tiny',
-        ...request({ stream: true, stream_options: { include_usage: true } }),
+        ...request(),
+        stream: true,
+        stream_options: { include_usage: true },
       } as OpenAI.ChatCompletionCreateParamsStreaming)
       let text = ''
       let usage: OpenAI.CompletionUsage | undefined | null

@@ -1,8 +1,9 @@
 // Routing against real llama-servers: their /metrics as the gateway reads them, least-load
 // following what they report, failover when one dies, and their habit of closing a connection after
 // every streamed response.
-import { startFakeModelServer } from '@tollgate/examples/fake-model-server'
+
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { startFakeModelServer } from '../../examples/fake-model-server.js'
 import { ENGINE_METRICS, toLoadReport } from '../../packages/core/src/balance/load-reports/engines.js'
 import { Cleanup } from '../helpers/cleanup.js'
 import { openStream, send } from '../helpers/http.js'
