@@ -8,7 +8,7 @@
  * the strategies take turns, so drift in the machine's load spreads over all of them.
  *
  *   node bench/engine.js [--clients 1,3,6] [--runs 3] [--strategies round-robin,least-load,prefix-affinity]
- *                        [--requests 10] [--out FILE] [--no-write]
+ *                        [--requests 12] [--out FILE] [--no-write]
  *
  * Writes its section of bench/RESULTS.md (or FILE); `--no-write` only prints it. Needs `npm run build`.
  */
@@ -25,7 +25,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '1,3,6' },
     runs: { type: 'string', default: '3' },
     strategies: { type: 'string', default: 'round-robin,least-load,prefix-affinity' },
-    requests: { type: 'string', default: '10' },
+    requests: { type: 'string', default: '12' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
   },
@@ -70,6 +70,8 @@ const SYSTEM_PROMPTS = Array.from({ length: PROMPTS }, (_, p) => {
 function startProcess(cmd, args, ready, what) {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    running.add(child)
+    child.once('exit', () => running.delete(child))
     let output = ''
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
@@ -89,6 +91,15 @@ function startProcess(cmd, args, ready, what) {
       clearTimeout(timer)
       reject(new Error(`${what} exited with ${code}:\n${output.slice(-2000)}`))
     })
+  })
+}
+
+/** Every process this bench started and has not stopped: killed too when the bench is interrupted. */
+const running = new Set()
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    for (const child of running) child.kill('SIGKILL')
+    process.exit(130)
   })
 }
 
