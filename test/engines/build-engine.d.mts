@@ -5,6 +5,6 @@ export interface Engine {
   model: string
 }
 
-export function engineCommit(): string
+export const SOURCE_PACKAGE: { name: string; version: string; integrity: string }
 export function findEngine(): Engine | null
 export function ensureEngine(options?: { say?: (line: string) => void }): Promise<Engine>

@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-// Builds llama.cpp's llama-server on the CPU from the source that the pinned node-llama-cpp package
-// ships (llama/gitRelease.bundle), and writes a tiny random-weight model for it, so that the engine
-// tests and bench/engine.js run a real engine with nothing downloaded. Both go to a cache outside the
+// Builds llama.cpp's llama-server on the CPU from the source that the npm package node-llama-cpp
+// ships (llama/gitRelease.bundle, a git bundle of one llama.cpp commit), and writes a tiny
+// random-weight model for it, so that the engine tests and bench/engine.js run a real engine. The
+// package is fetched with `npm pack` at the exact version and checked against its registry
+// integrity below: a pinned commit, without installing the package (and its ~700 MB of optional
+// prebuilt binaries for every platform) into node_modules. Everything goes to a cache outside the
 // repository, keyed by the llama.cpp commit: made once per machine, reused by every checkout.
 //
 //   node test/engines/build-engine.mjs          build if needed, print LLAMA_SERVER=... and LLAMA_MODEL=...
@@ -9,10 +12,12 @@
 // LLAMA_SERVER and LLAMA_MODEL, when both are set, name an engine built elsewhere and skip all this.
 // TOLLGATE_ENGINE_CACHE overrides the cache folder; TOLLGATE_ENGINE_JOBS the build's parallelism (2).
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import {
   appendFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -23,8 +28,14 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const repoRoot = resolve(here, '../..')
-const bundlePath = join(repoRoot, 'node_modules/node-llama-cpp/llama/gitRelease.bundle')
+
+/** The package that carries llama.cpp's source, and what the registry says its tarball hashes to. */
+export const SOURCE_PACKAGE = {
+  name: 'node-llama-cpp',
+  version: '3.22.1',
+  integrity:
+    'sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw==',
+}
 
 const CMAKE_FLAGS = [
   '-DCMAKE_BUILD_TYPE=Release',
@@ -35,23 +46,22 @@ const CMAKE_FLAGS = [
   '-DLLAMA_BUILD_SERVER=ON',
 ]
 
-/** The llama.cpp commit the installed bundle holds. */
-export function engineCommit() {
-  if (!existsSync(bundlePath)) {
-    throw new Error(`${bundlePath} is missing: run \`npm ci\` (node-llama-cpp ships llama.cpp's source)`)
-  }
-  const heads = run('git', ['bundle', 'list-heads', bundlePath], { capture: true })
-  const commit = /^([0-9a-f]{40}) HEAD$/m.exec(heads)?.[1] ?? /^([0-9a-f]{40}) /m.exec(heads)?.[1]
-  if (!commit) throw new Error(`no commit found in ${bundlePath}`)
-  return commit
-}
-
-/** Where the engine of this checkout lives (whether or not it is built yet). */
-export function enginePaths(commit = engineCommit()) {
-  const cacheRoot =
+function cacheRoot() {
+  return (
     process.env.TOLLGATE_ENGINE_CACHE ??
     join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tollgate', 'llama.cpp')
-  const dir = join(cacheRoot, commit)
+  )
+}
+
+/** Where the source package's bundle is unpacked, and the record of the engine built from it. */
+function sourcePaths() {
+  const dir = join(cacheRoot(), `${SOURCE_PACKAGE.name}-${SOURCE_PACKAGE.version}`)
+  return { dir, bundle: join(dir, 'gitRelease.bundle'), built: join(dir, 'engine.json') }
+}
+
+/** Where the engine of `commit` lives (whether or not it is built yet). */
+export function enginePaths(commit) {
+  const dir = join(cacheRoot(), commit)
   return {
     commit,
     dir,
@@ -61,17 +71,21 @@ export function enginePaths(commit = engineCommit()) {
     model: join(dir, 'tiny-random-llama.gguf'),
     stamp: join(dir, 'ready.json'),
     log: join(dir, 'build.log'),
-    lock: `${dir}.lock`,
   }
 }
 
-/** The engine when it is ready, or null; builds nothing. */
+/** The engine when it is ready, or null; builds nothing and needs no network. */
 export function findEngine() {
   if (process.env.LLAMA_SERVER && process.env.LLAMA_MODEL) {
     return { server: process.env.LLAMA_SERVER, model: process.env.LLAMA_MODEL }
   }
-  if (!existsSync(bundlePath)) return null
-  const paths = enginePaths()
+  let built
+  try {
+    built = JSON.parse(readFileSync(sourcePaths().built, 'utf8'))
+  } catch {
+    return null
+  }
+  const paths = enginePaths(built.commit)
   if (!existsSync(paths.stamp) || !existsSync(paths.server) || !existsSync(paths.model)) return null
   return { server: paths.server, model: paths.model }
 }
@@ -80,18 +94,23 @@ export function findEngine() {
 export async function ensureEngine({ say = (line) => process.stderr.write(`${line}\n`) } = {}) {
   const ready = findEngine()
   if (ready) return ready
-  const paths = enginePaths()
-  mkdirSync(dirname(paths.dir), { recursive: true })
-  await acquireLock(paths.lock, say)
+  const root = cacheRoot()
+  mkdirSync(root, { recursive: true })
+  const lock = join(root, '.lock')
+  await acquireLock(lock, say)
   try {
     const again = findEngine()
     if (again) return again
+    const source = sourcePaths()
+    if (!existsSync(source.bundle)) fetchBundle(source, say)
+    const commit = bundleCommit(source.bundle)
+    const paths = enginePaths(commit)
     mkdirSync(paths.dir, { recursive: true })
-    say(`building llama-server ${paths.commit.slice(0, 12)} in ${paths.dir} (log: ${paths.log})`)
+    say(`building llama-server ${commit.slice(0, 12)} in ${paths.dir} (log: ${paths.log})`)
     if (!existsSync(join(paths.source, 'CMakeLists.txt'))) {
       rmSync(`${paths.source}.tmp`, { recursive: true, force: true })
-      run('git', ['clone', '--quiet', bundlePath, `${paths.source}.tmp`], { log: paths.log })
-      run('git', ['-C', `${paths.source}.tmp`, 'checkout', '--quiet', paths.commit], { log: paths.log })
+      run('git', ['clone', '--quiet', source.bundle, `${paths.source}.tmp`], { log: paths.log })
+      run('git', ['-C', `${paths.source}.tmp`, 'checkout', '--quiet', commit], { log: paths.log })
       rmSync(paths.source, { recursive: true, force: true })
       renameSync(`${paths.source}.tmp`, paths.source)
     }
@@ -112,14 +131,45 @@ export async function ensureEngine({ say = (line) => process.stderr.write(`${lin
       )
       renameSync(`${paths.model}.tmp`, paths.model)
     }
-    writeFileSync(
-      paths.stamp,
-      `${JSON.stringify({ commit: paths.commit, server: paths.server, model: paths.model })}\n`,
-    )
+    const record = `${JSON.stringify({ commit, server: paths.server, model: paths.model })}\n`
+    writeFileSync(paths.stamp, record)
+    writeFileSync(source.built, record)
     return { server: paths.server, model: paths.model }
   } finally {
-    rmSync(paths.lock, { recursive: true, force: true })
+    rmSync(lock, { recursive: true, force: true })
   }
+}
+
+/** `npm pack` of the pinned package, checked against its integrity, then only its bundle kept. */
+function fetchBundle(source, say) {
+  const { name, version, integrity } = SOURCE_PACKAGE
+  say(`fetching ${name}@${version} for the llama.cpp source it ships`)
+  const work = `${source.dir}.tmp`
+  rmSync(work, { recursive: true, force: true })
+  mkdirSync(work, { recursive: true })
+  run('npm', ['pack', `${name}@${version}`, '--pack-destination', work, '--silent'], { capture: true })
+  const tarball = readdirSync(work).find((file) => file.endsWith('.tgz'))
+  if (tarball === undefined) throw new Error(`npm pack ${name}@${version} wrote no tarball`)
+  const digest = `sha512-${createHash('sha512')
+    .update(readFileSync(join(work, tarball)))
+    .digest('base64')}`
+  if (digest !== integrity) {
+    throw new Error(
+      `${name}@${version} does not match its pinned integrity: got ${digest}, expected ${integrity}`,
+    )
+  }
+  run('tar', ['-xzf', join(work, tarball), '-C', work, 'package/llama/gitRelease.bundle'])
+  mkdirSync(source.dir, { recursive: true })
+  renameSync(join(work, 'package/llama/gitRelease.bundle'), source.bundle)
+  rmSync(work, { recursive: true, force: true })
+}
+
+/** The llama.cpp commit a bundle holds. */
+function bundleCommit(bundle) {
+  const heads = run('git', ['bundle', 'list-heads', bundle], { capture: true })
+  const commit = /^([0-9a-f]{40}) HEAD$/m.exec(heads)?.[1] ?? /^([0-9a-f]{40}) /m.exec(heads)?.[1]
+  if (!commit) throw new Error(`no commit found in ${bundle}`)
+  return commit
 }
 
 // mkdir is atomic: the process that creates the folder holds the lock; its pid inside lets a later
