@@ -301,7 +301,7 @@ function render(results, load, seconds) {
       rows,
     ),
     '',
-    `_${new Date().toISOString()}, \`${command}\`, ${seconds.toFixed(0)} s; ${cpus().length} cores shared with other work: load average ${load.map((l) => l.toFixed(1)).join(' → ')} over the run, so compare within a run, not across files._`,
+    `_${new Date().toISOString()}, \`${command}\`, ${seconds.toFixed(0)} s; ${cpus().length} cores shared with other work: 1-minute load average ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)} over the run (sampled after each cell), so compare within a run, not across files._`,
   ].join('\n')
 }
 
