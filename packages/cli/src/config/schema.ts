@@ -30,6 +30,7 @@ const backendCommon = {
     description: 'a mapping of client model names to the names this backend expects',
   },
   forwardAuthorization: { type: 'boolean' },
+  keepAliveAfterStreams: { type: 'boolean' },
   metrics: {
     oneOf: [
       { type: 'string', enum: ['vllm', 'sglang', 'tgi', 'llamacpp'] },

@@ -70,6 +70,7 @@ export class BackendState implements BackendTarget {
   zoneRank = 0
   /** Its own headers and model names; kept out of `snapshot()`, since headers hold credentials. */
   readonly connection: BackendConnection | undefined
+  readonly keepAliveAfterStreams: boolean
 
   inFlight = 0
   /** Requests waiting in the gateway queue that this backend could serve. */
@@ -100,6 +101,7 @@ export class BackendState implements BackendTarget {
     this.maxConcurrency = config.maxConcurrency
     this.metrics = config.metrics
     this.connection = config.connection
+    this.keepAliveAfterStreams = config.keepAliveAfterStreams
     this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }

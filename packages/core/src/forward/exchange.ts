@@ -10,6 +10,7 @@ import { bodyPlan, forwardedInfo, forwardedPath, refuseBody, refusePath } from '
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
 import { type DispatchOwner, LeaseDispatch } from './lease-dispatch.js'
 import { promptOf } from './prompt-fields.js'
+import type { Attempt } from './relay.js'
 import { readRequestBody, StreamedBody } from './request-body.js'
 import type { ForwardObserver, ForwardRequest } from './types.js'
 import { UploadDeadline } from './upload-deadline.js'
@@ -240,6 +241,10 @@ export class Exchange implements DispatchOwner {
     const retryable = code !== undefined && (policy.timeoutCodes.has(code) || policy.retryCodes.has(code))
     if (retryable && this.claimRetry()) this.dispatch!.retry()
     else this.failures().answer(this.req, this.res)
+  }
+
+  retryOnFreshConnection(failed: Attempt): boolean {
+    return !this.closed && this.replayable && this.dispatch!.retryFresh(failed)
   }
 
   commit(status: number, headers: IncomingHttpHeaders, backendId: string): boolean {
