@@ -9,17 +9,21 @@
  *   node bench/gc.js --only express          gateways whose id contains one of these (comma-separated)
  *   node bench/gc.js --requests 10000 --sse-requests 2000
  *   node bench/gc.js --allocations           also bytes allocated per request (a second, sampled pass)
+ *   node bench/gc.js --write                 also puts the section into bench/RESULTS.md
  *
  * Small JSON answers go one at a time over one kept-alive connection (so no count depends on how
  * requests happen to overlap); SSE streams (16 events 2 ms apart) eight at a time.
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { num, table } from './lib/markdown.js'
+import { mergeSections, parseSections, renderSections } from './lib/results-sections.js'
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +31,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '10000' },
     'sse-requests': { type: 'string', default: '2000' },
     allocations: { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false },
   },
 })
 const here = (/** @type {string} */ path) => fileURLToPath(new URL(path, import.meta.url))
@@ -179,9 +184,25 @@ try {
 } finally {
   await origin.stop()
 }
-console.log(
-  `Per 10,000 requests after ${WARMUP} warm-up requests, ${values.requests} small JSON and ` +
-    `${values['sse-requests']} SSE requests measured (\`node bench/gc.js\`). "Promoted" is what ` +
-    'scavenges moved to the old generation; pauses are timings and move with the load.\n\n' +
-    sections.join('\n\n'),
-)
+let commit = 'unknown'
+try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
+} catch {}
+const section =
+  '## Garbage collection per forwarded request\n\n' +
+  `${new Date().toISOString().slice(0, 10)}, commit ${commit}, node ${process.version}, load ` +
+  `${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')} at the end. Per 10,000 requests after up to ${WARMUP} warm-up requests; ` +
+  `${values.requests} small JSON and ${values['sse-requests']} SSE requests measured (\`node bench/gc.js\`). ` +
+  '"Promoted" is what scavenges moved to the old generation, which repeats from run to run whatever the ' +
+  'load; scavenge and full-collection milliseconds and the longest pause are timings and move with it.\n\n' +
+  sections.join('\n\n')
+console.log(section)
+if (values.write) {
+  const results = here('./RESULTS.md')
+  const current = readFileSync(results, 'utf8')
+  const head = current.split('<!-- suite:')[0] ?? ''
+  const merged = mergeSections(parseSections(current), { gc: section }, ['gc'])
+  writeFileSync(results, `${head}${renderSections(merged)}\n`)
+}
