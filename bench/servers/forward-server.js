@@ -83,8 +83,8 @@ async function expressGateway() {
   } else {
     throw new Error(`unknown variant ${variant}`)
   }
-  // tollgate-express serves through expressServer(app), as its README says to; the -listen
-  // variants through a plain http.createServer(app), which is what app.listen() does.
+  // tollgate-express serves through expressServer(app), as the README says to; the others through
+  // a plain http.createServer(app), which is what app.listen() does.
   const server =
     variant === 'tollgate-express'
       ? (await import('@tollgate/express')).expressServer(app)
