@@ -31,10 +31,16 @@ export type ExpressServerOptions = Omit<ServerOptions, 'IncomingMessage' | 'Serv
  */
 export function expressServer(app: Application, options: ExpressServerOptions = {}): Server {
   const { request, response } = app as Application & AppPrototypes
-  if (typeof app !== 'function' || typeof request !== 'object' || typeof response !== 'object') {
+  if (
+    typeof app !== 'function' ||
+    typeof request !== 'object' ||
+    request === null ||
+    typeof response !== 'object' ||
+    response === null
+  ) {
     fail('expressServer(app)', 'an Express application (const app = express())', app)
   }
-  // Plain constructor functions calling Node's, as Node's own subclasses do: objects made with
+  // Plain constructor functions that call Node's: objects made instead with
   // `Reflect.construct(IncomingMessage, args, AppRequest)` are promoted just as the changed ones are.
   function AppRequest(this: IncomingMessage, socket: Socket): void {
     initRequest.call(this, socket)
