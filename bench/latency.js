@@ -20,7 +20,11 @@ const SSE_CHUNKS = 16
 const SSE_INTERVAL_MS = 2
 const GATEWAYS = [
   { id: 'tollgate-fastify', label: 'tollgate forward (Fastify)' },
-  { id: 'tollgate-express', label: 'tollgate forward (Express)' },
+  { id: 'tollgate-express', label: 'tollgate forward (Express, `expressServer(app)`)' },
+  // What app.listen() serves: Express changes each request's prototype, whose objects then all
+  // reach the old generation (see expressServer); the Express peer below is served the same way.
+  { id: 'tollgate-express-listen', label: 'tollgate forward (Express, `app.listen()`)' },
+  { id: 'http-proxy-middleware', label: 'http-proxy-middleware (Express, `app.listen()`, keep-alive agent)' },
   { id: 'reply-from', label: '@fastify/reply-from' },
 ]
 const WORKLOADS = [

@@ -1,6 +1,6 @@
 // An Express gateway in front of OpenAI-compatible model servers.
 // Run: npm run build && BACKENDS=http://127.0.0.1:8001,http://127.0.0.1:8002 node examples/express-gateway.js
-import { tollgate } from '@tollgate/express'
+import { expressServer, tollgate } from '@tollgate/express'
 import express from 'express'
 
 export function buildGateway({ backends, strategy = 'round-robin', store } = {}) {
@@ -24,7 +24,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(1)
   }
   const { app, gate } = buildGateway({ backends })
-  const server = app.listen(Number(process.env.PORT ?? 3001), '127.0.0.1', () => {
+  // expressServer(app) rather than app.listen(): see the README's Express section.
+  const server = expressServer(app).listen(Number(process.env.PORT ?? 3001), '127.0.0.1', () => {
     console.log(`gateway on http://127.0.0.1:${server.address().port}`)
   })
   // Both at once: the server stops accepting and waits for open connections, while gate.close()

@@ -2,7 +2,8 @@
  * One forwarding gateway per process (so its CPU time is its own):
  *   node bench/servers/forward-server.js <variant> <backend URLs, comma-separated> [strategy] [hash header]
  * The hash header is the consistent-hash key (tollgate's `hashKey` option).
- * Variants: tollgate-fastify, tollgate-express, reply-from, http-proxy, http-proxy-middleware.
+ * Variants: tollgate-fastify, tollgate-express (served by expressServer), tollgate-express-listen
+ * (served as app.listen() would), reply-from, http-proxy, http-proxy-middleware.
  * Prints {"port":N} once listening, or {"skip":"why"} when the tollgate build has no forward() yet.
  */
 import { createServer } from 'node:http'
@@ -54,7 +55,7 @@ async function fastifyGateway() {
 async function expressGateway() {
   const { default: express } = await import('express')
   const app = express()
-  if (variant === 'tollgate-express') {
+  if (variant === 'tollgate-express' || variant === 'tollgate-express-listen') {
     const { tollgate } = await import('@tollgate/express')
     /** @type {any} */
     let gate
@@ -82,7 +83,12 @@ async function expressGateway() {
   } else {
     throw new Error(`unknown variant ${variant}`)
   }
-  const server = createServer(app)
+  // tollgate-express serves through expressServer(app), as the README says to; the others through
+  // a plain http.createServer(app), which is what app.listen() does.
+  const server =
+    variant === 'tollgate-express'
+      ? (await import('@tollgate/express')).expressServer(app)
+      : createServer(app)
   closers.unshift(
     () =>
       new Promise((resolve) => {
@@ -102,7 +108,7 @@ process.once('SIGTERM', shutdown)
 process.once('SIGINT', shutdown)
 
 try {
-  const express = variant === 'tollgate-express' || variant === 'http-proxy-middleware'
+  const express = variant.startsWith('tollgate-express') || variant === 'http-proxy-middleware'
   const port = express ? await expressGateway() : await fastifyGateway()
   console.log(JSON.stringify({ port }))
 } catch (err) {

@@ -134,6 +134,39 @@ keyPrefix: "$\${literal}"
     expect([...schema, ...plugin].join('\n')).not.toContain('very-secret')
   })
 
+  it('never prints a value from the environment reached through a YAML alias', async () => {
+    const secret = 'sk-live-alias-secret'
+    const env = { SECRET: secret, BACKEND_URL: `ftp://user:${secret}@x` }
+    // A scalar alias read by the plugin's own checks.
+    const plugin = await asyncProblemsOf(() =>
+      checkConfigFile(file(`keyPrefix: &s "\${SECRET}"\ndefaultLimits: *s\nroutes: []\n`), env),
+    )
+    expect(plugin).toEqual([
+      expect.stringMatching(
+        /:2:16: option "defaultLimits" is not valid; its value comes from an environment variable/,
+      ),
+    ])
+    // A scalar alias the schema refuses.
+    const schema = problemsOf(() =>
+      loadConfig(file(`keyPrefix: &u "\${BACKEND_URL}"\nbackends:\n  - { url: *u }\n`), env),
+    )
+    expect(schema).toEqual([
+      expect.stringMatching(/backends\[0\]\.url must be an http:\/\/ or https:\/\/ URL$/),
+    ])
+    // An alias to a mapping that holds the value.
+    const nested = problemsOf(() =>
+      loadConfig(
+        file(`backends:\n  - &b { url: http://127.0.0.1:8001, weight: "\${SECRET}" }\n  - *b\n`),
+        env,
+      ),
+    )
+    expect(nested).toEqual([
+      expect.stringMatching(/:2:\d+: backends\[0\]\.weight must be a number$/),
+      expect.stringMatching(/:3:5: backends\[1\]\.weight must be a number$/),
+    ])
+    expect([...plugin, ...schema, ...nested].join('\n')).not.toContain('alias-secret')
+  })
+
   it('maps the plugin option errors to the line of the value, past DNS entries', async () => {
     const path = file(`backends:
   - { dns: models.internal, port: 8000 }

@@ -436,6 +436,31 @@ export function describeRateLimits(framework: string, cleanup: Cleanup, startApp
         expect(res.text()).not.toContain('broken body builder')
       })
 
+      for (const [kind, rejectionBody] of [
+        ['a BigInt', () => ({ retryIn: 10n })],
+        [
+          'a circular object',
+          () => {
+            const body: Record<string, unknown> = { message: 'slow down' }
+            body.self = body
+            return body
+          },
+        ],
+      ] as const) {
+        it(`answers the default 429 and logs once when rejectionBody returns ${kind}`, async () => {
+          const warnings: string[] = []
+          const logger = { warn: (message: string) => warnings.push(String(message)), error: () => {} }
+          const app = await start({ defaultLimits: '1 per minute', rejectionBody, logger }, [{ path: '/a' }])
+          await app.get('/a')
+          for (let i = 0; i < 2; i++) {
+            const res = await app.get('/a')
+            expect(res.status).toBe(429)
+            expect(res.json()).toMatchObject({ error: { code: 'rate_limit_exceeded' } })
+          }
+          expect(warnings.filter((w) => w.includes('rejectionBody'))).toHaveLength(1)
+        })
+      }
+
       it('shows the decision to the handler', async () => {
         const app = await start({ defaultLimits: '5 per minute' }, [{ path: '/a', answer: 'decision' }])
         const { decision } = (await app.get('/a')).json()

@@ -16,8 +16,11 @@ export interface SharedStore {
 export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
   if (redis === undefined) {
     const memory = new MemoryStore()
+    // It counts by every strategy the memory store does, so a file `check` accepts (which checks
+    // against this store) is one `serve` accepts with or without Redis, and the other way round.
     const shared: LimitStore & TokenStore = {
       hit: (key, windows, cost) => memory.hit(key, windows, cost),
+      strategies: memory.strategies,
       // A request its token budget refuses gives its count back.
       refund: (key, windows, cost) => memory.refund(key, windows, cost),
       reserve: (key, windows, want) => memory.reserve(key, windows, want),

@@ -44,6 +44,7 @@ export {
   RedisStore,
   StoreUnavailableError,
 } from '@tollgate/core'
+export { type ExpressServerOptions, expressServer } from './express-server.js'
 export { type ExpressTollgate, type Gate, tollgate } from './express-tollgate.js'
 export type { TollgateExpressOptions } from './options.js'
 export { keepRawBody } from './raw-body.js'

@@ -1,6 +1,16 @@
 import { readFileSync } from 'node:fs'
 import { basename } from 'node:path'
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml'
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseDocument,
+} from 'yaml'
 import { ConfigError } from './config-error.js'
 import { interpolate } from './interpolate.js'
 
@@ -75,18 +85,22 @@ export class ConfigSource {
     return this.at(this.nodeAt(path, key), message)
   }
 
-  /** The YAML node of `path` (its key node with `key`), or the deepest ancestor that exists. */
-  nodeAt(path: ConfigPath, key = false): Node | null {
-    let node: unknown = this.#doc.contents
+  /**
+   * The YAML node of `path` (its key node with `key`), or the deepest ancestor that exists. With
+   * `throughAliases`, an alias on the way stands for the node it names (where its value was written).
+   */
+  nodeAt(path: ConfigPath, key = false, throughAliases = false): Node | null {
+    const resolve = (n: unknown): unknown => (throughAliases && isAlias(n) ? n.resolve(this.#doc) : n)
+    let node: unknown = resolve(this.#doc.contents)
     for (let i = 0; i < path.length; i++) {
       const part = path[i]
       if (isMap(node)) {
         const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === part)
         if (pair === undefined) return node
         if (key && i === path.length - 1) return pair.key as Node
-        node = pair.value
+        node = resolve(pair.value)
       } else if (isSeq(node) && typeof part === 'number' && node.items[part] !== undefined) {
-        node = node.items[part]
+        node = resolve(node.items[part])
       } else {
         break
       }
@@ -96,7 +110,8 @@ export class ConfigSource {
 
   /** True when the value under `path` (or anything inside it) came from an environment variable. */
   fromEnvironment(path: ConfigPath): boolean {
-    const node = this.nodeAt(path)
+    // Through aliases: `*name` shows the value written at `&name`, which may be a `${VAR}`.
+    const node = this.nodeAt(path, false, true)
     if (node === null) return false
     if (this.#fromEnvironment.has(node)) return true
     const [start, , end] = node.range ?? [0, 0, 0]

@@ -132,9 +132,10 @@ export interface BackendTarget {
   /** Parsed `BackendConfig.url`; its pathname is a prefix for every forwarded path. */
   readonly url: URL
   /** Headers and model names of this backend's own; undefined when it has none (the common case). */
-  readonly connection?: BackendConnection
+  // `| undefined`: a consumer compiling with exactOptionalPropertyTypes reads BackendState, which holds it so.
+  readonly connection?: BackendConnection | undefined
   /** `BackendConfig.keepAliveAfterStreams`; undefined means true. */
-  readonly keepAliveAfterStreams?: boolean
+  readonly keepAliveAfterStreams?: boolean | undefined
 }
 
 /** `BackendConfig.headers`, `modelNames` and `forwardAuthorization`, prepared for the request path. */

@@ -74,19 +74,32 @@ export function limitResponse<Req, Target>(
   if (settings.rejectionBody !== undefined) {
     body = settings.callbacks.call('rejectionBody', settings.rejectionBody, request, outcome)
   }
-  if (body === CALLBACK_FAILED || isThenable(body)) {
+  if (body !== CALLBACK_FAILED && isThenable(body)) {
     // A promise cannot be a JSON body; its rejection (if any) must still not go unhandled.
-    if (isThenable(body)) {
-      settings.callbacks.failed('rejectionBody', new TypeError('returned a promise; it must return the body'))
-      body.then(undefined, () => {})
-    }
-    body = never ? neverPassesBody(outcome) : defaultRejectionBody(outcome)
+    settings.callbacks.failed('rejectionBody', new TypeError('returned a promise; it must return the body'))
+    body.then(undefined, () => {})
+    body = CALLBACK_FAILED
+  } else if (body !== CALLBACK_FAILED && !serializable(body)) {
+    // A BigInt or a cycle would make each framework fail in its own way (Express a 500).
+    settings.callbacks.failed('rejectionBody', new TypeError('returned a value JSON cannot represent'))
+    body = CALLBACK_FAILED
   }
+  if (body === CALLBACK_FAILED) body = never ? neverPassesBody(outcome) : defaultRejectionBody(outcome)
   return { status: never ? 400 : 429, body }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value instanceof Promise
+}
+
+/** Whether both adapters can send `body` as JSON; rejections only, so the extra pass is cheap. */
+function serializable(body: unknown): boolean {
+  try {
+    JSON.stringify(body)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The default 429 body: OpenAI's error shape, so SDK clients surface the message. */

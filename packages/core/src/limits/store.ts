@@ -58,13 +58,17 @@ export interface LimitStore {
    * of them is called, once (possibly before `hitThen` returns); if `hitThen` throws, neither was. Optional; where present the limiter uses it, which saves a promise
    * per store layer on every request.
    */
-  hitThen?(
-    key: string,
-    windows: readonly WindowSpec[],
-    cost: number,
-    onResult: HitCallback,
-    onError: HitErrorCallback,
-  ): void
+  readonly hitThen?:
+    | ((
+        key: string,
+        windows: readonly WindowSpec[],
+        cost: number,
+        onResult: HitCallback,
+        onError: HitErrorCallback,
+      ) => void)
+    // Written out, so that a store wrapping another (InsuredStore) may hold `undefined` here also
+    // for a consumer that compiles with exactOptionalPropertyTypes.
+    | undefined
   /**
    * Take back `cost` that an allowed `hit` charged to the same windows, all of them in one step
    * (`deductWhen` settling a request as not counted). A counter never goes below zero, and a
