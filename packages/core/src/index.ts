@@ -33,7 +33,9 @@ export type { MetricsFormat } from './balance/load-reports/engines.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
 export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js'
 export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
+export type { PrecisePrefixOptions, PrecisePrefixStats } from './balance/pickers/precise-prefix.js'
 export type { PrefixAffinityOptions } from './balance/pickers/prefix-affinity.js'
+export type { KvFeedSnapshot } from './balance/kv-events/kv-event-feeds.js'
 export type {
   BackendConfig,
   BackendSnapshot,

@@ -39,6 +39,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'strategy',
   'consistentHash',
   'prefixAffinity',
+  'precisePrefix',
   'loadReports',
   'zone',
   'zonePreference',
