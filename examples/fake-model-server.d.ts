@@ -71,7 +71,13 @@ export interface FakeModelServerOptions extends FailureOptions {
    * binds any free port, `replayPort` (0: any) opens the replay socket, `encoding` picks older
    * vLLM's arrays (default) or newer vLLM's maps.
    */
-  kvEvents?: { port?: number; replayPort?: number; encoding?: 'array' | 'map'; topic?: string; bufferSteps?: number }
+  kvEvents?: {
+    port?: number
+    replayPort?: number
+    encoding?: 'array' | 'map'
+    topic?: string
+    bufferSteps?: number
+  }
   /** Delay between tokens with a batch of one. Default 0. */
   timePerTokenMs?: number
   /** Per-token delay is `timePerTokenMs * (1 + batchSlowdown * (generating - 1))`. Default 0. */

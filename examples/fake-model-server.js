@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { blockHashes, KvCache } from './fake-model-server/kv-cache.js'
 import { KvEventPublisher } from './fake-model-server/kv-events.js'
-import { tokenize } from './fake-model-server/tokenizer.js'
 import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
+import { tokenize } from './fake-model-server/tokenizer.js'
 
 /**
  * @typedef {'none' | 'error-503' | 'error-429' | 'error-500' | 'reset' | 'stall' | 'die-mid-stream'} FailureMode

@@ -13,7 +13,13 @@ afterEach(() => cleanup.run())
 /** A prompt of about 500 tokens (31 full blocks of 16) that no other prompt here starts like. */
 function prompt(name: string): Record<string, unknown> {
   const system = `${name}: ${'you answer questions about the house rules and cite their sources. '.repeat(30)}`
-  return chat({ messages: [{ role: 'system', content: system }, { role: 'user', content: 'and?' }], max_tokens: 1 })
+  return chat({
+    messages: [
+      { role: 'system', content: system },
+      { role: 'user', content: 'and?' },
+    ],
+    max_tokens: 1,
+  })
 }
 
 function ask(port: number, body: Record<string, unknown>): Promise<Answer> {
@@ -42,9 +48,17 @@ function feed(backends: BackendsHandle, id: string) {
  */
 async function subscribed(backends: BackendsHandle, engine: FakeModelServer): Promise<void> {
   for (let probe = 0; feed(backends, engine.name).batches === 0; probe++) {
-    expect((await direct(engine, chat({ messages: [{ role: 'user', content: `probe ${probe} `.repeat(40) }], max_tokens: 1 }))).status).toBe(200)
+    expect(
+      (
+        await direct(
+          engine,
+          chat({ messages: [{ role: 'user', content: `probe ${probe} `.repeat(40) }], max_tokens: 1 }),
+        )
+      ).status,
+    ).toBe(200)
     const deadline = Date.now() + 200
-    while (feed(backends, engine.name).batches === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    while (feed(backends, engine.name).batches === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 5))
   }
 }
 
@@ -79,7 +93,11 @@ function kvBackends(fakes: FakeModelServer[], replay = false) {
 const PATIENT = { tokenizeTimeoutMs: 10_000 }
 
 async function preciseGateway(start: (typeof ROUTING_GATEWAYS)[number][1], fakes: FakeModelServer[]) {
-  const gateway = await start(cleanup, { backends: kvBackends(fakes), strategy: 'precise-prefix', precisePrefix: PATIENT })
+  const gateway = await start(cleanup, {
+    backends: kvBackends(fakes),
+    strategy: 'precise-prefix',
+    precisePrefix: PATIENT,
+  })
   for (const f of fakes) await subscribed(gateway.backends, f)
   return gateway
 }
@@ -112,15 +130,36 @@ describe.each(ROUTING_GATEWAYS)('%s: precise prefix routing from KV events', (_n
     const holder = first.headers['x-backend'] === 'a' ? a : b
     const other = holder === a ? b : a
     await caughtUp(backends, holder.name, seen[holder.name as 'a' | 'b'] + 1)
-    const [holderBatches, otherBatches] = [feed(backends, holder.name).batches, feed(backends, other.name).batches]
+    const [holderBatches, otherBatches] = [
+      feed(backends, holder.name).batches,
+      feed(backends, other.name).batches,
+    ]
     // The holder's cache fills with other prompts and evicts north; the other backend gets north.
-    for (const name of ['south', 'east', 'west']) expect((await direct(holder, prompt(name))).status).toBe(200)
+    for (const name of ['south', 'east', 'west'])
+      expect((await direct(holder, prompt(name))).status).toBe(200)
     expect((await direct(other, prompt('north'))).status).toBe(200)
     await caughtUp(backends, holder.name, holderBatches + 3)
     await caughtUp(backends, other.name, otherBatches + 1)
     const answer = await ask(port, prompt('north'))
     expect(answer.headers['x-backend']).toBe(other.name)
     expect(cached(answer)).toBeGreaterThan(0)
+  })
+
+  it('prefix-affinity, by contrast, keeps sending an evicted prefix where it once sent it', async () => {
+    const fakes = await smallEngines()
+    const [a, b] = fakes as [FakeModelServer, FakeModelServer]
+    const { port } = await start(cleanup, {
+      backends: fakes.map((f) => ({ id: f.name, url: f.url })),
+      strategy: 'prefix-affinity',
+    })
+    const holder = (await ask(port, prompt('north'))).headers['x-backend'] === 'a' ? a : b
+    const other = holder === a ? b : a
+    for (const name of ['south', 'east', 'west'])
+      expect((await direct(holder, prompt(name))).status).toBe(200)
+    expect((await direct(other, prompt('north'))).status).toBe(200)
+    const answer = await ask(port, prompt('north'))
+    expect(answer.headers['x-backend']).toBe(holder.name)
+    expect(cached(answer)).toBe(0)
   })
 
   it('routes by where prompts were sent when the engine cannot tokenize in time, and the request still goes out', async () => {
@@ -157,7 +196,12 @@ describe('KV event feed gaps', () => {
     const fakes = await smallEngines('array', replay)
     const gate = await startFastify(
       cleanup,
-      { backends: kvBackends(fakes, replay), strategy: 'precise-prefix', precisePrefix: PATIENT, metrics: true } as never,
+      {
+        backends: kvBackends(fakes, replay),
+        strategy: 'precise-prefix',
+        precisePrefix: PATIENT,
+        metrics: true,
+      } as never,
       (app) => {
         app.post('/v1/chat/completions', app.tollgate.forward())
         app.get('/metrics', app.tollgate.metrics())
@@ -182,7 +226,10 @@ describe('KV event feed gaps', () => {
     expect(feed(backends, 'a')).toMatchObject({ cleared: 1, replayed: 0 })
     expect((await ask(port, prompt('north'))).status).toBe(200)
     expect(backends.kvEvents()?.routing.cacheHits).toBe(0)
-    const samples = await scrape(port, '/metrics', ['tollgate_kv_events_gaps_total', 'tollgate_kv_events_cleared_total'])
+    const samples = await scrape(port, '/metrics', [
+      'tollgate_kv_events_gaps_total',
+      'tollgate_kv_events_cleared_total',
+    ])
     expect(sampleValue(samples, 'tollgate_kv_events_gaps_total', { backend: 'a' })).toBe(1)
     expect(sampleValue(samples, 'tollgate_kv_events_cleared_total', { backend: 'a' })).toBe(1)
   })
@@ -202,7 +249,10 @@ describe('KV event feed gaps', () => {
     const answer = await ask(port, prompt('south'))
     expect(answer.headers['x-backend']).toBe('a')
     expect(cached(answer)).toBeGreaterThan(0)
-    const samples = await scrape(port, '/metrics', ['tollgate_kv_events_gaps_total', 'tollgate_kv_events_cleared_total'])
+    const samples = await scrape(port, '/metrics', [
+      'tollgate_kv_events_gaps_total',
+      'tollgate_kv_events_cleared_total',
+    ])
     expect(sampleValue(samples, 'tollgate_kv_events_gaps_total', { backend: 'a' })).toBe(1)
     expect(sampleValue(samples, 'tollgate_kv_events_cleared_total', { backend: 'a' })).toBe(0)
   })

@@ -1,8 +1,8 @@
 /**
  * The fake's KV-event feed, in vLLM's wire format (vllm/distributed/kv_events.py,
  * `ZmqEventPublisher`): a ZMQ PUB socket sends multipart messages `[topic, sequence as 8 bytes
- * big-endian, msgpack batch]`; a batch is `[ts, events]` (msgspec `array_like` structs, vLLM
- * before 0.11) or `{ts, events, data_parallel_rank}` with events tagged by `type` (newer vLLM).
+ * big-endian, msgpack batch]`; a batch is `[ts, events]` (msgspec `array_like` structs, older
+ * vLLM and SGLang) or `{ts, events, data_parallel_rank}` with events tagged by `type` (newer vLLM).
  * Events:
  *   ["BlockStored", block_hashes, parent_block_hash, token_ids, block_size, lora_id, medium]
  *   ["BlockRemoved", block_hashes, medium]

@@ -61,7 +61,9 @@ describe('gateway file validation', () => {
       'strategy: precise-prefix\nprecisePrefix: { tokenizeTimeoutMs: 80 }\nbackends:\n  - { url: http://127.0.0.1:8001, kvEvents: "tcp://127.0.0.1:5557", kvEventsReplay: "tcp://127.0.0.1:5558" }\nroutes: []\n',
     )
     expect(() => loadConfig(good, {})).not.toThrow()
-    const bad = file('strategy: precise-prefix\nbackends:\n  - { url: http://127.0.0.1:8001, kvEvents: "127.0.0.1:5557" }\nroutes: []\n')
+    const bad = file(
+      'strategy: precise-prefix\nbackends:\n  - { url: http://127.0.0.1:8001, kvEvents: "127.0.0.1:5557" }\nroutes: []\n',
+    )
     expect(problemsOf(() => loadConfig(bad, {})).join('\n')).toContain('backends[0].kvEvents')
   })
 

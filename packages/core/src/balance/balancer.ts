@@ -144,7 +144,9 @@ export class BackendBalancer implements Balancer {
   /** Characters of prompt text the strategy reads from each request; 0 when it reads none. */
   get promptChars(): number {
     const picker = this.picker
-    return picker instanceof PrefixAffinityPicker || picker instanceof PrecisePrefixPicker ? picker.promptChars : 0
+    return picker instanceof PrefixAffinityPicker || picker instanceof PrecisePrefixPicker
+      ? picker.promptChars
+      : 0
   }
 
   /**

@@ -128,7 +128,8 @@ function parseZmqEndpoint(value: unknown, option: string): string {
 
 function parseKvEvents(value: unknown, replay: unknown, label: string): KvEventsEndpoint | null {
   if (value === undefined) {
-    if (replay !== undefined) failWith(`${label}.kvEventsReplay`, 'needs kvEvents (the feed it fills gaps of)')
+    if (replay !== undefined)
+      failWith(`${label}.kvEventsReplay`, 'needs kvEvents (the feed it fills gaps of)')
     return null
   }
   return {

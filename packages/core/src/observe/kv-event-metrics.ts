@@ -8,7 +8,11 @@ type PromClient = typeof import('prom-client')
  * The KV-event feeds of `precise-prefix`, read when Prometheus scrapes: one series per backend
  * with `kvEvents` (labels from the configuration). Nothing is registered under another strategy.
  */
-export function registerKvEventMetrics(prom: PromClient, registers: Registry[], balancer: BackendBalancer): void {
+export function registerKvEventMetrics(
+  prom: PromClient,
+  registers: Registry[],
+  balancer: BackendBalancer,
+): void {
   const picker = balancer.picker
   if (!(picker instanceof PrecisePrefixPicker)) return
   new prom.Counter({

@@ -32,7 +32,17 @@ describe('KV block index', () => {
     const index = new KvBlockIndex(100)
     for (const e of eventsOfBatch({
       ts: 1,
-      events: [{ type: 'BlockStored', block_hashes: [Buffer.from('aa', 'hex'), Buffer.from('bb', 'hex')], parent_block_hash: null, token_ids: tokens.slice(0, 8), block_size: 4, lora_id: null, medium: 'GPU' }],
+      events: [
+        {
+          type: 'BlockStored',
+          block_hashes: [Buffer.from('aa', 'hex'), Buffer.from('bb', 'hex')],
+          parent_block_hash: null,
+          token_ids: tokens.slice(0, 8),
+          block_size: 4,
+          lora_id: null,
+          medium: 'GPU',
+        },
+      ],
     }))
       index.apply(e)
     const [keys, count] = keysOf(tokens)

@@ -108,7 +108,8 @@ function hashes(value: unknown): EngineBlockHash[] {
 
 function blockHash(value: unknown): EngineBlockHash {
   if (typeof value === 'number' || typeof value === 'bigint') return value
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')
   if (typeof value === 'string') return value
   throw new KvEventFormatError('a block hash that is neither an integer nor bytes')
 }

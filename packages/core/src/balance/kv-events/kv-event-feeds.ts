@@ -1,6 +1,6 @@
 import type { BackendState } from '../backend-state.js'
 import { KvBlockIndex, type KvIndexStats } from './kv-block-index.js'
-import { type KvFeedStats, KvEventSubscriber } from './kv-event-subscriber.js'
+import { KvEventSubscriber, type KvFeedStats } from './kv-event-subscriber.js'
 import { KvEventLibraries } from './kv-libraries.js'
 
 /** One backend's KV view and feed, as snapshots and metrics show it. */

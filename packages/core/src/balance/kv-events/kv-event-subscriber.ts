@@ -108,7 +108,8 @@ export class KvEventSubscriber {
       this.#clear()
     } else if (sequence > last + 1n) {
       this.stats.gaps++
-      if (this.#replayEndpoint !== null && (await this.#replay(last + 1n, sequence - 1n))) this.stats.replayed++
+      if (this.#replayEndpoint !== null && (await this.#replay(last + 1n, sequence - 1n)))
+        this.stats.replayed++
       else this.#clear()
     }
     if (this.#closed) return

@@ -3,7 +3,7 @@ import { checkNumber, fail } from '../../validation.js'
 import type { BackendState } from '../backend-state.js'
 import { requestBlockKeys } from '../kv-events/block-keys.js'
 import { EngineTokenizer } from '../kv-events/engine-tokenizer.js'
-import { type KvFeedSnapshot, KvEventFeeds } from '../kv-events/kv-event-feeds.js'
+import { KvEventFeeds, type KvFeedSnapshot } from '../kv-events/kv-event-feeds.js'
 import { reportedLoad } from '../load.js'
 import type { PickContext } from '../types.js'
 import { LeastConnectionsPicker } from './least-connections.js'
@@ -20,7 +20,12 @@ export interface PrecisePrefixOptions {
   maxPromptTokens?: number
   /** Blocks indexed per backend, oldest forgotten first. Default 262 144 (about 20 MiB per backend). */
   indexBlocks?: number
-  /** As `prefixAffinity.loadFactor`: how far above the average load the holder of the longest prefix may be. Default 0.5. */
+  /**
+   * As `prefixAffinity.loadFactor`: how far above the average load the holder of the longest
+   * prefix may be before the least loaded gets the request. Default 2, higher than
+   * prefix-affinity's 0.5: a match here is a prefix the engine holds, so yielding costs a certain
+   * prefill, and under cache pressure 2 halved TTFT p90 against 0.5 (bench/kv-events.js).
+   */
   loadFactor?: number
   /** Longest wait for the replay socket's answer to a gap. Default 1 000 ms. */
   replayTimeoutMs?: number
@@ -70,8 +75,11 @@ export class PrecisePrefixPicker implements Picker {
       integer: true,
       min: 1,
     })
-    const indexBlocks = checkNumber(`${o}.indexBlocks`, options.indexBlocks, 262_144, { integer: true, min: 1 })
-    this.loadFactor = checkNumber(`${o}.loadFactor`, options.loadFactor, 0.5, { min: 0 })
+    const indexBlocks = checkNumber(`${o}.indexBlocks`, options.indexBlocks, 262_144, {
+      integer: true,
+      min: 1,
+    })
+    this.loadFactor = checkNumber(`${o}.loadFactor`, options.loadFactor, 2, { min: 0 })
     const replayTimeoutMs = checkNumber(`${o}.replayTimeoutMs`, options.replayTimeoutMs, 1_000, { min: 1 })
     this.#tokenizeUrl = parseTokenizeUrl(options.tokenizeUrl)
     this.#approximate = new PrefixAffinityPicker(approximate)
@@ -137,7 +145,10 @@ export class PrecisePrefixPicker implements Picker {
     }
     if (preferred === undefined) return this.#approximate.pick(candidates, ctx)
     let chosen: BackendState | undefined
-    if (loadOf(preferred) + 1 <= Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)) {
+    if (
+      loadOf(preferred) + 1 <=
+      Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
+    ) {
       chosen = preferred
       this.stats.cacheHits++
     } else {
@@ -162,7 +173,10 @@ export class PrecisePrefixPicker implements Picker {
 }
 
 /** The first healthy backend with `kvEvents` that serves the model: engines of one model share its tokenizer. */
-function tokenizingBackend(backends: readonly BackendState[], model: string | undefined): BackendState | undefined {
+function tokenizingBackend(
+  backends: readonly BackendState[],
+  model: string | undefined,
+): BackendState | undefined {
   for (const b of backends) {
     if (b.kvEvents === null || b.status() !== 'healthy') continue
     if (model !== undefined && b.models !== null && !b.models.has(model)) continue
@@ -178,7 +192,11 @@ function parseTokenizeUrl(value: unknown): URL | undefined {
     url = typeof value === 'string' ? new URL(value) : undefined
   } catch {}
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
-    fail('precisePrefix.tokenizeUrl', "an http(s) URL of a /tokenize endpoint, e.g. 'http://10.0.0.5:8000/tokenize'", value)
+    fail(
+      'precisePrefix.tokenizeUrl',
+      "an http(s) URL of a /tokenize endpoint, e.g. 'http://10.0.0.5:8000/tokenize'",
+      value,
+    )
   return url
 }
 
