@@ -226,12 +226,13 @@ async function main() {
   } finally {
     await stopAll()
   }
-  const markdown = report(results, { quick, rate, warmMs, phaseMs })
+  const markdown = report(results, { quick, rate, warmMs, phaseMs, loadFactor })
   console.log(markdown)
   if (values.out) writeFileSync(values.out, markdown)
 }
 
-function report(results, { quick, rate, warmMs, phaseMs }) {
+function report(results, { quick, rate, warmMs, phaseMs, loadFactor }) {
+  const args = `${quick ? ' --quick' : ''}${loadFactor === undefined ? '' : ` --load-factor ${loadFactor}`}`
   const rows = CONFIGS.filter((c) => results[c.id]).map((c) => {
     const s = results[c.id]
     return [
@@ -247,14 +248,14 @@ function report(results, { quick, rate, warmMs, phaseMs }) {
   const lines = [
     '## Prefix routing under cache pressure: KV events vs sent-to index',
     '',
-    `_${quick ? 'Quick' : 'Full'} run, ${new Date().toISOString()}; \`node bench/kv-events.js${quick ? ' --quick' : ''}\`._`,
+    `_${quick ? 'Quick' : 'Full'} run, ${new Date().toISOString()}; \`node bench/kv-events.js${args}\`._`,
     '',
     `${WORK.documents} documents of ~${WORK.documentChars / 4} tokens each (~${(WORK.documents * WORK.documentChars) / 4000}k tokens in all), ` +
       `each request one of them (popularity ∝ 1/rank^${WORK.zipf}) plus its own ~${WORK.questionChars / 4}-token question, ${rate} req/s Poisson, streamed. ` +
       `Three equal fake vLLM servers (${ENGINE.capacity} at once, prefill ${ENGINE.prefillTps / 1000}k tokens/s of uncached prompt through one pipeline, ` +
       `${ENGINE.ttftMs} ms to first token, ${ENGINE.kvTokens / 1000}k-token KV cache each: all three hold ~${Math.floor((3 * ENGINE.kvTokens) / (WORK.documentChars / 4))} of the documents), ` +
       `publishing KV events in vLLM's format. ${REPLICAS} gateway replicas (Fastify), the client picks one at random per request; ` +
-      `every strategy scrapes \`/metrics\` every 200 ms. Fresh servers per strategy, ${warmMs / 1000} s warm-up (not counted), then ${phaseMs / 1000} s, the same arrivals for all. ` +
+      `every strategy scrapes \`/metrics\` every 200 ms; load factors ${loadFactor === undefined ? 'at their defaults (precise 2, prefix-affinity 0.5)' : `${loadFactor} for both`}. Fresh servers per strategy, ${warmMs / 1000} s warm-up (not counted), then ${phaseMs / 1000} s, the same arrivals for all. ` +
       'Prefix hit is cached ÷ prompt tokens as the servers count them.',
     '',
     table(['strategy', 'TTFT p50 ms', 'p90 ms', 'p99 ms', 'prefix hit', 'requests', 'errors'], rows),

@@ -18,7 +18,7 @@ export interface PrecisePrefixOptions {
   tokenizeUrl?: string
   /** Prompt tokens read per request; the rest is not matched. Default 32 768. */
   maxPromptTokens?: number
-  /** Blocks indexed per backend, oldest forgotten first. Default 262 144 (about 20 MiB per backend). */
+  /** Blocks indexed per backend, oldest forgotten first. Default 262 144 (24 MiB per backend, measured). */
   indexBlocks?: number
   /**
    * As `prefixAffinity.loadFactor`: how far above the average load the holder of the longest
