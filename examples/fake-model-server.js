@@ -759,6 +759,9 @@ export async function startFakeModelServer(options = {}) {
     res.end(payload)
   }
 
+  // Bound before the HTTP port, so a feed port in use fails the start with nothing left listening.
+  const kvEvents = options.kvEvents ? await KvEventPublisher.start({ host, ...options.kvEvents }) : null
+  if (kvEvents !== null) kv.onEvict = (hash) => kvEvents.removed(hash)
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, host, () => {
@@ -766,8 +769,6 @@ export async function startFakeModelServer(options = {}) {
       resolve(undefined)
     })
   })
-  const kvEvents = options.kvEvents ? await KvEventPublisher.start({ host, ...options.kvEvents }) : null
-  if (kvEvents !== null) kv.onEvict = (hash) => kvEvents.removed(hash)
   const address = /** @type {import('node:net').AddressInfo} */ (server.address())
   const port = address.port
   if (!name) name = `fake-${port}`

@@ -234,6 +234,33 @@ describe('KV event feed gaps', () => {
     expect(sampleValue(samples, 'tollgate_kv_events_cleared_total', { backend: 'a' })).toBe(1)
   })
 
+  it('clears the view when the engine restarts, its sequence starting over', async () => {
+    const { fakes, backends } = await gateway(false)
+    const a = fakes[0]!
+    const endpoint = a.kvEvents!.endpoint
+    const seen = feed(backends, 'a').batches
+    expect((await direct(a, prompt('north'))).status).toBe(200)
+    await caughtUp(backends, 'a', seen + 1)
+    await a.close()
+    // The same feed address, a new engine: an empty cache, sequence numbers from 0.
+    // ZMQ releases the port on its own thread, a moment after close.
+    const port = Number(endpoint.slice(endpoint.lastIndexOf(':') + 1))
+    let again: FakeModelServer | undefined
+    while (again === undefined) {
+      again = await fake(cleanup, { name: 'a', kvCacheTokens: 1_200, kvEvents: { port } }).catch(async () => {
+        await new Promise((r) => setTimeout(r, 20))
+        return undefined
+      })
+    }
+    for (let probe = 0; feed(backends, 'a').cleared === 0; probe++) {
+      expect((await direct(again!, prompt(`probe ${probe}`))).status).toBe(200)
+      const deadline = Date.now() + 200
+      while (feed(backends, 'a').cleared === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5))
+    }
+    expect(feed(backends, 'a')).toMatchObject({ cleared: 1, gaps: 0 })
+  })
+
   it('fills a gap from the replay socket and keeps the view', async () => {
     const { fakes, port, backends } = await gateway(true)
     const a = fakes[0]!

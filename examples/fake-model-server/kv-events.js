@@ -32,7 +32,13 @@ export class KvEventPublisher {
     let router = null
     if (options.replayPort !== undefined) {
       router = new zmq.Router({ linger: 0 })
-      await router.bind(`tcp://${host}:${options.replayPort || '*'}`)
+      try {
+        await router.bind(`tcp://${host}:${options.replayPort || '*'}`)
+      } catch (error) {
+        pub.close()
+        router.close()
+        throw error
+      }
     }
     return new KvEventPublisher(pub, router, new Packr({ useRecords: false }), options)
   }
