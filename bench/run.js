@@ -14,7 +14,7 @@
  *                                          only the balancers whose id contains one of these
  *
  * A suite not run keeps its section from the file being rewritten, so `--only` refreshes one table
- * without losing the others; so do the sections the scripts run on their own add (routing.js,
+ * without losing the others; so do the sections the scripts run on their own add (routing.js, kv-events.js,
  * fairness.js, tokens.js).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'

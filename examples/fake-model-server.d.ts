@@ -66,6 +66,18 @@ export interface FakeModelServerOptions extends FailureOptions {
   metricsFormat?: MetricsFormat
   /** Multiplies every delay (first token, prefill, per token), e.g. 0.01 for fast tests. Default 1. */
   timeScale?: number
+  /**
+   * Publish KV-cache events in vLLM's ZMQ wire format (see examples/README.md): `port` 0 or left out
+   * binds any free port, `replayPort` (0: any) opens the replay socket, `encoding` picks older
+   * vLLM's arrays (default) or newer vLLM's maps.
+   */
+  kvEvents?: {
+    port?: number
+    replayPort?: number
+    encoding?: 'array' | 'map'
+    topic?: string
+    bufferSteps?: number
+  }
   /** Delay between tokens with a batch of one. Default 0. */
   timePerTokenMs?: number
   /** Per-token delay is `timePerTokenMs * (1 + batchSlowdown * (generating - 1))`. Default 0. */
@@ -145,6 +157,11 @@ export interface FakeModelServer {
   readonly lastRequest: RecordedRequest | null
   readonly failureMode: FailureMode
   readonly kvCache: KvCacheState
+  /**
+   * The KV-event feed, with `kvEvents`: its `tcp://` endpoints, and `dropNext(n)` to leave the next
+   * n batches unsent (still in the replay buffer), as a PUB socket past its high-water mark drops them.
+   */
+  readonly kvEvents: { endpoint: string; replayEndpoint: string | null; dropNext(n: number): void } | null
   /** Applies to requests that arrive from now on; answers already generating carry on. */
   setFailureMode(mode: FailureMode, opts?: FailureOptions): void
   /** Zeroes the counters (not the current in flight and queued), e.g. between benchmark phases. */

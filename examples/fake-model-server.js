@@ -16,9 +16,11 @@ import { realpathSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { blockHashes, CHARS_PER_TOKEN, KvCache } from './fake-model-server/kv-cache.js'
+import { blockHashes, KvCache } from './fake-model-server/kv-cache.js'
+import { KvEventPublisher } from './fake-model-server/kv-events.js'
 import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
 import { laxInteger, parseRequestJson } from './fake-model-server/request-json.js'
+import { tokenize } from './fake-model-server/tokenizer.js'
 
 /**
  * @typedef {'none' | 'error-503' | 'error-429' | 'error-500' | 'reset' | 'stall' | 'die-mid-stream'} FailureMode
@@ -30,6 +32,7 @@ import { laxInteger, parseRequestJson } from './fake-model-server/request-json.j
  *   seed?: number, failureMode?: FailureMode, retryAfterSeconds?: number, dieAfterChunks?: number,
  *   maxBodyBytes?: number, prefillTokensPerSecond?: number, blockSize?: number, kvCacheTokens?: number,
  *   prefixCaching?: boolean, metricsFormat?: MetricsFormat, timeScale?: number,
+ *   kvEvents?: import('./fake-model-server/kv-events.js').KvEventOptions,
  * }} FakeModelServerOptions
  * @typedef {'vllm' | 'vllm-v0' | 'sglang' | 'tgi' | 'llamacpp' | 'none'} MetricsFormat
  * @typedef {{
@@ -265,6 +268,10 @@ export async function startFakeModelServer(options = {}) {
       if (found) return void sendJson(res, 200, found)
       return void modelNotFound(res, id)
     }
+    if (path === '/tokenize') {
+      if (method !== 'POST') return void methodNotAllowed(res, 'POST')
+      return void sendTokens(res, body)
+    }
     if (path === '/v1/chat/completions' || path === '/v1/completions') {
       if (method !== 'POST') return void methodNotAllowed(res, 'POST')
       return void acceptCompletion(res, body, path === '/v1/chat/completions' ? 'chat' : 'text', mode)
@@ -278,7 +285,7 @@ export async function startFakeModelServer(options = {}) {
    *   model: string, stream: boolean, includeUsage: boolean, length: number, answers: number,
    *   finishReason: string,
    *   promptTokens: number, words: () => number, text: string, dieAfter: number,
-   *   state: 'queued' | 'generating' | 'done', hashes: string[], cachedTokens: number, blocks: number[],
+   *   state: 'queued' | 'generating' | 'done', hashes: string[], tokenIds: number[], cachedTokens: number, blocks: number[],
    *   timer: NodeJS.Timeout | null,
    * }} Generation
    */
@@ -332,7 +339,8 @@ export async function startFakeModelServer(options = {}) {
     // The chat template renders the tool schemas into the prompt.
     const tools = kind === 'chat' && Array.isArray(body.tools) ? JSON.stringify(body.tools) : ''
     const prompt = promptText(kind === 'chat' ? body.messages : body.prompt) + tools
-    const promptTokens = Math.ceil(prompt.length / CHARS_PER_TOKEN)
+    const tokenIds = tokenize(prompt)
+    const promptTokens = tokenIds.length
     if (promptTokens >= maxSequenceTokens) {
       // vLLM refuses a prompt that leaves no room for one answer token, in OpenAI's words.
       const message =
@@ -340,7 +348,7 @@ export async function startFakeModelServer(options = {}) {
         `${promptTokens} input tokens. Please reduce the length of the input messages.`
       return sendError(res, 400, message, 'invalid_request_error', 'messages', 'context_length_exceeded')
     }
-    const hashes = blockHashes(prompt, blockSize)
+    const hashes = blockHashes(tokenIds, blockSize)
     const wanted = Math.floor(
       Number(typeof answerTokens === 'function' ? answerTokens(random, body) : answerTokens),
     )
@@ -386,6 +394,7 @@ export async function startFakeModelServer(options = {}) {
       state: 'queued',
       timer: null,
       hashes,
+      tokenIds,
       cachedTokens: 0,
       blocks: [],
     }
@@ -426,6 +435,23 @@ export async function startFakeModelServer(options = {}) {
     return Math.floor(Math.max(0, promptTokens - 1) / blockSize)
   }
 
+  /** The blocks the last allocation registered, as BlockStored events, one per run of consecutive blocks. */
+  function publishStored(/** @type {Generation} */ gen) {
+    const stored = kv.lastStored
+    for (let i = 0; i < stored.length; ) {
+      const first = /** @type {number} */ (stored[i])
+      let last = first
+      while (stored[i + 1] === last + 1) last = /** @type {number} */ (stored[++i])
+      i++
+      kvEvents?.stored(
+        gen.hashes.slice(first, last + 1),
+        first === 0 ? null : /** @type {string} */ (gen.hashes[first - 1]),
+        gen.tokenIds.slice(first * blockSize, (last + 1) * blockSize),
+        blockSize,
+      )
+    }
+  }
+
   /** @param {Generation} gen */
   function canStart(gen) {
     return stats.inFlight < capacity && fits(gen.hashes, gen.promptTokens, gen.promptTokens + gen.length)
@@ -442,6 +468,7 @@ export async function startFakeModelServer(options = {}) {
     if (stats.inFlight > stats.maxConcurrent) stats.maxConcurrent = stats.inFlight
     const hits = kv.hits(gen.hashes, cacheableBlocks(gen.promptTokens))
     gen.blocks = kv.allocate(gen.hashes, hits, gen.promptTokens + gen.length)
+    if (kvEvents !== null) publishStored(gen)
     stats.kvBlocksUsed = kv.usedBlocks
     gen.cachedTokens = hits * blockSize
     stats.promptTokens += gen.promptTokens
@@ -715,6 +742,26 @@ export async function startFakeModelServer(options = {}) {
     sendJson(res, status, { error: { message, type, param, code } })
   }
 
+  /**
+   * vLLM's `POST /tokenize`: `{model, messages}` or `{model, prompt}` in, `{count, max_model_len,
+   * tokens}` out, the ids being those the KV cache (and its events) key blocks by.
+   * @param {import('node:http').ServerResponse} res @param {Buffer} raw
+   */
+  function sendTokens(res, raw) {
+    /** @type {any} */
+    let body
+    try {
+      body = JSON.parse(raw.toString('utf8'))
+    } catch {
+      return sendError(res, 400, 'Could not parse the JSON body.', 'invalid_request_error')
+    }
+    const input = Array.isArray(body?.messages) ? body.messages : body?.prompt
+    if (input === undefined) return sendError(res, 400, 'Give messages or prompt.', 'invalid_request_error')
+    if (body.model !== undefined && !models.includes(body.model)) return modelNotFound(res, body.model)
+    const tokens = tokenize(promptText(input))
+    sendJson(res, 200, { count: tokens.length, max_model_len: maxSequenceTokens, tokens })
+  }
+
   /** @param {import('node:http').ServerResponse} res @param {number} status @param {unknown} value */
   function sendJson(res, status, value) {
     if (res.destroyed || res.headersSent) return
@@ -727,6 +774,9 @@ export async function startFakeModelServer(options = {}) {
     res.end(payload)
   }
 
+  // Bound before the HTTP port, so a feed port in use fails the start with nothing left listening.
+  const kvEvents = options.kvEvents ? await KvEventPublisher.start({ host, ...options.kvEvents }) : null
+  if (kvEvents !== null) kv.onEvict = (hash) => kvEvents.removed(hash)
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port ?? 0, host, () => {
@@ -756,6 +806,20 @@ export async function startFakeModelServer(options = {}) {
     get failureMode() {
       return failureMode
     },
+    /**
+     * The KV-event feed (with `kvEvents`): its endpoints, and `dropNext(n)` to leave the next n
+     * batches unsent (still replayable), as a PUB socket past its high-water mark does.
+     */
+    kvEvents:
+      kvEvents === null
+        ? null
+        : {
+            endpoint: kvEvents.endpoint,
+            replayEndpoint: kvEvents.replayEndpoint,
+            dropNext(/** @type {number} */ n) {
+              kvEvents.dropNext += n
+            },
+          },
     /** The KV cache now: blocks in use (by running answers), the pool, and their ratio. */
     get kvCache() {
       return { usedBlocks: kv.usedBlocks, totalBlocks: kv.totalBlocks, blockSize, usage: kv.usage }
@@ -794,6 +858,7 @@ export async function startFakeModelServer(options = {}) {
           gen.timer = null
         }
         queue.length = 0
+        kvEvents?.close()
         server.close(() => resolve())
         server.closeAllConnections()
       })
@@ -907,6 +972,11 @@ const HELP = `Usage: node examples/fake-model-server.js [options]
   --block-size N       KV-cache block size in tokens (default 16, as vLLM)
   --kv-tokens N        KV-cache size in tokens; full, requests wait (default 450000)
   --no-prefix-caching  forget prompts once answered
+  --kv-events-port N   publish KV-cache events in vLLM's ZMQ format on this port (0: any)
+  --kv-events-replay-port N
+                       answer replay requests for missed event batches on this port
+  --kv-events-encoding array|map
+                       event encoding: older vLLM's arrays (default) or newer vLLM's maps
   --metrics FORMAT     /metrics names: vllm | vllm-v0 | sglang | tgi | llamacpp | none (default vllm)
   --time-scale F       multiply every delay by F (default 1)
   --vllm               start from VLLM_LLAMA_8B_A100 (later flags override)
@@ -935,6 +1005,9 @@ async function main(argv) {
       'block-size': { type: 'string' },
       'kv-tokens': { type: 'string' },
       'no-prefix-caching': { type: 'boolean' },
+      'kv-events-port': { type: 'string' },
+      'kv-events-replay-port': { type: 'string' },
+      'kv-events-encoding': { type: 'string' },
       metrics: { type: 'string' },
       'time-scale': { type: 'string' },
       vllm: { type: 'boolean' },
@@ -979,6 +1052,14 @@ async function main(argv) {
     blockSize: num(values['block-size']),
     kvCacheTokens: num(values['kv-tokens']),
     prefixCaching: values['no-prefix-caching'] ? false : undefined,
+    kvEvents:
+      values['kv-events-port'] === undefined
+        ? undefined
+        : {
+            port: num(values['kv-events-port']),
+            replayPort: num(values['kv-events-replay-port']),
+            encoding: /** @type {'array' | 'map'} */ (values['kv-events-encoding'] ?? 'array'),
+          },
     metricsFormat: /** @type {MetricsFormat | undefined} */ (values.metrics),
     timeScale: num(values['time-scale']),
   }
@@ -987,6 +1068,7 @@ async function main(argv) {
   for (const [key, value] of Object.entries(given)) if (value !== undefined) options[key] = value
   const fake = await startFakeModelServer(options)
   console.log(fake.url)
+  if (fake.kvEvents) console.error(`KV events on ${fake.kvEvents.endpoint}`)
   console.error(`fake model server ${fake.name} serving ${fake.models.join(', ')}`)
   const stop = () => void fake.close()
   process.once('SIGINT', stop)

@@ -7,26 +7,23 @@
  */
 import { createHash } from 'node:crypto'
 
-/** The fake counts four characters a token, as tokenizers average on English text. */
-export const CHARS_PER_TOKEN = 4
+export { CHARS_PER_TOKEN } from './tokenizer.js'
 
 /**
- * Chained block hashes of a prompt's full blocks: block i's hash covers every token before it, so two
- * prompts share block i only if they agree on everything up to its end (vLLM hashes blocks the same way).
- * @param {string} text the prompt
+ * Chained block hashes of a prompt's full blocks of token ids: block i's hash covers every token
+ * before it, so two prompts share block i only if they agree on everything up to its end (vLLM
+ * hashes blocks the same way, with a hash function and seed of its own).
+ * @param {number[]} tokens the prompt's token ids
  * @param {number} blockSize tokens a block
  * @returns {string[]}
  */
-export function blockHashes(text, blockSize) {
-  const chars = blockSize * CHARS_PER_TOKEN
-  const count = Math.floor(text.length / chars)
+export function blockHashes(tokens, blockSize) {
+  const count = Math.floor(tokens.length / blockSize)
   const hashes = new Array(count)
   let previous = ''
   for (let i = 0; i < count; i++) {
-    previous = createHash('sha1')
-      .update(previous)
-      .update(text.slice(i * chars, (i + 1) * chars))
-      .digest('base64')
+    const block = Uint32Array.from(tokens.slice(i * blockSize, (i + 1) * blockSize))
+    previous = createHash('sha1').update(previous).update(new Uint8Array(block.buffer)).digest('base64')
     hashes[i] = previous
   }
   return hashes
@@ -50,6 +47,10 @@ export class KvCache {
     this.cached = new Set()
     /** Blocks never handed out yet: the pool is allocated lazily so a huge pool costs nothing. */
     this.fresh = 0
+    /** Indexes (into the hashes) of the blocks the last `allocate` registered for reuse. @type {number[]} */
+    this.lastStored = []
+    /** Told of each cached block the pool evicts, for the KV-event feed. @type {((hash: string) => void) | null} */
+    this.onEvict = null
   }
 
   get usedBlocks() {
@@ -105,6 +106,7 @@ export class KvCache {
   allocate(hashes, hits, tokens) {
     const count = this.blocksFor(tokens)
     const blocks = new Array(count)
+    this.lastStored.length = 0
     for (let i = 0; i < hits; i++) {
       const block = /** @type {number} */ (this.byHash.get(/** @type {string} */ (hashes[i])))
       if ((this.refs[block] ?? 0) === 0) this.cached.delete(block)
@@ -119,6 +121,7 @@ export class KvCache {
       if (hash !== undefined && !this.byHash.has(hash)) {
         this.byHash.set(hash, block)
         this.hashOf[block] = hash
+        this.lastStored.push(i)
       }
     }
     return blocks
@@ -152,6 +155,7 @@ export class KvCache {
     const hash = /** @type {string} */ (this.hashOf[block])
     this.byHash.delete(hash)
     this.hashOf[block] = undefined
+    this.onEvict?.(hash)
     return block
   }
 }

@@ -273,6 +273,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   strategy: true,
   consistentHash: true,
   prefixAffinity: true,
+  precisePrefix: true,
   loadReports: true,
   zone: true,
   zonePreference: true,

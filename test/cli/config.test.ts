@@ -56,6 +56,17 @@ describe('gateway file validation', () => {
     expect(problemsOf(() => loadConfig(bad, {})).join('\n')).toContain('backends[0].metrics')
   })
 
+  it("accepts a backend's KV-event feed with precise-prefix, and refuses an endpoint that is not tcp://host:port", () => {
+    const good = file(
+      'strategy: precise-prefix\nprecisePrefix: { tokenizeTimeoutMs: 80 }\nbackends:\n  - { url: http://127.0.0.1:8001, kvEvents: "tcp://127.0.0.1:5557", kvEventsReplay: "tcp://127.0.0.1:5558" }\nroutes: []\n',
+    )
+    expect(() => loadConfig(good, {})).not.toThrow()
+    const bad = file(
+      'strategy: precise-prefix\nbackends:\n  - { url: http://127.0.0.1:8001, kvEvents: "127.0.0.1:5557" }\nroutes: []\n',
+    )
+    expect(problemsOf(() => loadConfig(bad, {})).join('\n')).toContain('backends[0].kvEvents')
+  })
+
   it('reports every problem at once, unknown keys with a suggestion', () => {
     const problems = problemsOf(() =>
       loadConfig(

@@ -36,6 +36,7 @@ export interface Manifest {
   bin?: Record<string, string>
   exports?: Record<string, string | Record<string, string>>
   dependencies?: Record<string, string>
+  optionalDependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
   peerDependenciesMeta?: Record<string, { optional?: boolean }>
   files?: string[]
@@ -106,7 +107,11 @@ export async function createConsumer(fixtures: string): Promise<Consumer> {
         await mkdir(bin, { recursive: true })
         await symlink(join('..', packed.name, path), join(bin, command))
       }
-      for (const dep of [...Object.keys(m.dependencies ?? {}), ...Object.keys(m.peerDependencies ?? {})]) {
+      for (const dep of [
+        ...Object.keys(m.dependencies ?? {}),
+        ...Object.keys(m.optionalDependencies ?? {}),
+        ...Object.keys(m.peerDependencies ?? {}),
+      ]) {
         if (!dep.startsWith('@tollgate/')) wanted.add(dep)
       }
     }

@@ -28,11 +28,13 @@ export {
 } from './balance/dns-discovery.js'
 // Errors.
 export { BalancerError } from './balance/errors.js'
+export type { KvFeedSnapshot } from './balance/kv-events/kv-event-feeds.js'
 export type { LoadReportOptions } from './balance/load-reports/backend-scrapers.js'
 export type { MetricsFormat } from './balance/load-reports/engines.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
 export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js'
 export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
+export type { PrecisePrefixOptions, PrecisePrefixStats } from './balance/pickers/precise-prefix.js'
 export type { PrefixAffinityOptions } from './balance/pickers/prefix-affinity.js'
 export type {
   BackendConfig,

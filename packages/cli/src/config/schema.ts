@@ -45,11 +45,24 @@ const backendCommon = {
   },
 }
 
+const zmqEndpoint = {
+  type: 'string',
+  pattern: '^tcp://[^\\s]+:\\d+$',
+  description: "a ZMQ endpoint like 'tcp://10.0.0.5:5557'",
+}
+
+/** One engine's KV-event feed (precise-prefix): a URL backend only, as a DNS name stands for many engines. */
 const urlBackend = {
   type: 'object',
   required: ['url'],
   additionalProperties: false,
-  properties: { url: httpUrl, id: nonEmptyString, ...backendCommon },
+  properties: {
+    url: httpUrl,
+    id: nonEmptyString,
+    ...backendCommon,
+    kvEvents: zmqEndpoint,
+    kvEventsReplay: zmqEndpoint,
+  },
 }
 
 /** A Kubernetes headless Service or any name with several A/AAAA records: one backend per address. */
@@ -198,6 +211,8 @@ export const configSchema = {
     strategy: nonEmptyString,
     hashKey: nonEmptyString,
     consistentHash: { type: 'object' },
+    prefixAffinity: { type: 'object' },
+    precisePrefix: { type: 'object' },
     health: { type: 'object' },
     queue: { type: 'object' },
     retryBudget: { type: 'object' },

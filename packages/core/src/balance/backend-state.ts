@@ -1,4 +1,4 @@
-import type { BackendMetrics, ValidatedBackendConfig } from './config.js'
+import type { BackendMetrics, KvEventsEndpoint, ValidatedBackendConfig } from './config.js'
 import type { LoadReport } from './load-reports/engines.js'
 import type { LoadReportState } from './load-reports/scraper.js'
 import { PeakEwma } from './peak-ewma.js'
@@ -61,6 +61,7 @@ export class BackendState implements BackendTarget {
   readonly zone: string | null
   readonly maxConcurrency: number | null
   readonly metrics: BackendMetrics | null
+  readonly kvEvents: KvEventsEndpoint | null
 
   /** The scraper of the server's own load report; set while the backend is registered and has `metrics`. */
   reports: LoadReportSource | null = null
@@ -100,6 +101,7 @@ export class BackendState implements BackendTarget {
     this.zone = config.zone
     this.maxConcurrency = config.maxConcurrency
     this.metrics = config.metrics
+    this.kvEvents = config.kvEvents
     this.connection = config.connection
     this.keepAliveAfterStreams = config.keepAliveAfterStreams
     this.#now = options.now ?? Date.now

@@ -9,6 +9,7 @@ import { LOAD_REPORT_OPTION_NAMES, type LoadReportOptions } from './load-reports
 import { OUTLIER_OPTION_NAMES, type OutlierDetectorOptions } from './outlier-detector.js'
 import type { ConsistentHashOptions } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
+import { PRECISE_PREFIX_OPTION_NAMES, type PrecisePrefixOptions } from './pickers/precise-prefix.js'
 import { PREFIX_AFFINITY_OPTION_NAMES, type PrefixAffinityOptions } from './pickers/prefix-affinity.js'
 import type { BackendConfig } from './types.js'
 
@@ -28,6 +29,8 @@ export interface BalancerOptions {
   consistentHash?: ConsistentHashOptions
   /** Knobs of the `prefix-affinity` strategy. */
   prefixAffinity?: PrefixAffinityOptions
+  /** Knobs of the `precise-prefix` strategy (its fallback, the approximate index, takes `prefixAffinity`). */
+  precisePrefix?: PrecisePrefixOptions
   /** How backends with `metrics` are scraped, and when a report counts as saturated. */
   loadReports?: LoadReportOptions
   /** This gateway's zone: backends in it are used first. Default none (zones play no part). */
@@ -78,6 +81,7 @@ export function checkBalancerOptionGroups(options: BalancerOptions): void {
     min: 1,
   })
   checkOptionGroup('prefixAffinity', options.prefixAffinity, PREFIX_AFFINITY_OPTION_NAMES)
+  checkOptionGroup('precisePrefix', options.precisePrefix, PRECISE_PREFIX_OPTION_NAMES)
   checkOptionGroup('loadReports', options.loadReports, LOAD_REPORT_OPTION_NAMES)
 }
 

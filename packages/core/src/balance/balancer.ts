@@ -15,6 +15,7 @@ import { BalancerError } from './errors.js'
 import { BackendScrapers } from './load-reports/backend-scrapers.js'
 import { OutlierDetector } from './outlier-detector.js'
 import { createPicker, type Picker } from './pickers/index.js'
+import { PrecisePrefixPicker } from './pickers/precise-prefix.js'
 import { PrefixAffinityPicker } from './pickers/prefix-affinity.js'
 import { BackendRegistry } from './registry.js'
 import type { AttemptOutcome, BackendLease, BackendSnapshot, Balancer, PickContext } from './types.js'
@@ -68,6 +69,7 @@ export class BackendBalancer implements Balancer {
       random: options.random,
       consistentHash: options.consistentHash,
       prefixAffinity: options.prefixAffinity,
+      precisePrefix: options.precisePrefix,
       callbacks: options.callbacks,
     })
     const health = options.health ?? {}
@@ -90,8 +92,10 @@ export class BackendBalancer implements Balancer {
       onRemoved: (b) => {
         this.#scrapers.detach(b)
         this.zones.noteRemoved(b)
+        if (this.picker instanceof PrecisePrefixPicker) this.picker.feeds.detach(b)
       },
     })
+    if (!(this.picker instanceof PrecisePrefixPicker)) rejectKvEventsWithout(this.registry.list())
     const events = options.events
     this.#ejections = events && new EjectionNotices(events, this.registry)
     this.activeHealthCheck = health.activeCheck
@@ -151,12 +155,26 @@ export class BackendBalancer implements Balancer {
 
   /** Characters of prompt text the strategy reads from each request; 0 when it reads none. */
   get promptChars(): number {
-    return this.picker instanceof PrefixAffinityPicker ? this.picker.promptChars : 0
+    const picker = this.picker
+    return picker instanceof PrefixAffinityPicker || picker instanceof PrecisePrefixPicker
+      ? picker.promptChars
+      : 0
+  }
+
+  /**
+   * Work a request needs before it can be picked for (`precise-prefix` tokenizes its prompt);
+   * undefined when there is none, which is the common case.
+   */
+  prepare(ctx: PickContext): Promise<void> | undefined {
+    const picker = this.picker
+    return picker instanceof PrecisePrefixPicker ? picker.prepare(ctx, this.registry.list()) : undefined
   }
 
   #attach(backend: BackendState): void {
     backend.zoneRank = this.zones.rank(backend.zone)
     this.#scrapers.attach(backend)
+    if (this.picker instanceof PrecisePrefixPicker) this.picker.feeds.attach(backend)
+    else if (backend.kvEvents !== null) rejectKvEventsWithout([backend])
   }
 
   /** Requests waiting for a backend below its maxConcurrency. */
@@ -175,7 +193,11 @@ export class BackendBalancer implements Balancer {
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
     this.#ejections?.close()
-    await Promise.all([this.activeHealthCheck?.close(), this.#scrapers.close()])
+    await Promise.all([
+      this.activeHealthCheck?.close(),
+      this.#scrapers.close(),
+      this.picker instanceof PrecisePrefixPicker ? this.picker.close() : undefined,
+    ])
   }
 
   /** Applies one attempt's outcome to its backend; called once per lease. */
@@ -238,6 +260,16 @@ export class BackendBalancer implements Balancer {
     backend.totalRequests++
     if (scan.rank > 0) this.zones.noteSpill(backend)
     return new BalancerLease(this, backend)
+  }
+}
+
+/** A KV-event feed is read only by `precise-prefix`: under another strategy it would be opened for nothing. */
+function rejectKvEventsWithout(backends: readonly BackendState[]): void {
+  for (const b of backends) {
+    if (b.kvEvents !== null)
+      throw new TypeError(
+        `tollgate: backend ${describeValue(b.id)} has kvEvents, which only strategy 'precise-prefix' reads: set strategy: 'precise-prefix' or remove kvEvents`,
+      )
   }
 }
 

@@ -30,6 +30,13 @@ export interface ValidatedBackendConfig {
   metrics: BackendMetrics | null
   connection: BackendConnection | undefined
   keepAliveAfterStreams: boolean
+  /** The engine's KV-event feed (ZMQ) and optional replay socket; null without `kvEvents`. */
+  kvEvents: KvEventsEndpoint | null
+}
+
+export interface KvEventsEndpoint {
+  endpoint: string
+  replay: string | null
 }
 
 const BACKEND_KEYS = optionNames<BackendConfig>()([
@@ -44,6 +51,8 @@ const BACKEND_KEYS = optionNames<BackendConfig>()([
   'modelNames',
   'forwardAuthorization',
   'keepAliveAfterStreams',
+  'kvEvents',
+  'kvEventsReplay',
 ])
 const METRICS_KEYS = ['format', 'path']
 const METRICS_EXAMPLE = `one of ${METRICS_FORMATS.map((f) => describeValue(f)).join(', ')}, or { format, path }`
@@ -110,6 +119,27 @@ function parseBackendUrl(value: unknown, label: string): URL {
   return url
 }
 
+const ZMQ_TCP = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^\s:/*[\]]+):(\d{1,5})$/
+
+function parseZmqEndpoint(value: unknown, option: string): string {
+  const m = typeof value === 'string' ? ZMQ_TCP.exec(value) : null
+  if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535)
+    fail(option, "the engine's ZMQ endpoint as 'tcp://host:port', e.g. 'tcp://10.0.0.5:5557'", value)
+  return value as string
+}
+
+function parseKvEvents(value: unknown, replay: unknown, label: string): KvEventsEndpoint | null {
+  if (value === undefined) {
+    if (replay !== undefined)
+      failWith(`${label}.kvEventsReplay`, 'needs kvEvents (the feed it fills gaps of)')
+    return null
+  }
+  return {
+    endpoint: parseZmqEndpoint(value, `${label}.kvEvents`),
+    replay: replay === undefined ? null : parseZmqEndpoint(replay, `${label}.kvEventsReplay`),
+  }
+}
+
 function nonEmptyString(value: unknown): value is string {
   return typeof value === 'string' && value.trim().length > 0
 }
@@ -174,10 +204,22 @@ export function validateBackendConfig(config: unknown, label = 'backend'): Valid
   }
 
   const metrics = parseMetrics(c.metrics, label)
+  const kvEvents = parseKvEvents(c.kvEvents, c.kvEventsReplay, label)
   const connection = validateBackendConnection(c, label)
   if (connection?.modelNames != null && models === null)
     failWith(`${label}.models`, 'must list the model names clients use when modelNames is set')
-  return { id, url, weight, models, zone, maxConcurrency, metrics, connection, keepAliveAfterStreams }
+  return {
+    id,
+    url,
+    weight,
+    models,
+    zone,
+    maxConcurrency,
+    metrics,
+    connection,
+    keepAliveAfterStreams,
+    kvEvents,
+  }
 }
 
 /** Validates a list of backends, rejecting duplicate ids with both positions named. */

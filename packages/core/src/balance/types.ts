@@ -51,6 +51,14 @@ export interface BackendConfig {
    * fresh one, and from then on that backend's streamed connections are not kept.
    */
   keepAliveAfterStreams?: boolean
+  /**
+   * The engine's KV-cache event feed, `tcp://host:port` (vLLM's `--kv-events-config` publisher,
+   * default port 5557), read by the `precise-prefix` strategy to know which prompt prefixes this
+   * backend holds in its cache.
+   */
+  kvEvents?: string
+  /** The engine's replay socket (vLLM's `replay_endpoint`), asked for batches the feed missed. */
+  kvEventsReplay?: string
 }
 
 export type BackendStatus = 'healthy' | 'ejected' | 'unhealthy' | 'cooling-down' | 'draining'
@@ -121,9 +129,13 @@ export interface PickContext {
   hashKey?: string
   /**
    * The start of the prompt (`messages`, `prompt` or `input` as text, bounded), read only for
-   * `prefix-affinity`.
+   * `prefix-affinity` and `precise-prefix`.
    */
   prompt?: string
+  /** The body's prompt field, parsed (`{ messages }`, `{ prompt }` or `{ input }`), for tokenizing it as the engine does. */
+  promptFields?: Record<string, unknown>
+  /** The prompt's token ids as the engine counts them, when `precise-prefix` could get them. */
+  tokens?: readonly number[]
 }
 
 /** The part of a backend the forwarder needs to dispatch to it. */
@@ -171,6 +183,11 @@ export interface Balancer {
     exclude: ReadonlySet<string>,
     signal?: AbortSignal | (() => AbortSignal),
   ): BackendLease | Promise<BackendLease>
+  /**
+   * Work to finish before the first `acquire` of a request (tokenizing its prompt), or undefined
+   * when there is none. Never rejects; it resolves within a bound the balancer sets.
+   */
+  prepare?(ctx: PickContext): Promise<void> | undefined
   /** Every model some registered backend declares, sorted; empty when none declare models. */
   models(): string[]
 }

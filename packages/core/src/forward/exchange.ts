@@ -9,7 +9,7 @@ import { downstreamResponseHeaders, InvalidHeaderValueError, upstreamRequestHead
 import { bodyPlan, forwardedInfo, forwardedPath, refuseBody, refusePath } from './intake.js'
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
 import { type DispatchOwner, LeaseDispatch } from './lease-dispatch.js'
-import { promptOf } from './prompt-fields.js'
+import { promptFieldsOf } from './prompt-fields.js'
 import type { Attempt } from './relay.js'
 import { readRequestBody, StreamedBody } from './request-body.js'
 import type { ForwardObserver, ForwardRequest } from './types.js'
@@ -161,7 +161,11 @@ export class Exchange implements DispatchOwner {
         try {
           const fields = topLevelFields(body)
           if (wantsModel) input.model = fields.model
-          if (wantsPrompt) input.prompt = promptOf(input.readPrompt!, body, fields)
+          if (wantsPrompt) {
+            const promptFields = promptFieldsOf(body, fields)
+            input.promptFields = promptFields
+            input.prompt = promptFields === undefined ? undefined : input.readPrompt!(promptFields)
+          }
         } catch (err) {
           if (!(err instanceof InvalidJsonBodyError)) throw err
           sendJsonError(req, res, err.status, err.code, err.message)

@@ -37,6 +37,7 @@ export class LeaseDispatch {
   private tried: Set<string> | undefined
   private current: Attempt | undefined
   private abortController: AbortController | undefined
+  private prepared = false
 
   constructor(
     private readonly owner: DispatchOwner,
@@ -54,6 +55,20 @@ export class LeaseDispatch {
 
   next(): void {
     if (this.owner.closed) return
+    if (!this.prepared) {
+      this.prepared = true
+      let preparing: Promise<void> | undefined
+      try {
+        preparing = this.balancer.prepare?.(this.context)
+      } catch (err) {
+        this.owner.unexpected(err)
+      }
+      if (preparing !== undefined) {
+        const go = () => this.next()
+        preparing.then(go, go)
+        return
+      }
+    }
     let acquired: BackendLease | PromiseLike<BackendLease>
     try {
       acquired = this.balancer.acquire(this.context, this.tried ?? NONE_TRIED, this.waitSignal)

@@ -24,13 +24,3 @@ export function promptFieldsOf(body: Buffer, fields: TopLevelFields): Record<str
     return undefined
   }
 }
-
-/** What `read` makes of the body's prompt field, or undefined when there is none to read. */
-export function promptOf(
-  read: (fields: Record<string, unknown>) => string | undefined,
-  body: Buffer,
-  fields: TopLevelFields,
-): string | undefined {
-  const promptFields = promptFieldsOf(body, fields)
-  return promptFields === undefined ? undefined : read(promptFields)
-}

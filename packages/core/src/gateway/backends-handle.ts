@@ -1,5 +1,7 @@
 import type { FairQueueSnapshot } from '../admission/index.js'
 import type { BackendBalancer } from '../balance/balancer.js'
+import type { KvFeedSnapshot } from '../balance/kv-events/kv-event-feeds.js'
+import { PrecisePrefixPicker, type PrecisePrefixStats } from '../balance/pickers/precise-prefix.js'
 import type { BackendConfig, BackendSnapshot } from '../balance/types.js'
 import type { ZoneSnapshot } from '../balance/zones.js'
 import type { Forwarder } from '../forward/forwarder.js'
@@ -63,6 +65,16 @@ export class BackendsHandle {
    */
   queue(): FairQueueSnapshot {
     return this.#balancer.queueSnapshot()
+  }
+
+  /**
+   * With strategy `precise-prefix`: each backend's KV-event feed (blocks indexed, gaps, replays)
+   * and the strategy's counts; null under another strategy.
+   */
+  kvEvents(): { feeds: KvFeedSnapshot[]; routing: PrecisePrefixStats } | null {
+    const picker = this.#balancer.picker
+    if (!(picker instanceof PrecisePrefixPicker)) return null
+    return { feeds: picker.snapshot(), routing: { ...picker.stats } }
   }
 
   /** Every model a backend declares, sorted. */

@@ -40,6 +40,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'strategy',
   'consistentHash',
   'prefixAffinity',
+  'precisePrefix',
   'loadReports',
   'zone',
   'zonePreference',

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client'
 import type { BackendBalancer } from '../balance/balancer.js'
 import type { BackendStatus } from '../balance/types.js'
+import { registerKvEventMetrics } from './kv-event-metrics.js'
 
 type PromClient = typeof import('prom-client')
 
@@ -60,6 +61,7 @@ export function registerBalancerGauges(
   })
   registerReportGauges(prom, registers, balancer)
   registerZoneGauges(prom, registers, balancer)
+  registerKvEventMetrics(prom, registers, balancer)
 }
 
 /** Only backends with `metrics` have a report; a backend without one has no sample. */

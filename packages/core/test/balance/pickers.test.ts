@@ -196,7 +196,7 @@ describe('createPicker', () => {
 
   it('rejects an unknown name, quoting it and listing the valid ones', () => {
     expect(() => createPicker('fastest' as never)).toThrow(
-      'tollgate: option "strategy" must be one of "round-robin", "random", "least-connections", "power-of-two", "least-latency", "consistent-hash", "least-load", "prefix-affinity" or a picker function; got "fastest"',
+      'tollgate: option "strategy" must be one of "round-robin", "random", "least-connections", "power-of-two", "least-latency", "consistent-hash", "least-load", "prefix-affinity", "precise-prefix" or a picker function; got "fastest"',
     )
   })
 

@@ -13,6 +13,7 @@ import {
   strategyNames,
 } from './picker.js'
 import { PowerOfTwoPicker } from './power-of-two.js'
+import { type PrecisePrefixOptions, PrecisePrefixPicker } from './precise-prefix.js'
 import { type PrefixAffinityOptions, PrefixAffinityPicker } from './prefix-affinity.js'
 import { RandomPicker } from './random.js'
 import { RoundRobinPicker } from './round-robin.js'
@@ -31,6 +32,12 @@ export {
 } from './picker.js'
 export { PowerOfTwoPicker } from './power-of-two.js'
 export {
+  PRECISE_PREFIX_OPTION_NAMES,
+  type PrecisePrefixOptions,
+  PrecisePrefixPicker,
+  type PrecisePrefixStats,
+} from './precise-prefix.js'
+export {
   PREFIX_AFFINITY_OPTION_NAMES,
   type PrefixAffinityOptions,
   PrefixAffinityPicker,
@@ -42,6 +49,7 @@ export interface PickerOptions {
   random?: RandomSource
   consistentHash?: ConsistentHashOptions
   prefixAffinity?: PrefixAffinityOptions
+  precisePrefix?: PrecisePrefixOptions
   /** The guard a custom picker function is called through; default one that logs to `console`. */
   callbacks?: UserCallbacks
 }
@@ -68,6 +76,8 @@ export function createPicker(strategy: StrategyName | PickerFunction, options: P
       return new LeastLoadPicker()
     case 'prefix-affinity':
       return new PrefixAffinityPicker(options.prefixAffinity)
+    case 'precise-prefix':
+      return new PrecisePrefixPicker(options.precisePrefix, options.prefixAffinity)
     default: {
       const guess = typeof strategy === 'string' ? closestName(strategy, strategyNames) : undefined
       return failWith(

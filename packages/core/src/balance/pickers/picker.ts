@@ -34,6 +34,7 @@ export const strategyNames = [
   'consistent-hash',
   'least-load',
   'prefix-affinity',
+  'precise-prefix',
 ] as const
 
 export type StrategyName = (typeof strategyNames)[number]
