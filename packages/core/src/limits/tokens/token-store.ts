@@ -88,8 +88,8 @@ export class MemoryTokenStore implements TokenStore {
     this.#sweep = new SteppedSweep(this.#tables, {
       now: this.#now,
       isDone,
-      intervalMs: options.sweepIntervalMs ?? 60_000,
-      batchSize: options.sweepBatchSize ?? 5_000,
+      intervalMs: options.sweepIntervalMs,
+      batchSize: options.sweepBatchSize,
     })
   }
 
