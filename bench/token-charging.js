@@ -15,33 +15,16 @@ import fastifyTollgate from '@tollgate/fastify'
 import express from 'express'
 import Fastify from 'fastify'
 import { startFakeModelServer } from '../examples/fake-model-server.js'
+import { postChat } from './lib/chat-client.js'
 
 const chat = (extra) =>
   JSON.stringify({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], ...extra })
 
+/** A fresh connection each; a socket error (a request cut on purpose) counts as status 0. */
 function post(port, body, onRequest) {
-  return new Promise((resolve) => {
-    const req = http.request(
-      {
-        port,
-        host: '127.0.0.1',
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent: false,
-        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench' },
-      },
-      (res) => {
-        const chunks = []
-        res.on('data', (c) => chunks.push(c))
-        res.on('end', () =>
-          resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
-        )
-      },
-    )
-    req.on('error', () => resolve({ status: 0 }))
-    req.end(body)
-    onRequest?.(req)
-  })
+  return postChat(port, body, { headers: { authorization: 'Bearer sk-bench' }, onRequest }).catch(() => ({
+    status: 0,
+  }))
 }
 
 /** A gateway of `framework` in front of `backend`, with `rateLimit` on its one forward route. */
@@ -100,7 +83,7 @@ async function retries(framework) {
   const seen = []
   for (let i = 0; i < 9; i++) {
     const answer = await post(gw.port, chat({ max_tokens: 150 }))
-    seen.push(`${answer.status}/${JSON.parse(answer.body).error?.type}`)
+    seen.push(`${answer.status}/${JSON.parse(answer.text).error?.type}`)
   }
   const after = remaining(await post(gw.port, chat({ max_tokens: 150 })))
   console.log(

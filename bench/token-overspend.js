@@ -15,14 +15,11 @@ import { apiKeyKey } from '@tollgate/core'
 import fastifyTollgate from '@tollgate/fastify'
 import Fastify from 'fastify'
 import { startFakeModelServer } from '../examples/fake-model-server.js'
+import { numberOption } from './lib/args.js'
+import { postChat } from './lib/chat-client.js'
 
-const args = process.argv.slice(2)
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`)
-  return at === -1 ? fallback : Number(args[at + 1])
-}
-const WINDOWS = option('windows', 4)
-const WORKERS = option('workers', 200)
+const WINDOWS = numberOption('windows', 4)
+const WORKERS = numberOption('workers', 200)
 const BUDGET = 3000
 const WINDOW_MS = 2000
 
@@ -51,26 +48,12 @@ export const VARIANTS = [
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: WORKERS })
 
+/** A socket error counts as status 0, as a worker goes on. */
 function post(port, body, key) {
-  return new Promise((resolve) => {
-    const req = http.request(
-      {
-        port,
-        host: '127.0.0.1',
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-      },
-      (res) => {
-        const chunks = []
-        res.on('data', (c) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }))
-      },
-    )
-    req.on('error', () => resolve({ status: 0, text: '' }))
-    req.end(JSON.stringify(body))
-  })
+  return postChat(port, body, { agent, headers: { authorization: `Bearer ${key}` } }).catch(() => ({
+    status: 0,
+    text: '',
+  }))
 }
 
 /** Spent tokens (backend usage) per window, and the answers by status, for one variant. */
@@ -79,7 +62,11 @@ export async function measure(
   variant,
   { windows = WINDOWS, workers = WORKERS, key = 'sk-overspend' } = {},
 ) {
-  const body = { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], ...variant.extra }
+  const body = JSON.stringify({
+    model: 'fake-model',
+    messages: [{ role: 'user', content: 'hi' }],
+    ...variant.extra,
+  })
   const statuses = {}
   let spent = 0
   const end = Date.now() + windows * WINDOW_MS

@@ -15,35 +15,17 @@ import { apiKeyKey } from '@tollgate/core'
 import fastifyTollgate from '@tollgate/fastify'
 import Fastify from 'fastify'
 import { createRandom, startFakeModelServer } from '../examples/fake-model-server.js'
+import { numberOption } from './lib/args.js'
+import { postChat } from './lib/chat-client.js'
 
-const args = process.argv.slice(2)
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`)
-  return at === -1 ? fallback : Number(args[at + 1])
-}
-const REQUESTS = option('requests', 400)
-const ROUNDS = option('rounds', 5)
+const REQUESTS = numberOption('requests', 400)
+const ROUNDS = numberOption('rounds', 5)
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
 function post(port, body, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        port,
-        host: '127.0.0.1',
-        method: 'POST',
-        path: '/v1/chat/completions',
-        agent,
-        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-bench', ...headers },
-      },
-      (res) => {
-        const chunks = []
-        res.on('data', (c) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }))
-      },
-    )
-    req.on('error', reject)
-    req.end(JSON.stringify(body))
+  return postChat(port, JSON.stringify(body), {
+    agent,
+    headers: { authorization: 'Bearer sk-bench', ...headers },
   })
 }
 
@@ -213,4 +195,5 @@ const lines = [
   '',
 ]
 console.log(lines.join('\n'))
-if (args.includes('--append')) appendFileSync(new URL('./RESULTS.md', import.meta.url), lines.join('\n'))
+if (process.argv.includes('--append'))
+  appendFileSync(new URL('./RESULTS.md', import.meta.url), lines.join('\n'))

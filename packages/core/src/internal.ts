@@ -43,14 +43,8 @@ export {
 } from './gateway/gateway-options.js'
 export { LimitedRoute, type LimitRejection, type SetHeader } from './gateway/limited-route.js'
 export { promptTextOf } from './gateway/prompt-text.js'
-export {
-  isLimitAnswer,
-  settleAtEnd,
-  type TokenGrant,
-  type TokenOutcome,
-  TokenRoute,
-  withTokens,
-} from './gateway/token-route.js'
+export { isLimitAnswer, settleAtEnd, withTokens } from './gateway/token-decision.js'
+export { type TokenGrant, type TokenOutcome, TokenRoute } from './gateway/token-route.js'
 export { type AdapterSetup, type ModelList, TollgateCore } from './gateway/tollgate-core.js'
 export * from './index.js'
 export { HEADER_MODES, writeRateLimitHeaders } from './limits/headers.js'

@@ -14,6 +14,7 @@ import { UsageObserver } from '../limits/tokens/usage-observer.js'
 import { CALLBACK_FAILED, type UserCallbacks } from '../user-callback.js'
 import type { ForwardingGateway, ForwardRoute, GatewayRequest } from './gateway.js'
 import type { LimitedRoute } from './limited-route.js'
+import { settleAtEnd, withTokens } from './token-decision.js'
 
 export interface TokenRouteSettings<Req> {
   readonly keyGenerator: KeyGenerator<Req> | undefined
@@ -55,10 +56,6 @@ function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(() => setImmediate(resolve), 0))
 }
 
-const MADE_BY = new WeakMap<TokenReservation, object>()
-/** Reservations a forward settles from the usage: the end-of-response settle leaves them alone. */
-const FORWARDED = new WeakSet<TokenReservation>()
-
 /** The estimate, or the 400/415 for a body the gateway cannot read as the engine would. */
 function estimateOrAnswer(body: unknown, defaultMaxTokens: number): RequestEstimate | LimitAnswer {
   try {
@@ -76,11 +73,6 @@ function isAnswer(outcome: TokenOutcome): outcome is LimitAnswer {
   return outcome !== null && 'status' in outcome
 }
 
-/** Whether what `TokenRoute.grant` gave is the answer to send (else it is the request's decision). */
-export function isLimitAnswer(result: LimitAnswer | LimitDecision): result is LimitAnswer {
-  return 'status' in result
-}
-
 const getRes: HeaderGetter<ServerResponse> = (res, name) => res.getHeader(name)
 const setRes = (res: ServerResponse, name: string, value: string): void => {
   res.setHeader(name, value)
@@ -96,7 +88,7 @@ const setRes = (res: ServerResponse, name: string, value: string): void => {
 export class TokenRoute<Req> {
   /** The route that made a reservation, for `gate.forward()` to settle one made by `gate.limit()`. */
   static of<Req>(reservation: TokenReservation | undefined): TokenRoute<Req> | undefined {
-    return reservation === undefined ? undefined : (MADE_BY.get(reservation) as TokenRoute<Req> | undefined)
+    return reservation?.madeBy as TokenRoute<Req> | undefined
   }
 
   readonly #budget: TokenBudget<Req>
@@ -143,7 +135,7 @@ export class TokenRoute<Req> {
         key,
         estimate.promptTokens + estimate.completionTokens,
       )
-      MADE_BY.set(reservation, this)
+      reservation.madeBy = this
       return { reservation, estimate, policyHeader: policy.policyHeader }
     } catch (error) {
       this.#settings.storeFailed(error)
@@ -238,7 +230,7 @@ export class TokenRoute<Req> {
     let estimate: RequestEstimate
     if (made !== undefined) {
       reservation = made
-      FORWARDED.add(made)
+      made.forwarded = true
       const read = estimateOrAnswer(input.body, this.#settings.defaultMaxTokens)
       if ('status' in read) {
         await made.settle(0, 'refund')
@@ -281,42 +273,4 @@ function sendJson(res: ServerResponse, answer: LimitAnswer): void {
   res.setHeader('content-type', 'application/json; charset=utf-8')
   res.setHeader('content-length', Buffer.byteLength(text))
   res.end(text)
-}
-
-/**
- * The decision a handler reads as `request.rateLimit`, with the reservation and `settleTokens`
- * added: the request limits' decision, or (without request limits) one made of the token windows.
- */
-export function withTokens(
-  decision: LimitDecision | null | undefined,
-  reservation: TokenReservation,
-): LimitDecision {
-  const settleTokens = (n: number): void => {
-    void reservation.settle(n, 'settled')
-  }
-  if (decision != null) return Object.assign(decision, { tokens: reservation, settleTokens })
-  return {
-    allowed: reservation.allowed,
-    key: reservation.key,
-    cost: reservation.reserved,
-    windows: reservation.windows,
-    binding: reservation.binding,
-    retryAfter: reservation.retryAfter,
-    limit: reservation.limit,
-    tokens: reservation,
-    settleTokens,
-  }
-}
-
-/**
- * Settles a reservation the handler did not settle by the time the response is over (it keeps what
- * it took), and reports it to `onTokensSettled` either way.
- */
-export function settleAtEnd<Req>(res: ServerResponse, reservation: TokenReservation, request: Req): void {
-  res.once('close', () => {
-    // A forward route settled it from the usage already; this is for handlers that did not.
-    if (FORWARDED.has(reservation)) return
-    if (!reservation.settled) void reservation.settle(reservation.reserved, 'reserved')
-    ;(MADE_BY.get(reservation) as TokenRoute<Req> | undefined)?.settled(request, reservation)
-  })
 }

@@ -55,8 +55,8 @@ export class MemoryStore implements LimitStore, TokenStore {
     this.#sweepIntervalMs = options.sweepIntervalMs
     this.#sweep = new SteppedSweep(this.#tables, {
       now: this.#now,
-      intervalMs: options.sweepIntervalMs ?? 60_000,
-      batchSize: options.sweepBatchSize ?? 5_000,
+      intervalMs: options.sweepIntervalMs,
+      batchSize: options.sweepBatchSize,
     })
   }
 

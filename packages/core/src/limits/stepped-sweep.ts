@@ -7,10 +7,10 @@ export interface SteppedSweepOptions<C extends Expiring> {
   now: () => number
   /** Whether an ended counter may go; default: its window has ended. */
   isDone?: (counter: C, now: number) => boolean
-  /** How often a sweep starts, in ms. */
-  intervalMs: number
-  /** Counters looked at per event-loop turn. */
-  batchSize: number
+  /** How often a sweep starts, in ms; default 60 000. */
+  intervalMs?: number | undefined
+  /** Counters looked at per event-loop turn; default 5 000. */
+  batchSize?: number | undefined
 }
 
 function ended(counter: Expiring, now: number): boolean {
@@ -38,8 +38,8 @@ export class SteppedSweep<C extends Expiring = Expiring> {
     this.#tables = tables
     this.#now = options.now
     this.#isDone = options.isDone ?? ended
-    this.#batch = options.batchSize
-    this.#sweeper = setInterval(() => this.#start(), options.intervalMs)
+    this.#batch = options.batchSize ?? 5_000
+    this.#sweeper = setInterval(() => this.#start(), options.intervalMs ?? 60_000)
     this.#sweeper.unref()
   }
 

@@ -51,11 +51,7 @@ export class Observability {
       checkOptionGroup('tracing', tracing, TRACING_OPTION_NAMES)
     if (accessLog !== undefined && typeof accessLog !== 'boolean')
       fail('accessLog', 'true or false', accessLog)
-    if (
-      observers !== undefined &&
-      (!Array.isArray(observers) ||
-        observers.some((o) => typeof (o as Partial<GatewayEvents>)?.forwardStart !== 'function'))
-    )
+    if (observers !== undefined && (!Array.isArray(observers) || !observers.every(isConsumer)))
       fail(
         'observers',
         'a list of GatewayEvents consumers (forwardStart, limitDecision, backendChange)',
@@ -83,4 +79,14 @@ export class Observability {
   attach(balancer: BackendBalancer): void {
     this.metrics?.attach(balancer)
   }
+}
+
+/** Whether `o` has every method the combined events call on each consumer (all but `tokensRejected`). */
+function isConsumer(o: unknown): boolean {
+  const c = o as Partial<GatewayEvents> | null
+  return (
+    typeof c?.forwardStart === 'function' &&
+    typeof c.limitDecision === 'function' &&
+    typeof c.backendChange === 'function'
+  )
 }

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { MemoryStore, type WindowSpec } from '../../src/index.js'
+import { sizesWhileSweeping } from './sweep-helpers.js'
 
 const SECOND = 1_000
 const MINUTE = 60 * SECOND
@@ -234,16 +235,7 @@ describe('MemoryStore: memory stays bounded', () => {
       for (let i = 0; i < total; i++) store.hit(`c${i}`, [win('k', 1, SECOND)], 1)
       store.hit('live', [win('k', 1, HOUR)], 1)
       clock.now += 2 * SECOND
-      // Watch the size from turns of the event loop the sweep has to share.
-      const seen: number[] = []
-      await vi.waitFor(
-        async () => {
-          await new Promise((resolve) => setImmediate(resolve))
-          seen.push(store.size)
-          expect(store.size).toBe(1)
-        },
-        { timeout: 5_000, interval: 0 },
-      )
+      const seen = await sizesWhileSweeping(store, 1)
       // One synchronous pass would jump from every counter to none; steps show sizes in between.
       expect(seen.some((size) => size > 1 && size < total + 1)).toBe(true)
     } finally {

@@ -95,6 +95,38 @@ interface Counts {
   tgiBestOf?: number | undefined
 }
 
+/** A count field: where it goes in `Counts`, and the most it may be. */
+type CountField = readonly [keyof Counts, number]
+
+/** The top-level count fields, by key. */
+const COUNT_FIELDS: ReadonlyMap<string, CountField> = new Map<string, CountField>([
+  ['max_completion_tokens', ['maxCompletionTokens', MAX_TOKENS_FIELD]],
+  ['max_tokens', ['maxTokens', MAX_TOKENS_FIELD]],
+  ['max_output_tokens', ['maxOutputTokens', MAX_TOKENS_FIELD]],
+  ['n_predict', ['nPredict', MAX_TOKENS_FIELD]],
+  ['n', ['n', MAX_CHOICES_FIELD]],
+  ['best_of', ['bestOf', MAX_CHOICES_FIELD]],
+])
+
+/** The count fields inside a nested object (TGI's `parameters`, SGLang's, Ollama's), by its key. */
+const NESTED_COUNT_FIELDS: ReadonlyMap<string, ReadonlyMap<string, CountField>> = new Map([
+  [
+    'parameters',
+    new Map<string, CountField>([
+      ['max_new_tokens', ['maxNewTokens', MAX_TOKENS_FIELD]],
+      ['best_of', ['tgiBestOf', MAX_CHOICES_FIELD]],
+    ]),
+  ],
+  [
+    'sampling_params',
+    new Map<string, CountField>([
+      ['max_new_tokens', ['sglangMaxNewTokens', MAX_TOKENS_FIELD]],
+      ['n', ['sglangN', MAX_CHOICES_FIELD]],
+    ]),
+  ],
+  ['options', new Map<string, CountField>([['num_predict', ['numPredict', MAX_TOKENS_FIELD]]])],
+])
+
 /** Reads the members of a nested object (`parameters`, `options`, `stream_options`) by name. */
 function readObject(body: Buffer, at: number, read: (key: string, start: number, end: number) => void): void {
   if (body[at] !== OPEN_BRACE) return
@@ -156,53 +188,23 @@ export function estimateRequest(body: unknown, defaultMaxTokens: number): Reques
       (_keyStart, _keyEnd, start, end) => {
         const b = bytes!
         if (key === undefined) return
-        switch (key) {
-          case 'max_completion_tokens':
-            counts.maxCompletionTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
-            return
-          case 'max_tokens':
-            counts.maxTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
-            return
-          case 'max_output_tokens':
-            counts.maxOutputTokens = countField(b, start, end, key, MAX_TOKENS_FIELD)
-            return
-          case 'n_predict':
-            counts.nPredict = countField(b, start, end, key, MAX_TOKENS_FIELD)
-            return
-          case 'n':
-            counts.n = countField(b, start, end, key, MAX_CHOICES_FIELD)
-            return
-          case 'best_of':
-            counts.bestOf = countField(b, start, end, key, MAX_CHOICES_FIELD)
-            return
+        const count = COUNT_FIELDS.get(key)
+        if (count !== undefined) {
+          counts[count[0]] = countField(b, start, end, key, count[1])
+          return
+        }
+        const nested = NESTED_COUNT_FIELDS.get(key)
+        if (nested !== undefined) {
           // A repeated object counts as its last, as the parser keeps only that one.
-          case 'parameters':
-            counts.maxNewTokens = undefined
-            counts.tgiBestOf = undefined
-            readObject(b, start, (k, s, e) => {
-              if (k === 'max_new_tokens')
-                counts.maxNewTokens = countField(b, s, e, `parameters.${k}`, MAX_TOKENS_FIELD)
-              else if (k === 'best_of')
-                counts.tgiBestOf = countField(b, s, e, `parameters.${k}`, MAX_CHOICES_FIELD)
-            })
-            return
-          case 'sampling_params':
-            counts.sglangMaxNewTokens = undefined
-            counts.sglangN = undefined
-            readObject(b, start, (k, s, e) => {
-              if (k === 'max_new_tokens')
-                counts.sglangMaxNewTokens = countField(b, s, e, `sampling_params.${k}`, MAX_TOKENS_FIELD)
-              else if (k === 'n')
-                counts.sglangN = countField(b, s, e, `sampling_params.${k}`, MAX_CHOICES_FIELD)
-            })
-            return
-          case 'options':
-            counts.numPredict = undefined
-            readObject(b, start, (k, s, e) => {
-              if (k === 'num_predict')
-                counts.numPredict = countField(b, s, e, `options.${k}`, MAX_TOKENS_FIELD)
-            })
-            return
+          for (const [name] of nested.values()) counts[name] = undefined
+          const object = key
+          readObject(b, start, (k, s, e) => {
+            const field = nested.get(k)
+            if (field !== undefined) counts[field[0]] = countField(b, s, e, `${object}.${k}`, field[1])
+          })
+          return
+        }
+        switch (key) {
           case 'stream':
             stream = isTrue(b, start, end)
             return

@@ -155,6 +155,16 @@ export class TokenReservation {
   charged: number | undefined
   /** How `charged` was found: the backend's `usage`, an estimate, a refund, or the handler (`settled`). */
   source: UsageSource | 'settled' | 'reserved' | undefined
+  /**
+   * @internal The gateway route that made it, for a later `gate.forward()` to settle it through
+   * that route (its `onTokensSettled`).
+   */
+  madeBy: object | undefined
+  /**
+   * @internal Set when a forward settles it from the backend's usage: the settle at the end of
+   * the response then leaves it to the forward.
+   */
+  forwarded = false
   readonly #store: TokenStore
   readonly #specs: readonly WindowSpec[]
   readonly #fallback: boolean | undefined

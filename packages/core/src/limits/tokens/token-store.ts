@@ -76,7 +76,8 @@ function isDone(counter: Counter, now: number): boolean {
  * and a window's overrun is carried into the next one (`carriedOver`). Ended windows are swept as
  * the request counters are (`MemoryStore`): a sweep starts every `sweepIntervalMs` and looks at
  * `sweepBatchSize` counters per event-loop turn, so a million ended counters never block the loop
- * in one go (one pass over them was ~0.4 s); a counter that still carries an overrun stays.
+ * in one go (one pass over them blocked it 0.24–0.88 s, docs/DESIGN.md); a counter that still
+ * carries an overrun stays.
  */
 export class MemoryTokenStore implements TokenStore {
   readonly #tables = new Map<string, Map<string, Counter>>()
@@ -88,8 +89,8 @@ export class MemoryTokenStore implements TokenStore {
     this.#sweep = new SteppedSweep(this.#tables, {
       now: this.#now,
       isDone,
-      intervalMs: options.sweepIntervalMs ?? 60_000,
-      batchSize: options.sweepBatchSize ?? 5_000,
+      intervalMs: options.sweepIntervalMs,
+      batchSize: options.sweepBatchSize,
     })
   }
 

@@ -65,24 +65,21 @@ export class UsageObserver implements ForwardObserver {
     this.#bodyBytes += chunk.length
     if (!this.#scan) return undefined
     const decoded = this.#decoder.write(chunk)
-    if (!this.#sse) {
+    if (!this.#strip) {
+      // Passed through as is: the scanner reads pieces of any size, so no event is cut out.
       this.#scanner.feed(decoded)
       return undefined
     }
+    // Stripping reads whole events: the unfinished one is carried over to the next chunk.
     const text = this.#pending + decoded
     let start = 0
-    let out = this.#strip ? '' : undefined
+    let out = ''
     for (let end = text.indexOf('\n\n', start); end !== -1; end = text.indexOf('\n\n', start)) {
       const event = text.slice(start, end + 2)
       start = end + 2
-      const keep = this.#readEvent(event)
-      if (out !== undefined && keep) out += event.replace(USAGE_NULL, '')
+      if (this.#readEvent(event)) out += event.replace(USAGE_NULL, '')
     }
     this.#pending = text.slice(start)
-    if (out === undefined) {
-      // Passed through as is: only the unfinished event is carried over, to be read whole.
-      return undefined
-    }
     return Buffer.from(out)
   }
 

@@ -1,6 +1,7 @@
-import { describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { WindowSpec } from '../../../src/limits/store.js'
 import { MemoryTokenStore } from '../../../src/limits/tokens/token-store.js'
+import { sizesWhileSweeping } from '../sweep-helpers.js'
 
 const SECOND = 1_000
 const HOUR = 3_600_000
@@ -37,15 +38,7 @@ describe('MemoryTokenStore: ended windows are swept in steps', () => {
       for (let i = 0; i < total; i++) store.reserve(`c${i}`, [win('k', 100, SECOND)], 5)
       store.reserve('live', [win('long', 100, HOUR)], 30)
       clock.now += 2 * SECOND
-      const seen: number[] = []
-      await vi.waitFor(
-        async () => {
-          await new Promise((resolve) => setImmediate(resolve))
-          seen.push(store.size)
-          expect(store.size).toBe(1)
-        },
-        { timeout: 5_000, interval: 0 },
-      )
+      const seen = await sizesWhileSweeping(store, 1)
       // One synchronous pass would jump from every counter to none; steps show sizes in between.
       expect(seen.some((size) => size > 1 && size < total + 1)).toBe(true)
       expect(store.reserve('live', [win('long', 100, HOUR)], 10)).toMatchObject({ allowed: true, used: [40] })
