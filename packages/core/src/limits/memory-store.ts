@@ -45,14 +45,15 @@ export class MemoryStore implements LimitStore, TokenStore {
   readonly #found: (WindowCounterState | undefined)[] = []
   readonly #now: () => number
   readonly #sweep: SteppedSweep
-  readonly #sweepIntervalMs: number | undefined
+  /** The sweep's options, for the token store made on the first reservation. */
+  readonly #sweepOptions: Pick<MemoryStoreOptions, 'sweepIntervalMs' | 'sweepBatchSize'>
   /** Token budgets, made on the first reservation: one store instance shared by several gateways
    * must share their token budgets as it shares their request counters. */
   #tokens: MemoryTokenStore | undefined
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now
-    this.#sweepIntervalMs = options.sweepIntervalMs
+    this.#sweepOptions = { sweepIntervalMs: options.sweepIntervalMs, sweepBatchSize: options.sweepBatchSize }
     this.#sweep = new SteppedSweep(this.#tables, {
       now: this.#now,
       intervalMs: options.sweepIntervalMs,
@@ -177,7 +178,7 @@ export class MemoryStore implements LimitStore, TokenStore {
   }
 
   reserve(key: string, windows: readonly WindowSpec[], want: number): ReserveResult {
-    this.#tokens ??= new MemoryTokenStore({ now: this.#now, sweepIntervalMs: this.#sweepIntervalMs })
+    this.#tokens ??= new MemoryTokenStore({ now: this.#now, ...this.#sweepOptions })
     return this.#tokens.reserve(key, windows, want)
   }
 
