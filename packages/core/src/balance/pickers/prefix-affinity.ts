@@ -2,7 +2,14 @@ import { optionNames } from '../../option-names.js'
 import { checkNumber } from '../../validation.js'
 import type { BackendState } from '../backend-state.js'
 import { reportedLoad } from '../load.js'
-import { batchSlotsOf, expectedWaitMs, PrefillCost, queuePosition } from '../prefill-cost.js'
+import {
+  batchSlotsOf,
+  capacityOf,
+  expectedWaitMs,
+  loadOf,
+  PrefillCost,
+  queuePosition,
+} from '../prefill-cost.js'
 import { hashPromptBlocks, PrefixIndex } from '../prefix-index.js'
 import type { BackendMembers } from '../registry.js'
 import type { AttemptOutcome, PickContext } from '../types.js'
@@ -289,21 +296,4 @@ function mix(x: number): number {
   h = Math.imul(h, 0xc2b2ae35)
   h ^= h >>> 16
   return h >>> 0
-}
-
-/**
- * Requests at or ahead of a new one: the fresh report plus what was sent since (at least what is in
- * flight from here), else in flight here.
- */
-function loadOf(b: BackendState): number {
-  const report = b.freshReport()
-  if (report === undefined) return b.inFlight
-  // What this gateway has in flight there is a floor the report (taken a scrape ago) may be below;
-  // what it saw finish since is no longer ahead, though the report still counts it.
-  const reported = Math.max(0, report.waiting + report.running - b.finishedSinceReport) + b.sentSinceReport
-  return Math.max(reported, b.inFlight)
-}
-
-function capacityOf(b: BackendState): number {
-  return b.maxConcurrency ?? b.weight
 }
