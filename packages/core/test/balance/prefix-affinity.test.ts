@@ -2,9 +2,8 @@ import { describe, expect, it } from 'vitest'
 import type { BackendState } from '../../src/balance/backend-state.js'
 import { PrefixAffinityPicker } from '../../src/balance/pickers/prefix-affinity.js'
 import { hashPromptBlocks, PrefixIndex } from '../../src/balance/prefix-index.js'
-import { BackendRegistry } from '../../src/balance/registry.js'
 import { promptTextOf } from '../../src/gateway/prompt-text.js'
-import { backendConfigs, registryOf } from './helpers.js'
+import { registryOf } from './helpers.js'
 
 const BLOCK = 8
 const system = (name: string) => `${name}: the system prompt `.padEnd(4 * BLOCK, '.')
@@ -126,44 +125,6 @@ describe('PrefixAffinityPicker', () => {
     for (let i = 0; i < 6; i++) expect(pick(`${system('hot')}user: question ${i}`).id).toBe('C')
   })
 
-  it('a prompt whose home is out of the candidates spills as a guest, and goes home once it is back', () => {
-    const { picker, backends, registry } = setup()
-    const hot = `${system('hot')}user: hello there`
-    const home = picker.pick(backends, { prompt: hot }, registry) as BackendState
-    // The home at maxConcurrency or saturated: the balancer leaves it out of the candidates.
-    const others = backends.filter((b) => b !== home)
-    const spill = picker.pick(others, { prompt: hot }, registry) as BackendState
-    expect(spill.id).not.toBe(home.id)
-    for (let i = 0; i < 3; i++) expect(picker.pick(backends, { prompt: hot }, registry)?.id).toBe(home.id)
-  })
-
-  it.each([
-    ['llamacpp', true],
-    ['vllm', false],
-  ] as const)(
-    '%s: a second request for a prompt running on its home goes elsewhere only with a per-slot cache',
-    (format, elsewhere) => {
-      const registry = new BackendRegistry(backendConfigs([1, 1, 1], { metrics: format }))
-      const backends = registry.list()
-      const picker = new PrefixAffinityPicker({ blockChars: BLOCK, maxBlocks: 16, loadFactor: 5 })
-      const hot = `${system('hot')}user: hello there`
-      const home = picker.pick(backends, { prompt: hot }, registry) as BackendState
-      const first = picker.pickNote
-      home.inFlight = 1
-      const second = picker.pick(backends, { prompt: hot }, registry) as BackendState
-      expect(second.id !== home.id).toBe(elsewhere)
-      picker.attemptEnded(second, picker.pickNote, { ok: true, latencyMs: 1 }, 10)
-      picker.attemptEnded(home, first, { ok: true, latencyMs: 1 }, 10)
-      home.inFlight = 0
-      // The prompt's home did not move.
-      for (let i = 0; i < 3; i++) {
-        const next = picker.pick(backends, { prompt: hot }, registry) as BackendState
-        expect(next.id).toBe(home.id)
-        picker.attemptEnded(next, picker.pickNote, { ok: true, latencyMs: 1 }, 10)
-      }
-    },
-  )
-
   it('a guest becomes the home once it holds a longer prefix than the home', () => {
     const { pick } = setup()
     const opening = `${system('chat')}user: first question, asked at some length...`
@@ -197,16 +158,10 @@ describe('PrefixAffinityPicker', () => {
       const s = setup([1, 1, 1], loadFactor)
       for (const b of s.backends) b.reportedSlots = 2
       const ok = { ok: true, latencyMs: 5 }
-      // Each prompt cold, then cached: 180 ms plus 20 ms per uncached block.
-      for (let i = 0; i < 20; i++) {
-        const prompt = `${system(`${i} training`)}${'t'.repeat(4 * BLOCK)}`
-        for (let repeat = 0; repeat < 2; repeat++) {
-          const held = s.backends.map((b) => b.inFlight)
-          const chosen = s.pick(prompt)
-          const uncached = repeat === 0 ? Math.floor(prompt.length / BLOCK) : 0
-          s.picker.attemptEnded(chosen, s.picker.pickNote, ok, 180 + 20 * uncached)
-          expect(s.backends.map((b) => b.inFlight)).toEqual(held)
-        }
+      // Attempts of 180 ms with everything cached, 260 ms with 4 blocks cold: 200 ms on average.
+      for (let i = 0; i < 40; i++) {
+        const uncached = i % 2 === 0 ? 0 : 4
+        for (const b of s.backends) s.picker.attemptEnded(b, uncached + 1, ok, 180 + 20 * uncached)
       }
       return s
     }

@@ -62,11 +62,6 @@ export class PrefixAffinityPicker implements Picker {
   #waits = 0
   #requests = 0
   #note = NO_NOTE
-  // One entry per attempt in flight, reused through a free list; a pick's note is its index + 1.
-  readonly #attemptState: (BackendPrefixState | undefined)[] = []
-  readonly #attemptPrefix: number[] = []
-  readonly #attemptUncached: number[] = []
-  readonly #freeAttempts: number[] = []
   // Blocks of the request being picked, in #hashes.
   #count = 0
 
@@ -125,12 +120,9 @@ export class PrefixAffinityPicker implements Picker {
     let preferred: BackendState | undefined
     let longest = 0
     let preferredIsHome = false
-    // A candidate holding the prompt but serving it right now from a per-slot cache (see #matchOf).
-    let heldBusy = false
     for (const backend of candidates) {
       const index = this.#state(backend).index
-      const length = this.#matchOf(backend)
-      if (length === 0 && !heldBusy) heldBusy = index.matchLength(hashes, count) > 0
+      const length = index.matchLength(hashes, count)
       if (length === 0 || length < longest) continue
       const home = index.homeLength(hashes, length) === length
       if (
@@ -148,22 +140,17 @@ export class PrefixAffinityPicker implements Picker {
       preferred === undefined
         ? this.#place(candidates, undefined)
         : this.#decide(preferred, longest, candidates, count, total, capacity)
-    const chosenState = this.#state(chosen)
-    const index = chosenState.index
-    const matched = this.#matchOf(chosen)
+    const index = this.#state(chosen).index
+    const matched = index.matchLength(hashes, count)
     const position = queuePosition(chosen, loadOf(chosen))
-    this.#note = this.#attemptStarted(
-      chosen,
-      chosenState,
-      position !== undefined && position <= 0 ? count - matched : -1,
-    )
+    if (position !== undefined && position <= 0) this.#note = count - matched + 1
     if (matched > 0) this.#hits++
     // A new prefix makes its first backend its home. A spill leaves it on its target as a guest:
     // it becomes a home only by holding a longer prefix than any home when the conversation returns.
     // A prefix whose home is out of the candidates (full, saturated, unhealthy) spilled too.
     const home =
       preferred === undefined
-        ? !heldBusy && (members === undefined || !this.#heldOutside(candidates, members))
+        ? members === undefined || !this.#heldOutside(candidates, members)
         : chosen === preferred
     index.record(hashes, count, home)
     return chosen
@@ -175,51 +162,12 @@ export class PrefixAffinityPicker implements Picker {
    * cold block costs.
    */
   attemptEnded(backend: BackendState, note: number, outcome: AttemptOutcome, durationMs: number): void {
-    let uncached = -1
-    if (note > 0) {
-      const i = note - 1
-      uncached = this.#attemptUncached[i] as number
-      const busy = this.#attemptState[i]?.busy
-      const prefix = this.#attemptPrefix[i] as number
-      const left = (busy?.get(prefix) ?? 1) - 1
-      if (left > 0) busy?.set(prefix, left)
-      else busy?.delete(prefix)
-      this.#attemptState[i] = undefined
-      this.#freeAttempts.push(i)
-    }
     if (!outcome.ok || outcome.cancelled) return
     const state = this.#state(backend)
     state.serviceMs =
       state.serviceMs === 0 ? durationMs : state.serviceMs + (durationMs - state.serviceMs) / 16
-    if (uncached >= 0) this.#prefill.observe(uncached, durationMs)
-  }
-
-  /**
-   * Records an attempt starting: what it will learn from (uncached blocks, or -1 when it may wait
-   * for a slot) and, on a server whose prompt cache is per slot, that its prompt is in use there.
-   */
-  #attemptStarted(backend: BackendState, state: BackendPrefixState, uncached: number): number {
-    const i = this.#freeAttempts.pop() ?? this.#attemptState.length
-    const prefix = this.#hashes[0] as number
-    const busy = perSlotCache(backend) ? state.busy : undefined
-    this.#attemptState[i] = busy === undefined ? undefined : state
-    this.#attemptPrefix[i] = prefix
-    this.#attemptUncached[i] = uncached
-    busy?.set(prefix, (busy.get(prefix) ?? 0) + 1)
-    return i + 1
-  }
-
-  /**
-   * Leading blocks of the current prompt that `b` can serve from its cache now. llama-server keeps
-   * a prompt in one slot (or moves it out of its host-memory cache into one), so while a request
-   * starting with the same block runs there, a second one is prefilled from scratch in the other
-   * slot: for such a server a prompt in use counts as not held. vLLM and SGLang share cached blocks
-   * between running requests.
-   */
-  #matchOf(b: BackendState): number {
-    const state = this.#state(b)
-    if (state.busy.size > 0 && (state.busy.get(this.#hashes[0] as number) ?? 0) > 0) return 0
-    return state.index.matchLength(this.#hashes, this.#count)
+    // note - 1 is the number of uncached blocks at the pick; NO_NOTE: nothing to learn.
+    if (note > 0) this.#prefill.observe(note - 1, durationMs)
   }
 
   /**
@@ -251,7 +199,7 @@ export class PrefixAffinityPicker implements Picker {
     let bestCost = Number.POSITIVE_INFINITY
     for (const b of candidates) {
       if (b === preferred) continue
-      const uncached = count - this.#matchOf(b)
+      const uncached = count - this.#state(b).index.matchLength(this.#hashes, count)
       const cost = this.#costOf(b, uncached, perBlockMs) ?? uncached * perBlockMs
       if (cost < bestCost || (cost === bestCost && best !== undefined && this.#placeBefore(b, best))) {
         best = b
@@ -301,7 +249,8 @@ export class PrefixAffinityPicker implements Picker {
     if (byLoad !== 0) return byLoad < 0
     const sa = this.#state(a)
     const sb = this.#state(b)
-    const byMatch = this.#matchOf(a) - this.#matchOf(b)
+    const hashes = this.#hashes
+    const byMatch = sa.index.matchLength(hashes, this.#count) - sb.index.matchLength(hashes, this.#count)
     if (byMatch !== 0) return byMatch > 0
     const byHeld = sa.index.size / ca - sb.index.size / cb
     if (byHeld !== 0) return byHeld < 0
@@ -322,12 +271,7 @@ export class PrefixAffinityPicker implements Picker {
   #state(backend: BackendState): BackendPrefixState {
     let state = this.#backends.get(backend)
     if (state === undefined) {
-      state = {
-        index: new PrefixIndex(this.indexBlocks),
-        busy: new Map(),
-        serviceMs: 0,
-        idHash: hash32(backend.id),
-      }
+      state = { index: new PrefixIndex(this.indexBlocks), serviceMs: 0, idHash: hash32(backend.id) }
       this.#backends.set(backend, state)
     }
     return state
@@ -336,18 +280,12 @@ export class PrefixAffinityPicker implements Picker {
 
 interface BackendPrefixState {
   readonly index: PrefixIndex
-  /** Per-slot caches only: first-block hash → this picker's attempts with that prompt running there. */
-  readonly busy: Map<number, number>
   /** Mean duration of its attempts, dispatch to end (ms, moving average); 0 until one ended. */
   serviceMs: number
   readonly idHash: number
 }
 
 const NO_NOTE = 0
-
-function perSlotCache(b: BackendState): boolean {
-  return b.metrics?.format === 'llamacpp'
-}
 
 /** murmur3's finaliser: spreads `x ^ prefix` so that nearby prefixes order backends differently. */
 function mix(x: number): number {
