@@ -52,7 +52,8 @@ describe.each(ROUTING_GATEWAYS)('%s: prefix affinity against a cold prefill', (_
     const { port, backends } = await start(cleanup, {
       backends: fakes.map((f) => ({ id: f.name, url: f.url, metrics: 'llamacpp' as const })),
       strategy: 'prefix-affinity',
-      loadReports: { intervalMs: 20, timeoutMs: 20, staleAfterMs: 2_000 },
+      // maxWaiting above the queues below: the picker, not the saturation filter, decides.
+      loadReports: { intervalMs: 20, timeoutMs: 20, staleAfterMs: 2_000, maxWaiting: 50 },
     })
     const idle = () =>
       backends.snapshot().every((b) => b.loadReport?.running === 0 && b.loadReport.waiting === 0)
@@ -84,7 +85,7 @@ describe.each(ROUTING_GATEWAYS)('%s: prefix affinity against a cold prefill', (_
     expect(answer.headers['x-backend']).toBe(home)
     expect(answer.json().usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(1_000)
 
-    // A long queue there: now the cold prefill elsewhere is the quicker, and the request spills.
+    // Ten queued there: now the cold prefill elsewhere is the quicker, and the request spills.
     release = occupy(homeServer, 12)
     await waitFor(() => (reportOf(backends.snapshot(), home)?.waiting ?? 0) >= 10, 'a long queue at home')
     const spilled = await ask(port, hot)
