@@ -9,8 +9,9 @@
  *     [--prompts 8] [--prompt-chars 8800] [--answer-tokens 16] [--threads 1] [--out FILE]
  *
  * `--engine llama` runs llama.cpp's llama-server: set LLAMA_SERVER and LLAMA_MODEL (the paths the
- * engine build script prints). `--engine fake` runs examples/fake-model-server.js shaped like it
- * (two slots, a 4k-token KV cache, ~4k prompt tokens a second of prefill).
+ * engine build script prints). `--engine fake` runs examples/fake-model-server.js with two slots,
+ * an 8k-token KV cache (a few prompts; unlike llama-server, no host-memory prompt cache behind it)
+ * and ~4k prompt tokens a second of prefill.
  */
 import { writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
