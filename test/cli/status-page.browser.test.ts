@@ -104,6 +104,8 @@ status: { path: /gateway, refreshMs: 200 }
     // The queue is said once, not on every backend's row.
     expect(await page.locator('#queue').textContent()).toBe('Queue: nobody waits for a backend.')
     expect(await page.locator('#zones tbody tr').count()).toBe(2)
+    // Without fairness there are neither tenants nor priorities to show.
+    expect(await page.locator('#priorities-section').isVisible()).toBe(false)
 
     // Streams give TTFT; the dead backend's connections are refused (the request is retried elsewhere).
     for (let i = 0; i < 5; i++)
@@ -169,6 +171,61 @@ status: { path: /gateway, refreshMs: 200 }
     expect(route[5]).toBe('0')
     expect(Number(route[6])).toBe(answers.filter((s) => s === 429).length)
   })
+
+  it('shows the fair queue per priority: waiting, then served or timed out', async () => {
+    // One slot that each request holds for a while: the next ones wait in the fair queue.
+    const slow = await fake(cleanup, { name: 'slow', answerTokens: 1, timeToFirstTokenMs: 1_500 })
+    const file = configFile(`listen: { host: 127.0.0.1, port: 0 }
+fairness: {}
+backends:
+  - { url: "${slow.url}", id: slow, models: [fake-model], maxConcurrency: 1 }
+routes:
+  - { method: POST, path: /v1/chat/completions, forward: true, rateLimit: false }
+status: { path: /gateway, refreshMs: 200 }
+`)
+    const { port } = await startCli(cleanup, file.path)
+    const { page, errors } = await open(port)
+    const level = (key: string) =>
+      page.locator(`#priorities tbody tr[data-key="${key}"] td`).allTextContents()
+    await expect.poll(() => page.locator('#priorities tbody tr').count()).toBe(3)
+    expect(await page.locator('#priorities-section').isVisible()).toBe(true)
+    expect(await page.locator('#priorities th').allTextContents()).toEqual([
+      'Priority',
+      'Waiting',
+      'Served',
+      'Shed',
+      'Timed out',
+      'Queue full',
+    ])
+    expect(await level('0')).toEqual(['standard (0)', '0', '0', '0', '0', '0'])
+    expect((await level('1'))[0]).toBe('critical (1)')
+    expect((await level('-1'))[0]).toBe('sheddable (-1)')
+
+    const answers = [0, 1, 2].map(() => send(port, { path: '/v1/chat/completions', body: chat() }))
+    // Without a priority function every request is standard: two wait behind the one in flight.
+    await expect.poll(async () => (await level('0'))[1], { timeout: 5_000 }).toBe('2')
+    // A client that may wait only 50 ms leaves the queue timed out.
+    const hurried = await send(port, {
+      path: '/v1/chat/completions',
+      headers: { 'x-request-deadline-ms': '50' },
+      body: chat(),
+    })
+    expect([hurried.status, hurried.json().error.code]).toEqual([503, 'queue_timeout'])
+    expect((await Promise.all(answers)).map((a) => a.status)).toEqual([200, 200, 200])
+    await expect.poll(() => level('0'), { timeout: 5_000 }).toEqual(['standard (0)', '0', '2', '0', '1', '0'])
+    expect(await level('1')).toEqual(['critical (1)', '0', '0', '0', '0', '0'])
+    const doc = (await send(port, { path: '/gateway/status.json' })).json()
+    expect(doc.queue.priorities[1]).toEqual({
+      priority: 0,
+      name: 'standard',
+      waiting: 0,
+      served: 2,
+      shed: 0,
+      timedOut: 1,
+      full: 0,
+    })
+    expect(errors).toEqual([])
+  }, 20_000)
 
   it('stays usable with 50 backends: every row, one poll well under the refresh time', async () => {
     const server = await fake(cleanup, { name: 'shared', answerTokens: 1 })

@@ -12,6 +12,7 @@ export type {
   FairnessOptions,
   FairQueueSnapshot,
   PriorityClass,
+  PriorityQueueSnapshot,
   TenantQueueSnapshot,
 } from './admission/index.js'
 export type { ActiveHealthCheckOptions } from './balance/active-health-check.js'

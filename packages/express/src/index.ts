@@ -21,6 +21,7 @@ export type {
   PickContext,
   PickerFunction,
   PriorityClass,
+  PriorityQueueSnapshot,
   RateLimitItem,
   RateLimitOptions,
   RouteLimitOptions,

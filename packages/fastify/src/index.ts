@@ -19,6 +19,7 @@ export type {
   PickContext,
   PickerFunction,
   PriorityClass,
+  PriorityQueueSnapshot,
   RateLimitItem,
   RateLimitOptions,
   RouteLimitOptions,

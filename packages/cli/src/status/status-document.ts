@@ -82,10 +82,10 @@ export interface StatusDocument {
   generatedAt: number
   window: { slotMs: number; slots: number }
   strategy: string
-  /** Whether `fairness` is on: then `queue.tenants` lists tenants. */
+  /** Whether `fairness` is on: then `queue.tenants` lists tenants and `queue.priorities` levels. */
   fairness: boolean
   generation: GenerationInfo
-  /** Requests waiting for any backend to have room, and (with fairness) per tenant. */
+  /** Requests waiting for any backend to have room, and (with fairness) per tenant and priority. */
   queue: FairQueueSnapshot | null
   /** Per zone, when any backend has one. */
   zones: ZoneSnapshot[] | null

@@ -46,6 +46,7 @@ export function statusPage(jsonPath: string, refreshMs: number): string {
   svg.spark .req { fill: none; stroke: var(--chart); stroke-width: 1.4; }
   svg.spark .area { fill: var(--chart); opacity: .12; stroke: none; }
   svg.spark .err { fill: none; stroke: var(--bad); stroke-width: 1.4; }
+  .side-by-side { display: flex; flex-wrap: wrap; gap: 0 2.5rem; align-items: flex-start; }
   .legend { font-size: .9em; }
   .legend i { display: inline-block; width: .8rem; height: 2px; vertical-align: middle; margin: 0 .25rem 0 .6rem; }
 </style>
@@ -66,10 +67,16 @@ export function statusPage(jsonPath: string, refreshMs: number): string {
   <tbody></tbody>
 </table>
 </div>
+<div class="side-by-side">
 <section id="tenants-section" hidden>
 <h2>Tenants (fair queue)</h2>
 <table id="tenants"><thead><tr><th>Tenant</th><th>Weight</th><th>Waiting</th><th>Served</th><th>Share served</th></tr></thead><tbody></tbody></table>
 </section>
+<section id="priorities-section" hidden>
+<h2>Priorities <span class="legend muted">counted since the config was loaded</span></h2>
+<table id="priorities"><thead><tr><th>Priority</th><th>Waiting</th><th>Served</th><th>Shed</th><th>Timed out</th><th>Queue full</th></tr></thead><tbody></tbody></table>
+</section>
+</div>
 <section id="zones-section" hidden>
 <h2>Zones</h2>
 <table id="zones"><thead><tr><th>Zone</th><th>Rank</th><th>Available</th><th>In flight</th><th>Requests</th><th>Spilled in</th></tr></thead><tbody></tbody></table>

@@ -142,11 +142,12 @@ export const STATUS_SCRIPT = `(() => {
   }
 
   // A section shown while its feature is on (items not null), with a line when it has no rows yet.
-  const renderTable = (id, sectionId, items, columns, empty) => {
+  const renderTable = (id, sectionId, items, columns, empty, key) => {
     $(sectionId).hidden = items === null
     const body = document.querySelector('#' + id + ' tbody')
     const rows = (items ?? []).map((item) => {
       const row = document.createElement('tr')
+      if (key) row.dataset.key = key(item)
       columns.forEach(([value, cls]) => cell(row, value(item), cls))
       return row
     })
@@ -198,6 +199,13 @@ export const STATUS_SCRIPT = `(() => {
         [(t) => t.tenant, 'name'], [(t) => String(t.weight), 'num'], [(t) => String(t.waiting), 'num'],
         [(t) => t.served.toLocaleString(), 'num'], [(t) => percent(t.servedShare), 'num'],
       ], 'no tenant has waited for a backend yet')
+      // A level past the first 16 the queue counts apart has priority null: they add up in one row.
+      const level = (p) => p.priority === null ? 'other' : p.name ? p.name + ' (' + p.priority + ')' : String(p.priority)
+      renderTable('priorities', 'priorities-section', doc.fairness && doc.queue ? doc.queue.priorities : null, [
+        [level, 'name'], [(p) => String(p.waiting), 'num'], [(p) => p.served.toLocaleString(), 'num'],
+        [(p) => p.shed.toLocaleString(), 'num'], [(p) => p.timedOut.toLocaleString(), 'num'],
+        [(p) => p.full.toLocaleString(), 'num'],
+      ], 'no request has waited for a backend yet', (p) => p.priority === null ? 'other' : String(p.priority))
       renderTable('zones', 'zones-section', doc.zones, [
         [(z) => z.zone ?? '(none)'], [(z) => String(z.rank), 'num'], [(z) => z.available + ' / ' + z.backends, 'num'],
         [(z) => String(z.inFlight), 'num'], [(z) => z.totalRequests.toLocaleString(), 'num'],

@@ -9,6 +9,7 @@ import {
   moveTo,
   pushOutCandidate,
 } from './levels.js'
+import { PriorityCounts, type PriorityQueueSnapshot } from './priority-counts.js'
 import type { RequestClass, RequestClassifier, WaitSubject } from './request-class.js'
 import { type TenantQueueSnapshot, type TenantRecord, TenantTable } from './tenant-table.js'
 import type { WaitQueue } from './wait-queue.js'
@@ -17,6 +18,8 @@ import type { WaitQueue } from './wait-queue.js'
 export interface FairQueueSnapshot {
   waiting: number
   tenants: TenantQueueSnapshot[]
+  /** With `fairness`, per priority level: waiting now, and served, shed, timed out since start. */
+  priorities: PriorityQueueSnapshot[]
 }
 
 export interface FairQueueOptions {
@@ -51,6 +54,7 @@ export class FairQueue<T> implements WaitQueue<T> {
   readonly #options: FairQueueOptions
   readonly #classifier: RequestClassifier
   readonly #tenants: TenantTable
+  readonly #outcomes = new PriorityCounts()
   /** Highest priority first. */
   #levels: Level<T>[] = []
   #length = 0
@@ -81,9 +85,12 @@ export class FairQueue<T> implements WaitQueue<T> {
     subject: WaitSubject = {},
   ): Promise<T> {
     const c = this.#classifier.classify(subject)
-    if (c.waitMs === 0)
+    if (c.waitMs === 0) {
+      this.#outcomes.count(c.priority, 'timedOut')
       throw this.#error(`The request's deadline left no time to wait for a backend`, 'queue_timeout')
+    }
     if (c.priority < 0 && this.#pressing > 0) {
+      this.#outcomes.count(c.priority, 'shed')
       throw this.#error(
         'Every backend is busy with higher-priority requests; sheddable ones are turned away',
         'shed',
@@ -159,6 +166,7 @@ export class FairQueue<T> implements WaitQueue<T> {
           if (waiter.start > level.virtualTime) level.virtualTime = waiter.start
           waiter.tenant.served++
           waiter.tenant.servedCost += waiter.cost
+          this.#outcomes.count(level.priority, 'served')
           if (waiter.tenant === this.#tenants.newcomers) this.#served.push(waiter.id)
           this.#remove(waiter, true)
           waiter.resolve(result)
@@ -194,7 +202,11 @@ export class FairQueue<T> implements WaitQueue<T> {
   }
 
   snapshot(): FairQueueSnapshot {
-    return { waiting: this.#length, tenants: this.#tenants.snapshot(this.#options.now()) }
+    return {
+      waiting: this.#length,
+      tenants: this.#tenants.snapshot(this.#options.now()),
+      priorities: this.#outcomes.snapshot(this.#levels),
+    }
   }
 
   /** Frees a place for a request of `tenant` at `c.priority`, or throws when none may be taken. */
@@ -204,6 +216,7 @@ export class FairQueue<T> implements WaitQueue<T> {
       const victim = pushOutCandidate(this.#levels, c.priority, tenant, undefined)
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
+        this.#outcomes.count(c.priority, 'full')
         throw this.#error(
           tenant === this.#tenants.newcomers
             ? `Tenants not served before share ${o.maxWaitingPerTenant} places in the wait queue, all taken`
@@ -217,6 +230,7 @@ export class FairQueue<T> implements WaitQueue<T> {
       const victim = pushOutCandidate(this.#levels, c.priority, undefined, tenant, this.#tenants.newcomers)
       if (victim === undefined) {
         this.#quietenIfIdle(tenant)
+        this.#outcomes.count(c.priority, 'full')
         throw this.#error(
           'Every backend is at its concurrency limit and the wait queue is full',
           'queue_full',
@@ -227,6 +241,7 @@ export class FairQueue<T> implements WaitQueue<T> {
   }
 
   #evict(waiter: FairWaiter<T>, code: 'queue_full' | 'tenant_queue_full'): void {
+    this.#outcomes.count(waiter.level.priority, 'full')
     this.#remove(waiter)
     waiter.reject(
       this.#error(
@@ -252,11 +267,13 @@ export class FairQueue<T> implements WaitQueue<T> {
   }
 
   #shed(waiter: FairWaiter<T>): void {
+    this.#outcomes.count(waiter.level.priority, 'shed')
     this.#remove(waiter)
     waiter.reject(this.#error('Every backend is busy; this sheddable request was turned away', 'shed'))
   }
 
   #timedOut(waiter: FairWaiter<T>): void {
+    this.#outcomes.count(waiter.level.priority, 'timedOut')
     this.#remove(waiter)
     waiter.reject(this.#error(`No backend became free within ${waiter.waitMs} ms`, 'queue_timeout'))
   }

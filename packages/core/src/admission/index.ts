@@ -8,6 +8,7 @@ import type { WaitQueue } from './wait-queue.js'
 export type { FairQueueSnapshot } from './fair-queue.js'
 export type { FairnessOptions, PriorityClass } from './fairness-options.js'
 export { FAIRNESS_OPTION_NAMES } from './fairness-options.js'
+export type { PriorityQueueSnapshot } from './priority-counts.js'
 export type { ClientKey, WaitSubject } from './request-class.js'
 export type { TenantQueueSnapshot } from './tenant-table.js'
 export type { WaitQueue } from './wait-queue.js'
@@ -27,7 +28,7 @@ export function createWaitQueue<T>(
   // The FIFO checks the queue options either way; the fair queue takes them from it.
   const fifo = new ConcurrencyQueue<T>(queue)
   if (fairness === undefined) {
-    return Object.assign(fifo, { snapshot: () => ({ waiting: fifo.length, tenants: [] }) })
+    return Object.assign(fifo, { snapshot: () => ({ waiting: fifo.length, tenants: [], priorities: [] }) })
   }
   const validated = validateFairness(fairness, fifo.size)
   const classifier = new RequestClassifier(

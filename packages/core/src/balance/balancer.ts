@@ -186,7 +186,7 @@ export class BackendBalancer implements Balancer {
     return this.#queue.length
   }
 
-  /** The wait queue: how many wait, and with `fairness` each tenant's waiting and served share. */
+  /** The wait queue: how many wait, and with `fairness` per tenant and per priority level. */
   queueSnapshot(): FairQueueSnapshot {
     return this.#queue.snapshot()
   }

@@ -61,7 +61,8 @@ export class BackendsHandle {
 
   /**
    * The wait queue for full backends: how many requests wait and, with `fairness`, each tenant's
-   * waiting requests and its share of what the queue has served.
+   * waiting requests and its share of what the queue has served, and per priority level who waits
+   * and what became of the others (served, shed, timed out, turned away by a full queue).
    */
   queue(): FairQueueSnapshot {
     return this.#balancer.queueSnapshot()

@@ -254,6 +254,6 @@ describe('deadlines and bounds', () => {
     const b = track(createBalancer({ backends: [{ url: 'http://127.0.0.1:1', maxConcurrency: 1 }] }))
     b.acquire({}, none)
     ;(b.acquire({}, none) as Promise<BackendLease>).catch(() => {})
-    expect(b.queueSnapshot()).toEqual({ waiting: 1, tenants: [] })
+    expect(b.queueSnapshot()).toEqual({ waiting: 1, tenants: [], priorities: [] })
   })
 })
