@@ -54,6 +54,42 @@ describe.each(ROUTING_GATEWAYS)('%s: prefix affinity', (_name, start) => {
     expect(cached.every((tokens) => tokens > 0)).toBe(true)
   })
 
+  it('spreads new conversations sent one after another, and keeps their later turns at home', async () => {
+    const fakes = await Promise.all(['a', 'b', 'c'].map((name) => fake(cleanup, { name })))
+    const { port } = await start(cleanup, {
+      backends: fakes.map((f) => ({ id: f.name, url: f.url })),
+      strategy: 'prefix-affinity',
+    })
+    // Twelve distinct system prompts of ~3,000 characters, each conversation opened in turn.
+    const conversations = Array.from({ length: 12 }, (_, i) =>
+      `conversation ${i}: ${'Answer in the voice of the house and cite the sources you use. '.repeat(48)}`.slice(
+        0,
+        3_000,
+      ),
+    )
+    const home = new Map<string, string>()
+    const firstTurns: Answer[] = []
+    for (const system of conversations) {
+      const answer = await ask(port, turn(system, 0))
+      expect(answer.status).toBe(200)
+      firstTurns.push(answer)
+      home.set(system, String(answer.headers['x-backend']))
+    }
+    const opened = countBy(firstTurns)
+    expect(Object.keys(opened).length).toBe(3)
+    expect(Math.max(...Object.values(opened))).toBeLessThanOrEqual(5)
+    let atHome = 0
+    let later = 0
+    for (let n = 1; n < 4; n++) {
+      for (const system of conversations) {
+        const answer = await ask(port, turn(system, n))
+        later++
+        if (answer.headers['x-backend'] === home.get(system)) atHome++
+      }
+    }
+    expect(atHome / later).toBeGreaterThanOrEqual(0.9)
+  })
+
   it('yields to load: a hot prefix spreads once its backend is past the bound', async () => {
     const fakes = await Promise.all(
       ['a', 'b', 'c'].map((name) => fake(cleanup, { name, timePerTokenMs: 20, answerTokens: 200 })),

@@ -66,6 +66,11 @@ export class BackendState implements BackendTarget {
   reports: LoadReportSource | null = null
   /** `totalRequests` when the last report arrived: what was sent after it is not in it. */
   requestsAtReport = 0
+  /**
+   * The largest running batch a report showed while requests also waited there, i.e. a full batch:
+   * the engine's slots (llama.cpp's `-np`, vLLM's `max_num_seqs` or its KV limit); 0 until seen.
+   */
+  reportedSlots = 0
   /** Position of its zone in the gateway's preference (0 = the gateway's own zone, or no zones in use). */
   zoneRank = 0
   /** Its own headers and model names; kept out of `snapshot()`, since headers hold credentials. */

@@ -25,17 +25,21 @@ export type { BalancerOptions, HealthOptions } from './balancer-options.js'
 class BalancerLease implements BackendLease {
   readonly backend: BackendState
   readonly #balancer: BackendBalancer
+  readonly #startedAt: number
+  readonly #note: number
   #done = false
 
-  constructor(balancer: BackendBalancer, backend: BackendState) {
+  constructor(balancer: BackendBalancer, backend: BackendState, startedAt: number, note: number) {
     this.#balancer = balancer
     this.backend = backend
+    this.#startedAt = startedAt
+    this.#note = note
   }
 
   finish(outcome: AttemptOutcome): void {
     if (this.#done) return
     this.#done = true
-    this.#balancer.record(this.backend, outcome)
+    this.#balancer.record(this.backend, outcome, this.#startedAt, this.#note)
   }
 }
 
@@ -171,9 +175,10 @@ export class BackendBalancer implements Balancer {
   }
 
   /** Applies one attempt's outcome to its backend; called once per lease. */
-  record(backend: BackendState, outcome: AttemptOutcome): void {
+  record(backend: BackendState, outcome: AttemptOutcome, startedAt?: number, pickNote = 0): void {
     const now = this.#now()
     backend.release()
+    if (startedAt !== undefined) this.picker.attemptEnded?.(backend, pickNote, outcome, now - startedAt)
     if (!outcome.cancelled) {
       if (outcome.ok) {
         backend.latency.observe(outcome.latencyMs, now)
@@ -229,7 +234,7 @@ export class BackendBalancer implements Balancer {
     backend.inFlight++
     backend.totalRequests++
     if (scan.rank > 0) this.zones.noteSpill(backend)
-    return new BalancerLease(this, backend)
+    return new BalancerLease(this, backend, now, this.picker.pickNote ?? 0)
   }
 }
 

@@ -30,10 +30,16 @@ export function hashPromptBlocks(
   return blocks
 }
 
-/** One backend's recently served prefix blocks, LRU-bounded. */
+/**
+ * One backend's recently served prefix blocks, LRU-bounded. A block is held either as a home
+ * (the backend was chosen for that prefix) or as a guest (a request spilled there while the home
+ * was busy): both are in the server's cache, but only a home competes for the prefix's next
+ * requests, so one spill does not split a prompt's traffic, and its cache, over two servers.
+ */
 export class PrefixIndex {
   // A Map iterates in insertion order: re-inserting on use makes its first key the least recent.
-  readonly #blocks = new Map<number, true>()
+  // The value is HOME or GUEST.
+  readonly #blocks = new Map<number, number>()
   readonly #capacity: number
 
   constructor(capacity: number) {
@@ -44,24 +50,32 @@ export class PrefixIndex {
     return this.#blocks.size
   }
 
-  /** How many leading blocks of `hashes` this backend holds. */
+  /** How many leading blocks of `hashes` this backend holds, as a home or a guest. */
   matchLength(hashes: Float64Array, count: number): number {
     const blocks = this.#blocks
     for (let i = 0; i < count; i++) if (!blocks.has(hashes[i] as number)) return i
     return count
   }
 
+  /** How many leading blocks of `hashes` this backend holds as their home. */
+  homeLength(hashes: Float64Array, count: number): number {
+    const blocks = this.#blocks
+    for (let i = 0; i < count; i++) if (blocks.get(hashes[i] as number) !== HOME) return i
+    return count
+  }
+
   /**
-   * Marks the blocks as served here. The last block goes in first, so the first blocks (shared by
-   * the most requests) are the most recent and the last to be evicted: a chain always loses its
-   * tail before its head.
+   * Marks the blocks as served here, as their home or as a guest (a guest never demotes a home).
+   * The last block goes in first, so the first blocks (shared by the most requests) are the most
+   * recent and the last to be evicted: a chain always loses its tail before its head.
    */
-  record(hashes: Float64Array, count: number): void {
+  record(hashes: Float64Array, count: number, home = true): void {
     const blocks = this.#blocks
     for (let i = count - 1; i >= 0; i--) {
       const hash = hashes[i] as number
-      blocks.delete(hash)
-      blocks.set(hash, true)
+      const held = blocks.get(hash)
+      if (held !== undefined) blocks.delete(hash)
+      blocks.set(hash, home || held === HOME ? HOME : GUEST)
     }
     while (blocks.size > this.#capacity) {
       const oldest = blocks.keys().next()
@@ -70,3 +84,6 @@ export class PrefixIndex {
     }
   }
 }
+
+const HOME = 1
+const GUEST = 2

@@ -88,7 +88,7 @@ describe('PrefixAffinityPicker', () => {
     expect(pick('short').id).toBe('C')
   })
 
-  it('yields to load when the preferred backend is past the bound, and the new one holds the prefix', () => {
+  it('yields to load when the preferred backend is past the bound; the spill target holds the prefix as a guest', async () => {
     const { pick, backends, picker } = setup([1, 1, 1], 0.5)
     const hot = `${system('hot')}user: hello there`
     const home = pick(hot)
@@ -98,8 +98,8 @@ describe('PrefixAffinityPicker', () => {
     expect(spill.id).not.toBe(home.id)
     spill.inFlight = 1
     home.inFlight = 0
-    // The spilled-to backend holds the prefix now: both match fully, the less loaded wins.
     expect(pick(hot).id).toBe(home.id)
+    // Home busy again: the spill goes to the guest, which holds the prompt, not to the idle third.
     home.inFlight = 1
     spill.inFlight = 0
     expect(pick(hot).id).toBe(spill.id)
@@ -107,6 +107,92 @@ describe('PrefixAffinityPicker', () => {
     expect(idle.inFlight).toBe(0)
     expect(picker.stats.requests).toBe(4)
     expect(picker.stats.affinityHits).toBe(2)
+  })
+
+  it('does not make a spill target a second home: with equal loads the prefix goes home', () => {
+    const { pick, backends } = setup()
+    const [a, b, c] = backends as [BackendState, BackendState, BackendState]
+    const hot = `${system('hot')}user: hello there`
+    // The home is the last candidate, the spill target comes before it.
+    a.inFlight = 1
+    b.inFlight = 1
+    expect(pick(hot).id).toBe('C')
+    a.inFlight = 0
+    b.inFlight = 0
+    c.inFlight = 1
+    expect(pick(hot).id).not.toBe('C')
+    c.inFlight = 0
+    for (let i = 0; i < 6; i++) expect(pick(`${system('hot')}user: question ${i}`).id).toBe('C')
+  })
+
+  it('a guest becomes the home once it holds a longer prefix than the home', () => {
+    const { pick } = setup()
+    const opening = `${system('chat')}user: first question, asked at some length...`
+    const home = pick(opening)
+    home.inFlight = 1
+    const next = `${opening}assistant: an answer of a block or two, long enough..user: more`
+    const spill = pick(next)
+    expect(spill.id).not.toBe(home.id)
+    home.inFlight = 0
+    spill.inFlight = 0
+    // The conversation's history is on the spill target only: it is the home from now on.
+    const third = `${next}assistant: and another answer, also long enough..user: again`
+    expect(pick(third).id).toBe(spill.id)
+    home.inFlight = 1
+    expect(pick(`${third}assistant: once more, with feeling, long.....user: bye`).id).toBe(spill.id)
+  })
+
+  it('places new prompts on an idle pool by how much each backend holds, so they spread', () => {
+    const { pick } = setup()
+    const counts: Record<string, number> = {}
+    for (let i = 0; i < 12; i++) {
+      const id = pick(`${system(`c${i}`)}user: hello`).id
+      counts[id] = (counts[id] ?? 0) + 1
+    }
+    expect(counts).toEqual({ A: 4, B: 4, C: 4 })
+  })
+
+  describe('with a learned price of a cold prefill', () => {
+    // Two batch slots each; 20 ms per uncached block.
+    function trained(loadFactor = 0.5) {
+      const s = setup([1, 1, 1], loadFactor)
+      for (const b of s.backends) b.reportedSlots = 2
+      const ok = { ok: true, latencyMs: 5 }
+      // Attempts of 180 ms with everything cached, 260 ms with 4 blocks cold: 200 ms on average.
+      for (let i = 0; i < 40; i++) {
+        const uncached = i % 2 === 0 ? 0 : 4
+        for (const b of s.backends) s.picker.attemptEnded(b, uncached + 1, ok, 180 + 20 * uncached)
+      }
+      return s
+    }
+
+    it('learns the price of a block from the attempts that found a free slot', () => {
+      const { picker } = trained()
+      expect(picker.prefillMsPerBlock).toBeCloseTo(20, 5)
+    })
+
+    it('keeps a prompt on its home past the load bound while a batch slot is free there', () => {
+      const { pick, backends } = trained()
+      const long = `${system('long')}${'x'.repeat(8 * BLOCK)}`
+      const home = pick(long)
+      home.inFlight = 1
+      // Past the bound (2 > ceil(1.5 × 2 / 3) = 1), but one of its two slots is free.
+      expect(pick(long).id).toBe(home.id)
+      expect(backends.filter((b) => b !== home).every((b) => b.inFlight === 0)).toBe(true)
+    })
+
+    it('waits for the warm home when the wait costs less than a cold prefill, and spills when it costs more', () => {
+      const { pick, picker } = trained()
+      const long = `${system('long')}${'x'.repeat(8 * BLOCK)}`
+      const home = pick(long)
+      // Both slots busy: the next waits about a third of an attempt (~73 ms) there, against 12 cold blocks × 20 ms elsewhere.
+      home.inFlight = 2
+      expect(pick(long).id).toBe(home.id)
+      expect(picker.stats.waitedForHome).toBe(1)
+      // Six queued before it: ~73 + 5 × 110 ms, more than the 240 ms prefill.
+      home.inFlight = 7
+      expect(pick(long).id).not.toBe(home.id)
+    })
   })
 
   it('rejects bad knobs naming them', () => {

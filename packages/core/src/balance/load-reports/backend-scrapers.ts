@@ -74,8 +74,11 @@ export class BackendScrapers {
       staleAfterMs: this.staleAfterMs,
       timeoutMs: this.timeoutMs,
       now: this.#now,
-      onReport: () => {
+      onReport: (report) => {
         backend.requestsAtReport = backend.totalRequests
+        // Only a queue says the batch was full; a running count alone may be a batch half used.
+        if (report.waiting > 0 && report.running > backend.reportedSlots)
+          backend.reportedSlots = report.running
       },
     })
     this.#scrapers.set(backend, scraper)

@@ -1,6 +1,6 @@
 import type { BackendState, BackendView } from '../backend-state.js'
 import type { BackendMembers } from '../registry.js'
-import type { PickContext } from '../types.js'
+import type { AttemptOutcome, PickContext } from '../types.js'
 
 /**
  * Chooses one backend among candidates the balancer has already filtered (available, serving
@@ -14,6 +14,12 @@ export interface Picker {
     ctx: PickContext,
     members: BackendMembers,
   ): BackendState | undefined
+  /**
+   * A picker that learns from outcomes leaves a number on each pick, read right after `pick`, and
+   * gets it back with the attempt's outcome and duration (dispatch to end) in `attemptEnded`.
+   */
+  readonly pickNote?: number
+  attemptEnded?(backend: BackendState, note: number, outcome: AttemptOutcome, durationMs: number): void
 }
 
 /**

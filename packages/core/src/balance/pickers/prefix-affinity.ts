@@ -2,8 +2,10 @@ import { optionNames } from '../../option-names.js'
 import { checkNumber } from '../../validation.js'
 import type { BackendState } from '../backend-state.js'
 import { reportedLoad } from '../load.js'
+import { batchSlotsOf, expectedWaitMs, PrefillCost, queuePosition } from '../prefill-cost.js'
 import { hashPromptBlocks, PrefixIndex } from '../prefix-index.js'
-import type { PickContext } from '../types.js'
+import type { AttemptOutcome, PickContext } from '../types.js'
+import { hash32 } from './hash.js'
 import { LeastConnectionsPicker } from './least-connections.js'
 import type { Picker } from './picker.js'
 
@@ -33,9 +35,9 @@ export const PREFIX_AFFINITY_OPTION_NAMES = optionNames<PrefixAffinityOptions>()
 /**
  * `prefix-affinity`: a request goes to the candidate that holds the longest prefix of its prompt
  * (so the server's prefix cache skips that part of prefill), unless that candidate is loaded past
- * the bound; then, and without any match, to the least loaded (`least-load`: reports when fresh,
- * else peak-EWMA). The chosen backend records the prompt's blocks, so a spilled conversation
- * sticks to its new server from the next turn on.
+ * the bound and a cold prefill elsewhere is expected to be quicker than waiting for it. A prompt
+ * nobody holds is placed by load, then on the backend holding the fewest blocks, so new
+ * conversations spread. A spill is recorded as a guest, not a new home (see `PrefixIndex`).
  */
 export class PrefixAffinityPicker implements Picker {
   readonly name = 'prefix-affinity'
@@ -44,11 +46,16 @@ export class PrefixAffinityPicker implements Picker {
   readonly indexBlocks: number
   readonly loadFactor: number
   readonly #byLoad = new LeastConnectionsPicker(reportedLoad, 'least-load')
-  readonly #indexes = new WeakMap<BackendState, PrefixIndex>()
+  readonly #backends = new WeakMap<BackendState, BackendPrefixState>()
+  readonly #prefill = new PrefillCost()
   // Reused by every pick: the hashes of the current request's blocks.
   readonly #hashes: Float64Array
   #hits = 0
+  #waits = 0
   #requests = 0
+  #note = NO_NOTE
+  // Blocks of the request being picked, in #hashes.
+  #count = 0
 
   constructor(options: PrefixAffinityOptions = {}) {
     const o = 'prefixAffinity'
@@ -64,16 +71,32 @@ export class PrefixAffinityPicker implements Picker {
     return this.blockChars * this.maxBlocks
   }
 
-  /** Requests with prompt blocks, and how many of them went to a backend holding a prefix. */
-  get stats(): { requests: number; affinityHits: number } {
-    return { requests: this.#requests, affinityHits: this.#hits }
+  /**
+   * Requests with prompt blocks; how many went to a backend holding a prefix of theirs (its home
+   * or a guest); how many went home past the load bound or to a full batch, because waiting for it
+   * was expected to beat a cold prefill elsewhere.
+   */
+  get stats(): { requests: number; affinityHits: number; waitedForHome: number } {
+    return { requests: this.#requests, affinityHits: this.#hits, waitedForHome: this.#waits }
+  }
+
+  /** Milliseconds one uncached prompt block is learned to add to the first token; undefined until known. */
+  get prefillMsPerBlock(): number | undefined {
+    return this.#prefill.perBlockMs
+  }
+
+  /** What the last pick learns from when its attempt ends (see `attemptEnded`). */
+  get pickNote(): number {
+    return this.#note
   }
 
   pick(candidates: readonly BackendState[], ctx: PickContext): BackendState | undefined {
+    this.#note = NO_NOTE
     const prompt = ctx.prompt
-    const count =
-      prompt === undefined ? 0 : hashPromptBlocks(prompt, this.blockChars, this.maxBlocks, this.#hashes)
+    const hashes = this.#hashes
+    const count = prompt === undefined ? 0 : hashPromptBlocks(prompt, this.blockChars, this.maxBlocks, hashes)
     if (count === 0 || candidates.length === 0) return this.#byLoad.pick(candidates)
+    this.#count = count
     this.#requests++
     let total = 1
     let capacity = 0
@@ -81,40 +104,171 @@ export class PrefixAffinityPicker implements Picker {
       total += loadOf(b)
       capacity += capacityOf(b)
     }
+    // The longest match; between equal ones a home before a guest, then the less loaded.
     let preferred: BackendState | undefined
     let longest = 0
+    let preferredIsHome = false
     for (const backend of candidates) {
-      const length = this.#index(backend).matchLength(this.#hashes, count)
+      const index = this.#state(backend).index
+      const length = index.matchLength(hashes, count)
       if (length === 0 || length < longest) continue
-      if (length > longest || reportedLoad.compare(backend, preferred as BackendState) < 0) {
+      const home = index.homeLength(hashes, length) === length
+      if (
+        length > longest ||
+        (home && !preferredIsHome) ||
+        (home === preferredIsHome && reportedLoad.compare(backend, preferred as BackendState) < 0)
+      ) {
         preferred = backend
         longest = length
+        preferredIsHome = home
       }
     }
-    let chosen: BackendState | undefined
-    // Bounded loads: the preferred backend keeps the request while its load, counting this one,
-    // stays within (1 + c) × its fair share; past that the least loaded gets it and holds the prefix.
-    if (
-      preferred !== undefined &&
-      loadOf(preferred) + 1 <= Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
-    ) {
-      chosen = preferred
-      this.#hits++
-    } else {
-      chosen = this.#byLoad.pick(candidates)
-    }
-    if (chosen !== undefined) this.#index(chosen).record(this.#hashes, count)
+
+    const chosen =
+      preferred === undefined
+        ? this.#place(candidates, undefined)
+        : this.#decide(preferred, longest, candidates, count, total, capacity)
+    const index = this.#state(chosen).index
+    const matched = index.matchLength(hashes, count)
+    const position = queuePosition(chosen, loadOf(chosen))
+    if (position !== undefined && position <= 0) this.#note = count - matched + 1
+    if (matched > 0) this.#hits++
+    // A new prefix makes its first backend its home. A spill leaves it on its target as a guest:
+    // it becomes a home only by holding a longer prefix than any home when the conversation returns.
+    index.record(hashes, count, preferred === undefined || chosen === preferred)
     return chosen
   }
 
-  #index(backend: BackendState): PrefixIndex {
-    let index = this.#indexes.get(backend)
-    if (index === undefined) {
-      index = new PrefixIndex(this.indexBlocks)
-      this.#indexes.set(backend, index)
-    }
-    return index
+  /**
+   * Called by the balancer when an attempt this picker chose ends, with the note of that pick:
+   * learns each backend's attempt duration and, from attempts that found a free slot, what a
+   * cold block costs.
+   */
+  attemptEnded(backend: BackendState, note: number, outcome: AttemptOutcome, durationMs: number): void {
+    if (!outcome.ok || outcome.cancelled) return
+    const state = this.#state(backend)
+    state.serviceMs =
+      state.serviceMs === 0 ? durationMs : state.serviceMs + (durationMs - state.serviceMs) / 16
+    // note - 1 is the number of uncached blocks at the pick; NO_NOTE: nothing to learn.
+    if (note > 0) this.#prefill.observe(note - 1, durationMs)
   }
+
+  /**
+   * The preferred backend while it is within the bound and has a free slot. Otherwise, once the
+   * price of a cold block and the backends' batch sizes are known, whichever candidate promises
+   * the first token soonest (its wait for a slot plus the prefill of what it does not hold), the
+   * preferred one on a tie; before that, the bound decides.
+   */
+  #decide(
+    preferred: BackendState,
+    longest: number,
+    candidates: readonly BackendState[],
+    count: number,
+    total: number,
+    capacity: number,
+  ): BackendState {
+    const load = loadOf(preferred)
+    const withinBound =
+      load + 1 <= Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
+    const position = queuePosition(preferred, load)
+    if (withinBound && (position === undefined || position <= 0)) return preferred
+    const perBlockMs = this.#prefill.perBlockMs
+    const homeCost =
+      perBlockMs === undefined ? undefined : this.#costOf(preferred, count - longest, perBlockMs)
+    if (perBlockMs === undefined || homeCost === undefined) {
+      return withinBound ? preferred : this.#place(candidates, preferred)
+    }
+    let best: BackendState | undefined
+    let bestCost = Number.POSITIVE_INFINITY
+    for (const b of candidates) {
+      if (b === preferred) continue
+      const uncached = count - this.#state(b).index.matchLength(this.#hashes, count)
+      const cost = this.#costOf(b, uncached, perBlockMs) ?? uncached * perBlockMs
+      if (cost < bestCost || (cost === bestCost && best !== undefined && this.#placeBefore(b, best))) {
+        best = b
+        bestCost = cost
+      }
+    }
+    if (best === undefined || homeCost <= bestCost) {
+      if (!withinBound || (position !== undefined && position > 0)) this.#waits++
+      return preferred
+    }
+    return best
+  }
+
+  /** Expected ms to the first token on `b`; undefined when its batch size or attempt time is unknown. */
+  #costOf(b: BackendState, uncachedBlocks: number, perBlockMs: number): number | undefined {
+    const prefill = uncachedBlocks * perBlockMs
+    const load = loadOf(b)
+    const slots = batchSlotsOf(b)
+    if (slots === undefined) return load === 0 ? prefill : undefined
+    const position = load + 1 - slots
+    if (position <= 0) return prefill
+    const serviceMs = this.#state(b).serviceMs
+    return serviceMs === 0 ? undefined : expectedWaitMs(position, slots, serviceMs) + prefill
+  }
+
+  /** Where a prefix goes when its home cannot take it, or when it has none: see `#placeBefore`. */
+  #place(candidates: readonly BackendState[], skip: BackendState | undefined): BackendState {
+    let best: BackendState | undefined
+    for (const b of candidates) {
+      if (b === skip) continue
+      if (best === undefined || this.#placeBefore(b, best)) best = b
+    }
+    return best ?? (candidates[0] as BackendState)
+  }
+
+  /**
+   * Fewer requests per unit of capacity first; then the longer part of the prompt held (a spill
+   * goes to a server that already has the prompt as a guest); then fewer blocks held per unit of
+   * capacity, so that conversations opened one after another on an idle pool spread instead of
+   * following whichever server answered fastest; then a hash of the prefix and the backend
+   * (rendezvous hashing), so the order does not depend on the order of the candidates.
+   */
+  #placeBefore(a: BackendState, b: BackendState): boolean {
+    const ca = capacityOf(a)
+    const cb = capacityOf(b)
+    const byLoad = loadOf(a) / ca - loadOf(b) / cb
+    if (byLoad !== 0) return byLoad < 0
+    const sa = this.#state(a)
+    const sb = this.#state(b)
+    const hashes = this.#hashes
+    const byMatch = sa.index.matchLength(hashes, this.#count) - sb.index.matchLength(hashes, this.#count)
+    if (byMatch !== 0) return byMatch > 0
+    const byHeld = sa.index.size / ca - sb.index.size / cb
+    if (byHeld !== 0) return byHeld < 0
+    const prefix = (this.#hashes[0] as number) % 0x100000000
+    return mix(sa.idHash ^ prefix) > mix(sb.idHash ^ prefix)
+  }
+
+  #state(backend: BackendState): BackendPrefixState {
+    let state = this.#backends.get(backend)
+    if (state === undefined) {
+      state = { index: new PrefixIndex(this.indexBlocks), serviceMs: 0, idHash: hash32(backend.id) }
+      this.#backends.set(backend, state)
+    }
+    return state
+  }
+}
+
+interface BackendPrefixState {
+  readonly index: PrefixIndex
+  /** Mean duration of its attempts, dispatch to end (ms, moving average); 0 until one ended. */
+  serviceMs: number
+  readonly idHash: number
+}
+
+const NO_NOTE = 0
+
+/** murmur3's finaliser: spreads `x ^ prefix` so that nearby prefixes order backends differently. */
+function mix(x: number): number {
+  let h = x >>> 0
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
 }
 
 /**
