@@ -17,6 +17,8 @@ import { OutlierDetector } from './outlier-detector.js'
 import { createPicker, type Picker } from './pickers/index.js'
 import { PrefixAffinityPicker } from './pickers/prefix-affinity.js'
 import { BackendRegistry } from './registry.js'
+import type { PromptBlocks } from './routing-state/routing-state.js'
+import { SharedPicks } from './routing-state/shared-picks.js'
 import type { AttemptOutcome, BackendLease, BackendSnapshot, Balancer, PickContext } from './types.js'
 import { ZonePlan, type ZoneSnapshot } from './zones.js'
 
@@ -55,12 +57,14 @@ export class BackendBalancer implements Balancer {
   readonly activeHealthCheck: ActiveHealthCheck | null
   readonly zones: ZonePlan
   readonly #scrapers: BackendScrapers
-  readonly #queue: WaitQueue<BackendLease> & { snapshot(): FairQueueSnapshot }
+  readonly #queue: WaitQueue<BackendLease | Promise<BackendLease>> & { snapshot(): FairQueueSnapshot }
   readonly #now: () => number
   readonly #failurePenaltyMs: number
   readonly #maxCoolDownMs: number
   readonly #scan: CandidateScan
   readonly #ejections: EjectionNotices | undefined
+  /** The routing state shared with other replicas (`routingState`); null when this process routes alone. */
+  readonly #shared: SharedPicks | null
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -102,6 +106,15 @@ export class BackendBalancer implements Balancer {
         })
       : null
     this.#scan = new CandidateScan(this.registry, this.#scrapers)
+    this.#shared =
+      options.routingState === undefined
+        ? null
+        : new SharedPicks(options.routingState, this.picker, {
+            backends: () => this.registry.list(),
+            changed: () => this.#queue.wake(),
+            waiting: () => this.#queue.length > 0,
+            logger: options.callbacks?.logger ?? console,
+          })
     this.activeHealthCheck?.start()
     for (const b of this.registry.list()) this.#attach(b)
   }
@@ -113,14 +126,28 @@ export class BackendBalancer implements Balancer {
   ): BackendLease | Promise<BackendLease> {
     if (this.#closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
     if (typeof signal !== 'function') signal?.throwIfAborted()
-    const lease = this.#select(ctx, exclude)
+    const shared = this.#shared
+    if (shared?.state.shared) {
+      return shared.view(ctx, this.registry.list()).then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
+    }
+    return this.#acquire(ctx, exclude, signal, undefined)
+  }
+
+  #acquire(
+    ctx: PickContext & WaitSubject,
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal | (() => AbortSignal) | undefined,
+    blocks: PromptBlocks | undefined,
+  ): BackendLease | Promise<BackendLease> {
+    const lease = this.#select(ctx, exclude, signal, blocks)
     if (lease !== STILL_FULL) return lease
     // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
     const waitSignal = typeof signal === 'function' ? signal() : signal
     waitSignal?.throwIfAborted()
     const waitingOn = [...this.#scan.full]
+    this.#shared?.state.waiting()
     const waiting = this.#queue.enqueue(
-      () => this.#select(ctx, exclude),
+      () => this.#select(ctx, exclude, signal, blocks),
       waitSignal,
       () => {
         for (const b of waitingOn) b.queued--
@@ -129,7 +156,8 @@ export class BackendBalancer implements Balancer {
     )
     // Counted only now: a full queue throws above, and a request turned away never waited.
     for (const b of waitingOn) b.queued++
-    return waiting
+    // A waiter's attempt may answer with a lease still being claimed; the promise adopts it.
+    return waiting as Promise<BackendLease>
   }
 
   models(): string[] {
@@ -171,13 +199,14 @@ export class BackendBalancer implements Balancer {
     this.#closed = true
     this.#queue.rejectAll(new BalancerError('The balancer is closing', 503, 'no_backend_available'))
     this.#ejections?.close()
-    await Promise.all([this.activeHealthCheck?.close(), this.#scrapers.close()])
+    await Promise.all([this.activeHealthCheck?.close(), this.#scrapers.close(), this.#shared?.state.close()])
   }
 
   /** Applies one attempt's outcome to its backend; called once per lease. */
   record(backend: BackendState, outcome: AttemptOutcome, startedAt?: number, pickNote = 0): void {
     const now = this.#now()
     backend.release()
+    this.#shared?.state.release(backend)
     if (startedAt !== undefined) this.picker.attemptEnded?.(backend, pickNote, outcome, now - startedAt)
     if (!outcome.cancelled) {
       if (outcome.ok) {
@@ -206,7 +235,12 @@ export class BackendBalancer implements Balancer {
    * A lease on a backend chosen by the picker, STILL_FULL when the only usable backends are at
    * maxConcurrency, or a thrown BalancerError when nothing can serve the request.
    */
-  #select(ctx: PickContext, exclude: ReadonlySet<string>): BackendLease | typeof STILL_FULL {
+  #select(
+    ctx: PickContext & WaitSubject,
+    exclude: ReadonlySet<string>,
+    signal?: AbortSignal | (() => AbortSignal),
+    blocks?: PromptBlocks,
+  ): BackendLease | Promise<BackendLease> | typeof STILL_FULL {
     const model = ctx.model
     if (model !== undefined && this.registry.size > 0 && !this.registry.knowsModel(model)) {
       const models = this.registry.models()
@@ -234,7 +268,19 @@ export class BackendBalancer implements Balancer {
     backend.inFlight++
     backend.totalRequests++
     if (scan.rank > 0) this.zones.noteSpill(backend)
-    return new BalancerLease(this, backend, now, this.picker.pickNote ?? 0)
+    const lease = new BalancerLease(this, backend, now, this.picker.pickNote ?? 0)
+    const shared = this.#shared
+    if (shared === null || !shared.state.shared) return lease
+    const claimed = shared.claim(backend, candidates, blocks)
+    if (claimed === true) return lease
+    return claimed.then((taken) => {
+      if (taken) return lease
+      // Full across replicas: this replica's view was behind. Give the place back and pick again.
+      backend.inFlight--
+      backend.totalRequests--
+      shared.refused(backend)
+      return this.acquire(ctx, exclude, signal)
+    })
   }
 }
 

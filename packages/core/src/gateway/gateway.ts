@@ -77,6 +77,7 @@ export class ForwardingGateway<Req> {
       fairness,
       latencyDecayMs,
       failurePenaltyMs,
+      routingState,
       hashKey,
       shutdownTimeoutMs,
       ...forwarding
@@ -98,6 +99,7 @@ export class ForwardingGateway<Req> {
       clientKey,
       latencyDecayMs,
       failurePenaltyMs,
+      routingState,
       callbacks,
       events: observability?.events,
     })

@@ -241,6 +241,11 @@ export class PrefixAffinityPicker implements Picker {
     return mix(sa.idHash ^ prefix) > mix(sb.idHash ^ prefix)
   }
 
+  /** The prefix blocks this picker knows `backend` holds; a shared routing state adds the other replicas' to it. */
+  indexOf(backend: BackendState): PrefixIndex {
+    return this.#state(backend).index
+  }
+
   #state(backend: BackendState): BackendPrefixState {
     let state = this.#backends.get(backend)
     if (state === undefined) {
