@@ -1,5 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { DnsDiscovery, type DnsResolverLike, type StoreOption } from '@tollgate/core'
+import {
+  DnsDiscovery,
+  type DnsResolverLike,
+  type RoutingStateOptions,
+  type StoreOption,
+} from '@tollgate/core'
 import tollgate from '@tollgate/fastify'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
 import type { GatewayConfig, RouteConfig } from './config/types.js'
@@ -20,6 +25,8 @@ export type RequestHandler = (request: IncomingMessage, response: ServerResponse
 
 export interface GatewayAppOptions {
   store: StoreOption
+  /** The shared routing state's client and knobs; undefined: this replica routes alone. */
+  routingState?: RoutingStateOptions
   logger: FastifyBaseLogger | boolean
   /** Whether the readiness probe answers 200 (config loaded, Redis reached, not shutting down). */
   ready: () => boolean
@@ -63,7 +70,7 @@ export async function buildGatewayApp(
   })
   const discoveries: DnsDiscovery[] = []
   try {
-    const pluginOptions = { ...config.plugin, store: options.store }
+    const pluginOptions = { ...config.plugin, store: options.store, routingState: options.routingState }
     const usesBackends = config.plugin.backends !== undefined || config.dnsBackends.length > 0
     if (usesBackends) pluginOptions.backends ??= []
     await app.register(tollgate, pluginOptions)

@@ -11,7 +11,7 @@ import type { ConfigSource } from './config/source.js'
 import type { GatewayConfig } from './config/types.js'
 import { buildGatewayApp, type GatewayAppOptions, RouteError } from './gateway-app.js'
 import { GenerationServer } from './server/generations.js'
-import { createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
+import { createRoutingClient, createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
 
 export interface ServeOptions {
   configFile: string
@@ -86,18 +86,25 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const logger = options.logger ?? pino({ level: env.LOG_LEVEL ?? 'info' })
   let { config, source } = loadConfig(options.configFile, env)
   const store = createSharedStore(config.redis)
+  const routingClient = config.routingState && createRoutingClient(config.routingState.url)
+  const { url: _url, ...routingKnobs } = config.routingState ?? { url: '' }
+  const routingState = routingClient && { redis: routingClient, ...routingKnobs }
+  const closeClients = async () => {
+    await store.close()
+    routingClient?.disconnect()
+  }
   let closing = false
   let redisReached = config.redis === undefined
   const ready = () => redisReached && !closing
   const generations = new GenerationServer()
-  const appOptions = { logger, ready, dnsResolver: options.dnsResolver }
+  const appOptions = { logger, ready, dnsResolver: options.dnsResolver, routingState }
   let fileHash = hashOf(options.configFile)
 
   try {
     const first = await buildFor(config, source, store, appOptions)
     await generations.swap(first.app, first.handler, config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS)
   } catch (error) {
-    await store.close()
+    await closeClients()
     throw error
   }
   if (store.redis) {
@@ -120,7 +127,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     // A port in use must end the command, not leave an app and a Redis client holding it open.
     closing = true
     await generations.close()
-    await store.close()
+    await closeClients()
     throw error
   }
   const address = generations.server.address()
@@ -189,7 +196,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
         clearTimeout(debounce)
         await reloading
         await generations.close()
-        await store.close()
+        await closeClients()
       })()
       return closed
     },
@@ -208,5 +215,7 @@ function changedRestartKeys(running: GatewayConfig, next: GatewayConfig): string
   const changed: string[] = []
   if (JSON.stringify(running.listen) !== JSON.stringify(next.listen)) changed.push('"listen"')
   if (JSON.stringify(running.redis) !== JSON.stringify(next.redis)) changed.push('"redis"')
+  if (JSON.stringify(running.routingState) !== JSON.stringify(next.routingState))
+    changed.push('"routingState"')
   return changed
 }

@@ -4,7 +4,13 @@ import { ConfigError } from './config-error.js'
 import { CLI_KEYS, CODE_ONLY_OPTIONS, configSchema } from './schema.js'
 import { schemaProblems } from './schema-errors.js'
 import { ConfigSource } from './source.js'
-import type { DnsBackendConfig, GatewayConfig, RedisConfig, RouteConfig } from './types.js'
+import type {
+  DnsBackendConfig,
+  GatewayConfig,
+  RedisConfig,
+  RouteConfig,
+  RoutingStateConfig,
+} from './types.js'
 
 const validate = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(configSchema)
 
@@ -66,8 +72,28 @@ export function loadConfig(
   return { config: toGatewayConfig(raw), source }
 }
 
+/**
+ * Replicas that share a Redis route as one unless `routingState: false`: left out, or `true`, it
+ * uses the top-level `redis`; a URL or `{ redis: URL, … }` names its own.
+ */
+function routingStateOf(value: unknown, redis: RedisConfig | undefined): RoutingStateConfig | undefined {
+  if (value === false || (value === undefined && redis === undefined)) return undefined
+  if (typeof value === 'string') return { url: value }
+  const { redis: url, ...knobs } = (typeof value === 'object' && value !== null ? value : {}) as {
+    redis?: string
+  } & Omit<RoutingStateConfig, 'url'>
+  const resolved = url ?? redis?.url
+  if (resolved === undefined) {
+    throw new ConfigError([
+      'routingState: needs a Redis: set "redis" at the top of the file or "routingState: { redis: redis://… }"',
+    ])
+  }
+  return { url: resolved, ...knobs }
+}
+
 function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
-  const { listen, redis, routes, status, metrics, backends, ...plugin } = raw
+  const { listen, redis, routingState, routes, status, metrics, backends, ...plugin } = raw
+  const redisConfig = typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined)
   const listenConfig = (listen ?? {}) as GatewayConfig['listen']
   const staticBackends: NonNullable<GatewayConfig['plugin']['backends']> = []
   const staticBackendIndex: number[] = []
@@ -90,7 +116,8 @@ function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
       port: listenConfig.port ?? 8080,
       trustProxy: listenConfig.trustProxy,
     },
-    redis: typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined),
+    redis: redisConfig,
+    routingState: routingStateOf(routingState, redisConfig),
     routes: (routes ?? []) as RouteConfig[],
     status: statusConfig && {
       path: statusConfig.path.replace(/\/+$/, '') || '/',

@@ -9,9 +9,9 @@ import { LOAD_REPORT_OPTION_NAMES, type LoadReportOptions } from './load-reports
 import { OUTLIER_OPTION_NAMES, type OutlierDetectorOptions } from './outlier-detector.js'
 import type { ConsistentHashOptions } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
-import { checkRoutingStateOption } from './routing-state/routing-state-option.js'
 import { PREFIX_AFFINITY_OPTION_NAMES, type PrefixAffinityOptions } from './pickers/prefix-affinity.js'
 import type { RoutingStateOptions } from './routing-state/routing-state.js'
+import { checkRoutingStateOption } from './routing-state/routing-state-option.js'
 import type { BackendConfig } from './types.js'
 
 export interface HealthOptions {

@@ -128,7 +128,9 @@ export class BackendBalancer implements Balancer {
     if (typeof signal !== 'function') signal?.throwIfAborted()
     const shared = this.#shared
     if (shared?.state.shared) {
-      return shared.view(ctx, this.registry.list()).then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
+      return shared
+        .view(ctx, this.registry.list())
+        .then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
     }
     return this.#acquire(ctx, exclude, signal, undefined)
   }

@@ -5,12 +5,7 @@ import { replyIntegers } from '../../limits/redis-reply.js'
 import { isRedisOutage, StoreUnavailableError } from '../../limits/redis-store.js'
 import type { BackendState } from '../backend-state.js'
 import { type RoutingScript, SCRIPTS } from './routing-scripts.js'
-import type {
-  PromptBlocks,
-  RoutingState,
-  RoutingStateOptions,
-  RoutingStateOwner,
-} from './routing-state.js'
+import type { PromptBlocks, RoutingState, RoutingStateOptions, RoutingStateOwner } from './routing-state.js'
 
 export interface RedisRoutingStateSettings extends Required<Omit<RoutingStateOptions, 'redis' | 'prefix'>> {
   prefix: string
@@ -43,6 +38,9 @@ export class RedisRoutingState implements RoutingState {
   readonly #values: number[] = []
   #down = false
   #closed = false
+  /** Closing, with requests of this replica still in flight: they stay counted until they end. */
+  #leaving: Promise<void> | undefined
+  #left: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
   #beating = false
   #polling = false
@@ -68,7 +66,7 @@ export class RedisRoutingState implements RoutingState {
   }
 
   get shared(): boolean {
-    return !this.#down && !this.#closed
+    return !this.#down && !this.#closed && this.#leaving === undefined
   }
 
   async view(candidates: readonly BackendState[], blocks: PromptBlocks | undefined): Promise<boolean> {
@@ -136,16 +134,38 @@ export class RedisRoutingState implements RoutingState {
   }
 
   release(backend: BackendState): void {
-    if (this.#down || this.#closed) return
-    void this.#call(SCRIPTS.release, [this.#me, backend.id]).then((reply) => {
-      if (reply === undefined) return
-      const values = this.#values
-      if (replyIntegers(reply, values) !== 2) return
-      if (backend.shareCounts(values[0]!, values[1]!)) this.#owner.changed()
-    })
+    if (this.#closed) return
+    if (!this.#down) {
+      void this.#call(SCRIPTS.release, [this.#me, backend.id]).then((reply) => {
+        if (reply === undefined) return
+        const values = this.#values
+        if (replyIntegers(reply, values) !== 2) return
+        if (backend.shareCounts(values[0]!, values[1]!)) this.#owner.changed()
+      })
+    }
+    if (this.#leaving !== undefined && this.#idle()) this.#left?.()
   }
 
-  async close(): Promise<void> {
+  /**
+   * Leaves the shared state: at once when none of this replica's requests is in flight; else
+   * once the last ends (they stay counted, and renewed, while the gateway drains them). Does not
+   * wait for that: the gateway closing waits for its requests itself.
+   */
+  close(): Promise<void> {
+    if (this.#closed || this.#leaving !== undefined) return Promise.resolve()
+    this.#leaving = new Promise<void>((resolve) => {
+      this.#left = resolve
+    }).then(() => this.#leave())
+    if (this.#idle()) this.#left?.()
+    return this.#idle() ? this.#leaving : Promise.resolve()
+  }
+
+  #idle(): boolean {
+    for (const b of this.#owner.backends()) if (b.ownInFlight > 0) return false
+    return true
+  }
+
+  async #leave(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#timer)

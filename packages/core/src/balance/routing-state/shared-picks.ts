@@ -36,8 +36,10 @@ export class SharedPicks {
     for (let i = 0; i < serving.length; i++) {
       const index = picker.indexOf(serving[i] as BackendState)
       // Guest blocks first: recording a home never demotes, recording a guest never promotes.
-      if ((matched[i] as number) > index.matchLength(hashes, count)) index.record(hashes, matched[i] as number, false)
-      if ((homes[i] as number) > index.homeLength(hashes, count)) index.record(hashes, homes[i] as number, true)
+      if ((matched[i] as number) > index.matchLength(hashes, count))
+        index.record(hashes, matched[i] as number, false)
+      if ((homes[i] as number) > index.homeLength(hashes, count))
+        index.record(hashes, homes[i] as number, true)
     }
     return blocks
   }
