@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { type Answer, Cleanup, chat, fake, send } from './helpers/http.js'
+import { type Answer, Cleanup, chat, fake, send, waitFor } from './helpers/http.js'
 import { ROUTING_GATEWAYS } from './helpers/routing-gateways.js'
 
 // Gateway replicas in one process sharing the test Redis through `routingState`, each under its
@@ -16,6 +16,14 @@ beforeAll(() => {
 afterAll(() => redis.disconnect())
 
 const prefixOf = () => `tollgate-test:${randomBytes(6).toString('hex')}:`
+
+/** A replica shares from its first answered heartbeat on: then it is in the replica set. */
+function sharing(prefix: string, replicas: number): Promise<void> {
+  return waitFor(
+    async () => (await redis.zcard(`${prefix}{routing}:replicas`)) === replicas,
+    'replicas sharing',
+  )
+}
 
 function ask(port: number, body: Record<string, unknown> = chat({ max_tokens: 2 })): Promise<Answer> {
   return send(port, { path: '/v1/chat/completions', body })
@@ -43,14 +51,17 @@ describe.each(ROUTING_GATEWAYS)('%s: replicas sharing routingState', (_name, sta
         }),
       ),
     )
+    await sharing(prefix, 2)
     const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => ask(replicas[i % 2]!.port)))
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200))
     for (const f of fakes) expect(f.stats.maxConcurrent).toBeLessThanOrEqual(2)
     // Both backends served: the capacity is the backends', not one replica's.
     expect(fakes.every((f) => f.stats.completed > 0)).toBe(true)
     // Nothing stays counted once every request has ended.
-    const counts = await redis.hgetall(`${prefix}{routing}:b:a`)
-    expect(Object.entries(counts).filter(([k, v]) => k.startsWith('i:') && v !== '0')).toEqual([])
+    await waitFor(async () => {
+      const counts = await redis.hgetall(`${prefix}{routing}:b:a`)
+      return Object.entries(counts).every(([k, v]) => !k.startsWith('i:') || v === '0')
+    }, 'no request counted in flight')
   })
 
   it('without routingState each replica counts alone (the behaviour the option fixes)', async () => {
@@ -78,6 +89,7 @@ describe.each(ROUTING_GATEWAYS)('%s: replicas sharing routingState', (_name, sta
         }),
       ),
     )
+    await sharing(prefix, 3)
     // Replica 0 alone has two long answers running, so it places new conversations by a load
     // the other replicas do not see: only the shared index tells them where they went.
     const background = [0, 1].map(() => ask(replicas[0]!.port, chat({ max_tokens: 60 })))

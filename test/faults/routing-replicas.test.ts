@@ -107,6 +107,11 @@ describe.each(FRAMEWORKS)('%s replicas in separate processes', (framework) => {
       spawnReplica(framework, options),
       spawnReplica(framework, options),
     ])
+    await waitFor(
+      async () => (await client.zcard(`${prefix}{routing}:replicas`)) === 2,
+      5_000,
+      'replicas sharing',
+    )
     // The doomed replica takes both places with long answers; the survivor's requests must wait.
     const cut = [0, 1].map(() => chat(doomed.port, true, { maxTokens: 10_000 }).catch(() => undefined))
     await waitFor(() => backend.stats.inFlight === 2, 5_000, 'two answers running')
@@ -139,10 +144,14 @@ describe('Redis killed and frozen under load', () => {
       routingState: { redisPort, prefix, timeoutMs: 400, leaseTtlMs: 1_000, heartbeatMs: 200 },
     }
     const replicas = await Promise.all(FRAMEWORKS.map((framework) => spawnReplica(framework, options)))
+    await waitFor(
+      async () => (await client.zcard(`${prefix}{routing}:replicas`)) === 2,
+      5_000,
+      'replicas sharing',
+    )
     const ask = (i: number) => chat(replicas[i % 2]!.port, false, { maxTokens: 3 })
     const before = await load(40, 6, ask)
     expect(before.every((a) => a.status === 200)).toBe(true)
-    expect(await client.zcard(`${prefix}{routing}:replicas`)).toBe(2)
     // Each outage is logged once when it starts and once when it ends, never per request. (A slow
     // answer on a loaded machine is an outage too, so each phase counts its own lines.)
     const logged = (what: string) => replicas.map((r) => r.lines.filter((l) => l.includes(what)).length)

@@ -31,10 +31,10 @@ export { BalancerError } from './balance/errors.js'
 export type { LoadReportOptions } from './balance/load-reports/backend-scrapers.js'
 export type { MetricsFormat } from './balance/load-reports/engines.js'
 export type { OutlierDetectorOptions } from './balance/outlier-detector.js'
-export type { RoutingStateOptions } from './balance/routing-state/routing-state.js'
 export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js'
 export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
 export type { PrefixAffinityOptions } from './balance/pickers/prefix-affinity.js'
+export type { RoutingStateOptions } from './balance/routing-state/routing-state.js'
 export type {
   BackendConfig,
   BackendSnapshot,

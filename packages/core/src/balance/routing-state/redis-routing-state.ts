@@ -25,7 +25,8 @@ export interface RedisRoutingStateSettings extends Required<Omit<RoutingStateOpt
  * No request waits on a dead Redis: a client that is not connected is not even tried, a call
  * unanswered after `timeoutMs` falls back, and from the first failure on every pick routes on
  * this replica's own state at once (logged once) until a heartbeat gets an answer again (logged
- * once). A killed replica stops renewing its entry, and after `leaseTtlMs` its requests no longer
+ * once). A replica also starts on its own state and shares from its first answered heartbeat (sent
+ * at once), so no request waits on the first connection. A killed replica stops renewing its entry, and after `leaseTtlMs` its requests no longer
  * count anywhere; a heartbeat restates this replica's own counts, healing drift from lost calls.
  */
 export class RedisRoutingState implements RoutingState {
@@ -36,7 +37,10 @@ export class RedisRoutingState implements RoutingState {
   readonly #me = randomBytes(8).toString('hex')
   readonly #deadlines: CallDeadlines
   readonly #values: number[] = []
-  #down = false
+  /** Routing on this replica's own state: from the start until a heartbeat is answered, and in outages. */
+  #down = true
+  /** Whether the last word logged was that the state is unavailable. */
+  #saidDown = false
   #closed = false
   /** Closing, with requests of this replica still in flight: they stay counted until they end. */
   #leaving: Promise<void> | undefined
@@ -180,8 +184,9 @@ export class RedisRoutingState implements RoutingState {
    * an outage) is logged and also answered with undefined, so no request fails over routing state.
    */
   #call(script: RoutingScript, args: string[], probe = false): Promise<unknown> {
-    if ((this.#down && !probe) || !this.#runner.ready()) {
-      if (!this.#down && !this.#closed) this.#fellBack(new StoreUnavailableError('Redis client is not ready'))
+    if (this.#down && !probe) return Promise.resolve(undefined)
+    if (!this.#runner.ready()) {
+      this.#fellBack(new StoreUnavailableError('Redis client is not ready'))
       return Promise.resolve(undefined)
     }
     this.calls++
@@ -219,15 +224,19 @@ export class RedisRoutingState implements RoutingState {
 
   /** Routes on this replica's own state from now on: the others' counts no longer apply. */
   #fellBack(error: unknown): void {
-    if (this.#down || this.#closed) return
+    if (this.#closed) return
+    if (!this.#saidDown) {
+      this.#saidDown = true
+      const reason = error instanceof Error ? error.message : String(error)
+      this.#owner.logger.warn(
+        `tollgate: routing state unavailable (${reason}); each replica routes on its own state until Redis answers again`,
+      )
+    }
+    if (this.#down) return
     this.#down = true
-    const reason = error instanceof Error ? error.message : String(error)
-    this.#owner.logger.warn(
-      `tollgate: routing state unavailable (${reason}); each replica routes on its own state until Redis answers again`,
-    )
     for (const b of this.#owner.backends()) b.shareCounts(0, b.othersSent)
     this.#owner.changed()
-    this.#schedule(this.#settings.heartbeatMs)
+    if (!this.#beating) this.#schedule(this.#settings.heartbeatMs)
   }
 
   #schedule(delayMs: number): void {
@@ -267,10 +276,13 @@ export class RedisRoutingState implements RoutingState {
       }
       if (wasDown && this.#down) {
         this.#down = false
-        ;(this.#owner.logger.info ?? this.#owner.logger.warn).call(
-          this.#owner.logger,
-          'tollgate: routing state is back; replicas route as one again',
-        )
+        if (this.#saidDown) {
+          this.#saidDown = false
+          ;(this.#owner.logger.info ?? this.#owner.logger.warn).call(
+            this.#owner.logger,
+            'tollgate: routing state is back; replicas route as one again',
+          )
+        }
       }
       if (freed) this.#owner.changed()
     } finally {

@@ -20,8 +20,9 @@ export function checkRoutingStateOption(option: RoutingStateOptions | undefined)
   checkKnownKeys('routingState', raw, ROUTING_STATE_OPTION_NAMES)
   if (!isRedisClient(option.redis))
     fail('routingState.redis', 'an ioredis or node-redis client', option.redis)
-  if (option.prefix !== undefined && (typeof option.prefix !== 'string' || option.prefix === ''))
-    fail('routingState.prefix', 'a non-empty string', option.prefix)
+  const prefix: unknown = option.prefix
+  if (prefix !== undefined && (typeof prefix !== 'string' || prefix === '' || /[{}]/.test(prefix)))
+    fail('routingState.prefix', 'a non-empty string without { or } (the key names its hash tag)', prefix)
   settingsOf(option, 1)
 }
 

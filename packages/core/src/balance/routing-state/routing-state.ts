@@ -7,7 +7,7 @@ import type { BackendState } from '../backend-state.js'
 export interface RoutingStateOptions {
   /** An `ioredis` or `redis` client every replica reaches; the gateway never closes it. */
   redis: RedisClientLike
-  /** Prepended to every key. Default `tollgate:`; replicas that route as one share it. */
+  /** Prepended to every key. Default: the limits' `keyPrefix` (`tollgate:`); replicas that route as one share it. */
   prefix?: string
   /** How long a request waits for Redis before it is routed on this replica's own state. Default 100 ms. */
   timeoutMs?: number
