@@ -84,17 +84,23 @@ local function record(id, blocks, first, count, isHome, cap, ttl)
   local key = base .. 'p:' .. id
   local stamp = now * 256
   local oldest = (now - ttl) * 512
+  local members = {}
+  for i = 1, count do members[i] = blocks[first + i - 1] end
+  local held = false
+  if isHome == 0 then held = redis.call('ZMSCORE', key, unpack(members)) end
+  local args = {}
   for i = 1, count do
-    local block = blocks[first + i - 1]
     local order = count - i
     if order > 255 then order = 255 end
     local h = isHome
-    if h == 0 then
-      local old = redis.call('ZSCORE', key, block)
-      if old and tonumber(old) >= oldest and tonumber(old) % 2 == 1 then h = 1 end
+    if held then
+      local old = held[i] and tonumber(held[i])
+      if old and old >= oldest and old % 2 == 1 then h = 1 end
     end
-    redis.call('ZADD', key, string.format('%d', (stamp + order) * 2 + h), block)
+    args[2 * i - 1] = string.format('%d', (stamp + order) * 2 + h)
+    args[2 * i] = members[i]
   end
+  redis.call('ZADD', key, unpack(args))
   local size = redis.call('ZCARD', key)
   if size > cap then redis.call('ZREMRANGEBYRANK', key, 0, size - cap - 1) end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. string.format('%d', oldest))
