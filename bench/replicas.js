@@ -6,7 +6,7 @@
  * prefix cache). Also the cost of the shared state: Redis calls and Redis CPU per request, gateway
  * CPU per request, and Redis memory per 1,000 conversations. Redis is a private `redis-server`.
  *
- *   node bench/replicas.js [--quick] [--out FILE]
+ *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4]
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -63,7 +63,10 @@ async function startRedis() {
   return {
     url: `redis://127.0.0.1:${port}`,
     client,
-    stop: () => (client.disconnect(), child.kill('SIGKILL')),
+    stop: () => {
+      client.disconnect()
+      child.kill('SIGKILL')
+    },
   }
 }
 
@@ -112,7 +115,10 @@ async function startReplicas(n, urls, routingState) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean' }, out: { type: 'string' } } })
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, out: { type: 'string' }, replicas: { type: 'string' } },
+  })
+  const only = values.replicas?.split(',').map(Number)
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
   const capacity = poolCapacity(meanTokens)
@@ -133,6 +139,7 @@ async function main() {
   let memory
   try {
     for (const [k, config] of configs.entries()) {
+      if (only && !only.includes(config.replicas)) continue
       const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
       const urls = backends.map((b) => b.ready)
       const prefix = `bench${k}:`
