@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { blockHashes, CHARS_PER_TOKEN, KvCache } from './fake-model-server/kv-cache.js'
 import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
+import { laxInteger, parseRequestJson } from './fake-model-server/request-json.js'
 
 /**
  * @typedef {'none' | 'error-503' | 'error-429' | 'error-500' | 'reset' | 'stall' | 'die-mid-stream'} FailureMode
@@ -274,7 +275,8 @@ export async function startFakeModelServer(options = {}) {
   /**
    * @typedef {{
    *   res: import('node:http').ServerResponse, kind: 'chat' | 'text', id: string, created: number,
-   *   model: string, stream: boolean, includeUsage: boolean, length: number, finishReason: string,
+   *   model: string, stream: boolean, includeUsage: boolean, length: number, answers: number,
+   *   finishReason: string,
    *   promptTokens: number, words: () => number, text: string, dieAfter: number,
    *   state: 'queued' | 'generating' | 'done', hashes: string[], cachedTokens: number, blocks: number[],
    *   timer: NodeJS.Timeout | null,
@@ -292,7 +294,7 @@ export async function startFakeModelServer(options = {}) {
     /** @type {any} */
     let body
     try {
-      body = JSON.parse(raw.toString('utf8'))
+      body = parseRequestJson(raw)
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err)
       return sendError(res, 400, `Could not parse the JSON body: ${detail}`, 'invalid_request_error')
@@ -310,18 +312,26 @@ export async function startFakeModelServer(options = {}) {
     if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean') {
       return sendError(res, 400, '`stream` must be a boolean.', 'invalid_request_error', 'stream')
     }
-    const cap = body.max_completion_tokens ?? body.max_tokens
-    if (cap !== undefined && cap !== null && !(Number.isInteger(cap) && cap >= 0)) {
-      return sendError(
-        res,
-        400,
-        '`max_tokens` must be a non-negative integer.',
-        'invalid_request_error',
-        'max_tokens',
-      )
+    // vLLM: `max_completion_tokens or max_tokens`, so a 0 falls through; pydantic reads "5000" as 5000.
+    const caps = [laxInteger(body.max_completion_tokens), laxInteger(body.max_tokens)]
+    const choices = [laxInteger(body.n), laxInteger(body.best_of)]
+    for (const value of [...caps, ...choices]) {
+      if (value !== undefined && !(value >= 0)) {
+        return sendError(
+          res,
+          400,
+          '`max_tokens`, `n` and `best_of` must be non-negative integers.',
+          'invalid_request_error',
+          'max_tokens',
+        )
+      }
     }
+    const cap = caps[0] || caps[1] || undefined
+    const answers = Math.max(1, choices[0] ?? 1, choices[1] ?? 1)
 
-    const prompt = promptText(kind === 'chat' ? body.messages : body.prompt)
+    // The chat template renders the tool schemas into the prompt.
+    const tools = kind === 'chat' && Array.isArray(body.tools) ? JSON.stringify(body.tools) : ''
+    const prompt = promptText(kind === 'chat' ? body.messages : body.prompt) + tools
     const promptTokens = Math.ceil(prompt.length / CHARS_PER_TOKEN)
     if (promptTokens >= maxSequenceTokens) {
       // vLLM refuses a prompt that leaves no room for one answer token, in OpenAI's words.
@@ -365,6 +375,7 @@ export async function startFakeModelServer(options = {}) {
       stream: body.stream === true,
       includeUsage: body.stream_options?.include_usage === true,
       length,
+      answers,
       finishReason: length < natural ? 'length' : 'stop',
       promptTokens,
       // Words come from their own source, drawn at arrival, so a seeded server gives each request the same
@@ -489,10 +500,14 @@ export async function startFakeModelServer(options = {}) {
   /** @param {Generation} gen */
   function complete(gen) {
     const { res } = gen
+    // `n` answers (or `best_of` candidates) are generated side by side; the text shown is the first's.
+    const extra = gen.length * (gen.answers - 1)
+    stats.tokens += extra
+    totals.generationTokens += extra
     const usage = {
       prompt_tokens: gen.promptTokens,
-      completion_tokens: gen.length,
-      total_tokens: gen.promptTokens + gen.length,
+      completion_tokens: gen.length * gen.answers,
+      total_tokens: gen.promptTokens + gen.length * gen.answers,
       prompt_tokens_details: { cached_tokens: gen.cachedTokens },
     }
     if (gen.stream) {

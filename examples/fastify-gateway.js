@@ -10,6 +10,7 @@ export async function buildGateway({
   store,
   shutdownTimeoutMs,
   defaultLimits = '200 per day, 50 per hour',
+  backendHeader,
 } = {}) {
   const app = Fastify({ logger })
   await app.register(tollgate, {
@@ -17,6 +18,8 @@ export async function buildGateway({
     store,
     backends,
     strategy,
+    // A response header naming the backend that answered (e.g. 'x-tollgate-backend'); off by default.
+    backendHeader,
     // On close, in-flight streams get this long to finish before they are cut (default 10 s).
     shutdownTimeoutMs,
   })

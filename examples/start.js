@@ -13,6 +13,7 @@ const app = await buildGateway({
   backends: servers.map((s) => ({ url: s.url, id: s.name, models: s.models })),
   strategy: 'least-latency',
   defaultLimits: '1000 per day, 20 per minute',
+  backendHeader: 'x-tollgate-backend',
 })
 await app.listen({ port: Number(process.env.PORT ?? 3000), host: '127.0.0.1' })
 const base = `http://127.0.0.1:${app.server.address().port}`

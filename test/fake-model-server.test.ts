@@ -600,10 +600,7 @@ describe('/metrics', () => {
     ['vllm-v0', ['vllm:num_requests_running', 'vllm:num_requests_waiting', 'vllm:gpu_cache_usage_perc']],
     ['sglang', ['sglang:num_running_reqs', 'sglang:num_queue_reqs', 'sglang:token_usage']],
     ['tgi', ['tgi_batch_current_size', 'tgi_queue_size', 'tgi_batch_current_max_tokens']],
-    [
-      'llamacpp',
-      ['llamacpp:requests_processing', 'llamacpp:requests_deferred', 'llamacpp:kv_cache_usage_ratio'],
-    ],
+    ['llamacpp', ['llamacpp:requests_processing', 'llamacpp:requests_deferred', null]],
   ] as const)('emits %s names instead, with running, waiting and KV load', async (format, names) => {
     const server = await fake({
       metricsFormat: format,
@@ -621,8 +618,10 @@ describe('/metrics', () => {
     const [running, waiting, kv] = names
     expect(metrics.get(running)).toBe(1)
     expect(metrics.get(waiting)).toBe(1)
-    // TGI has no KV usage; it reports the token budget of the running batch instead.
-    expect(metrics.get(kv)).toBe(format === 'tgi' ? 32 : 0.5)
+    // TGI has no KV usage; it reports the token budget of the running batch instead. llama-server
+    // reports neither.
+    if (kv === null) expect([...metrics.keys()].some((name) => /kv_cache/.test(name))).toBe(false)
+    else expect(metrics.get(kv)).toBe(format === 'tgi' ? 32 : 0.5)
     expect([...metrics.keys()].every((name) => !name.startsWith('vllm:') || format === 'vllm-v0')).toBe(true)
     holder.abort()
     await Promise.allSettled([held, queued])

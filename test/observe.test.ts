@@ -166,15 +166,30 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     const streamed = await send(port, { path: '/v1/chat/completions', body: chat({ stream: true }) })
     expect(streamed.status).toBe(200)
 
-    const name = 'gen_ai_client_token_usage'
-    const samples = await scrape(port, '/metrics', [`${name}_sum`, `${name}_count`])
+    // The GenAI conventions' current names: usage counters by modality, per-request histograms.
+    const usageIn = 'gen_ai_client_inference_usage_input_tokens_total'
+    const usageOut = 'gen_ai_client_inference_usage_output_tokens_total'
+    const perIn = 'gen_ai_client_inference_operation_input_tokens'
+    const perOut = 'gen_ai_client_inference_operation_output_tokens'
+    const samples = await scrape(port, '/metrics', [
+      usageIn,
+      usageOut,
+      `${perIn}_count`,
+      `${perIn}_sum`,
+      `${perOut}_count`,
+      `${perOut}_sum`,
+      'gen_ai_client_token_usage_count',
+    ])
     const labels = { backend: 'fake-a', model: 'fake-model' }
-    const input = { ...labels, gen_ai_token_type: 'input' }
-    const output = { ...labels, gen_ai_token_type: 'output' }
-    expect(sampleValue(samples, `${name}_count`, input)).toBe(2)
-    expect(sampleValue(samples, `${name}_count`, output)).toBe(2)
-    expect(sampleValue(samples, `${name}_sum`, output)).toBe(24)
-    expect(sampleValue(samples, `${name}_sum`, input)).toBe(2 * usage.prompt_tokens)
+    const modality = { ...labels, gen_ai_token_modality: 'unknown' }
+    expect(sampleValue(samples, usageOut, modality)).toBe(24)
+    expect(sampleValue(samples, usageIn, modality)).toBe(2 * usage.prompt_tokens)
+    expect(sampleValue(samples, `${perIn}_count`, labels)).toBe(2)
+    expect(sampleValue(samples, `${perOut}_count`, labels)).toBe(2)
+    expect(sampleValue(samples, `${perOut}_sum`, labels)).toBe(24)
+    expect(sampleValue(samples, `${perIn}_sum`, labels)).toBe(2 * usage.prompt_tokens)
+    // The names the conventions retired are gone.
+    expect(samples.some((s) => s.name.startsWith('gen_ai_client_token_usage'))).toBe(false)
   })
 
   it('shows load-report age and staleness per backend, and traffic and spill per zone', async () => {
@@ -194,8 +209,8 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     const names = [
       'tollgate_backend_report_age_seconds',
       'tollgate_backend_report_stale',
-      'tollgate_zone_requests',
-      'tollgate_zone_spilled_requests',
+      'tollgate_zone_requests_total',
+      'tollgate_zone_spilled_requests_total',
       'tollgate_zone_available_backends',
     ]
     // The long answer holds the local backend's one slot, so the next request spills to zone b.
@@ -218,12 +233,15 @@ describe.each(['Fastify', 'Express'] as const)('%s: metrics, traces and logs', (
     expect(sampleValue(samples, 'tollgate_backend_report_age_seconds', { backend: 'remote' })).toBeUndefined()
     expect(sampleValue(samples, 'tollgate_backend_report_stale', { backend: 'plain' })).toBeUndefined()
 
-    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'a' })).toBe(1)
-    expect(sampleValue(samples, 'tollgate_zone_spilled_requests', { zone: 'a' })).toBe(0)
-    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'b' })).toBe(1)
-    expect(sampleValue(samples, 'tollgate_zone_spilled_requests', { zone: 'b' })).toBe(1)
-    expect(sampleValue(samples, 'tollgate_zone_requests', { zone: 'c' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_zone_requests_total', { zone: 'a' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_spilled_requests_total', { zone: 'a' })).toBe(0)
+    expect(sampleValue(samples, 'tollgate_zone_requests_total', { zone: 'b' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_spilled_requests_total', { zone: 'b' })).toBe(1)
+    expect(sampleValue(samples, 'tollgate_zone_requests_total', { zone: 'c' })).toBe(0)
     expect(sampleValue(samples, 'tollgate_zone_available_backends', { zone: 'c' })).toBe(1)
+    const text = (await send(port, { path: '/metrics' })).body.toString()
+    expect(text).toContain('# TYPE tollgate_zone_requests_total counter')
+    expect(text).toContain('# TYPE tollgate_zone_spilled_requests_total counter')
   })
 
   it('traces one span per request and one per attempt, with GenAI attributes', async () => {

@@ -11,8 +11,10 @@
  *   `sglang:num_queue_reqs`, `sglang:token_usage` (KV tokens in use ÷ pool), label `model_name`.
  * - `tgi`: text-generation-inference's router (Rust `metrics` crate): no labels, integers, and no KV
  *   usage at all, only `tgi_batch_current_max_tokens`.
- * - `llamacpp`: llama.cpp's `llama-server --metrics`: `llamacpp:requests_processing`,
- *   `llamacpp:requests_deferred`, `llamacpp:kv_cache_usage_ratio` (older builds; newer ones dropped it).
+ * - `llamacpp`: llama.cpp's `llama-server --metrics` (`tools/server/server-task.cpp`,
+ *   `to_metrics`): the same 15 series, counters then gauges, no labels, C++ stream numbers (`0`,
+ *   `0.5`). There is no KV-cache usage among them. The fake fills the queue, batch and token
+ *   counters and writes 0 for what it does not model (seconds, decode calls, speculative decoding).
  */
 
 export const METRICS_FORMATS = ['vllm', 'vllm-v0', 'sglang', 'tgi', 'llamacpp', 'none']
@@ -197,38 +199,42 @@ export function renderMetrics(format, s) {
     ].join('')
   }
   if (format === 'llamacpp') {
-    return [
-      metric(
-        'llamacpp:prompt_tokens_total',
-        'counter',
-        'Number of prompt tokens processed.',
-        '',
-        String(s.promptTokens),
-      ),
-      metric(
-        'llamacpp:tokens_predicted_total',
-        'counter',
-        'Number of generation tokens processed.',
-        '',
-        String(s.generationTokens),
-      ),
-      metric(
-        'llamacpp:kv_cache_usage_ratio',
-        'gauge',
-        'KV-cache usage. 1 means 100 percent usage.',
-        '',
-        String(s.kvUsage),
-      ),
-      metric('llamacpp:kv_cache_tokens', 'gauge', 'KV-cache tokens.', '', String(s.kvTokens)),
-      metric(
-        'llamacpp:requests_processing',
-        'gauge',
-        'Number of requests processing.',
-        '',
-        String(s.running),
-      ),
-      metric('llamacpp:requests_deferred', 'gauge', 'Number of requests deferred.', '', String(s.waiting)),
-    ].join('')
+    /** @type {[string, string, number][]} */
+    const counters = [
+      [
+        'prompt_tokens_total',
+        'Number of prompt tokens processed, excluding cached tokens',
+        s.promptTokens - s.prefixHits,
+      ],
+      ['prompt_tokens_cached_total', 'Number of prompt tokens reused from the cache', s.prefixHits],
+      ['prompt_seconds_total', 'Total time spent processing prompts', 0],
+      ['tokens_predicted_total', 'Number of generation tokens processed', s.generationTokens],
+      ['tokens_predicted_seconds_total', 'Total time spent generating tokens', 0],
+      [
+        'n_decode_total',
+        'Total number of llama_decode() calls, excluding speculative decoding and multimodal decoding',
+        0,
+      ],
+      ['n_tokens_max', 'Largest observed sequence length (prompt + generation)', 0],
+      ['spec_decode_num_draft_tokens_total', 'Speculative: Total draft tokens generated', 0],
+      [
+        'spec_decode_num_accepted_tokens_total',
+        'Speculative: Total draft tokens accepted by the target model',
+        0,
+      ],
+      ['spec_decode_num_drafts_total', 'Speculative: Total speculative decoding verification steps', 0],
+    ]
+    /** @type {[string, string, number][]} */
+    const gauges = [
+      ['prompt_tokens_seconds', 'Average prompt throughput in tokens/s', 0],
+      ['predicted_tokens_seconds', 'Average generation throughput in tokens/s', 0],
+      ['requests_processing', 'Number of requests processing', s.running],
+      ['requests_deferred', 'Number of requests deferred', s.waiting],
+      ['n_busy_slots_per_decode', 'Average number of busy slots per llama_decode() call', 0],
+    ]
+    const write = (/** @type {'counter' | 'gauge'} */ type) => (/** @type {[string, string, number]} */ m) =>
+      metric(`llamacpp:${m[0]}`, type, m[1], '', String(m[2]))
+    return [...counters.map(write('counter')), ...gauges.map(write('gauge'))].join('')
   }
   throw new TypeError(`no metrics in format ${format}`)
 }

@@ -36,6 +36,22 @@ describe('the tollgate command', () => {
     ])
     expect(await good.exited).toBe(0)
     expect(good.output().stdout).toMatch(/gateway\.yaml: ok \(3 backends, 3 routes\)/)
+    // What it found, to compare with what was meant.
+    expect(good.output().stdout).toMatch(/^ {2}route POST \/v1\/chat\/completions → forward, limits /m)
+    expect(good.output().stdout).toMatch(/status page \/gateway/)
+
+    const empty = configFile('')
+    const nothing = run(['check', '--config', empty.path])
+    expect(await nothing.exited).toBe(0)
+    expect(nothing.output().stderr).toMatch(/^warning: gateway\.yaml: serves nothing: no routes/)
+
+    const version = run(['--version'])
+    expect(await version.exited).toBe(0)
+    expect(version.output().stdout.trim()).toMatch(/^\d+\.\d+\.\d+/)
+    const help = run(['--help'])
+    expect(await help.exited).toBe(0)
+    for (const text of ['docs: https://', 'LOG_LEVEL', '--port N', '--config FILE', '--version'])
+      expect(help.output().stdout).toContain(text)
 
     const bad = configFile(`backends:\n  - { url: "\${MODEL_URL}" }\n`)
     const failed = run(['check', '--config', bad.path], { MODEL_URL: 'ftp://secret-host' })
@@ -55,6 +71,12 @@ describe('the tollgate command', () => {
     expect(await second.exited).toBe(1)
     expect(second.output().stderr).toMatch(/tollgate: listen EADDRINUSE/)
 
+    const badPort = run(['serve', '--config', taken.path], { TOLLGATE_PORT: '80a' })
+    expect(await badPort.exited).toBe(2)
+    expect(badPort.output().stderr).toMatch(
+      /^tollgate: TOLLGATE_PORT must be a port number from 0 to 65535; got "80a"/,
+    )
+
     const usage = run(['serve'])
     expect(await usage.exited).toBe(2)
     expect(usage.output().stderr).toMatch(/usage: tollgate serve --config gateway\.yaml/)
@@ -65,7 +87,8 @@ describe('the tollgate command', () => {
     const b = await fake(cleanup, { name: 'b', answerTokens: 1 })
     const file = configFile(gatewayYaml([{ url: a.url, id: 'a' }]))
     const port = await closedPort()
-    const gateway = run(['serve', '--config', file.path, '--port', String(port)])
+    // The port from TOLLGATE_PORT, as the container image sets it.
+    const gateway = run(['serve', '--config', file.path], { TOLLGATE_PORT: String(port) })
     cleanup.add(stop(gateway.child), null)
     await waitFor(() => gateway.output().stdout.includes('listening on'), 'the gateway to listen')
 
@@ -86,5 +109,11 @@ describe('the tollgate command', () => {
     expect(stream.complete).toBe(true)
     expect(events.at(-1)).toBe('data: [DONE]')
     expect(await gateway.exited).toBe(0)
+    const log = gateway.output().stdout
+    expect(log).toMatch(/tollgate: SIGTERM: draining; no new connections, 1 request in flight get up to 10 s/)
+    expect(log).toMatch(/tollgate: stopped; exiting/)
+    expect(log).toMatch(
+      /listening on http:\/\/127\.0\.0\.1:\d+ with .*gateway\.yaml; 2 routes \(POST \/v1\/chat\/completions, GET \/v1\/models\); 1 backend; probes http:\/\/127\.0\.0\.1:\d+\/livez http:\/\/127\.0\.0\.1:\d+\/readyz/,
+    )
   })
 })

@@ -145,6 +145,7 @@ routes:
     const strategy = await asyncProblemsOf(() => checkConfigFile(path, {}))
     expect(strategy).toEqual([
       expect.stringMatching(/:4:11: .*strategy.* must be one of .*round-robin.*got .*fastest/),
+      expect.stringMatching(/:6:75: option "routes\[0\]\.rateLimit".*unknown unit "minte"/),
     ])
 
     const route = await asyncProblemsOf(() =>
@@ -158,6 +159,69 @@ routes:
     expect(route).toEqual([
       expect.stringMatching(/:2:57: option "routes\[0\]\.rateLimit".*unknown unit "minte"/),
     ])
+  })
+
+  it('reports every mistake of a file in one run: schema, plugin options and each bad route limit', async () => {
+    const path = file(`strategy: least-latncy
+defaultLimits: 200
+queue: { size: "100" }
+backends:
+  - { url: http://127.0.0.1:8001, models: [a] }
+routes:
+  - { method: POST, path: /a, forward: true, rateLimit: 0 per hour }
+  - { method: POST, path: /b, forward: true, rateLimit: 10 per mintue }
+  - { method: GET, path: /v1/models, models: true }
+`)
+    const problems = await asyncProblemsOf(() => checkConfigFile(path, {}))
+    expect(problems).toEqual([
+      expect.stringMatching(/:2:16: defaultLimits must be a limit string such as "60 per minute"; got 200$/),
+      expect.stringMatching(
+        /:1:11: option "strategy" must be one of .*; got "least-latncy"; did you mean "least-latency"\?$/,
+      ),
+      expect.stringMatching(/:3:16: option "queue\.size" must be an integer .*; got "100"/),
+      expect.stringMatching(
+        /:7:57: option "routes\[0\]\.rateLimit".*0 per hour.*the count must be at least 1/,
+      ),
+      expect.stringMatching(
+        /:8:57: option "routes\[1\]\.rateLimit".*unknown unit "mintue" \(did you mean "minute"\?\)/,
+      ),
+    ])
+  })
+
+  it('suggests the key or value meant for every misspelling', async () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        file(`acessLog: true
+statsu: { path: /gateway }
+redis: { url: "redis://127.0.0.1:6379", onError: alow }
+routes:
+  - { method: PSOT, path: /a, models: true }
+`),
+        {},
+      ),
+    )
+    expect(problems.join('\n')).toContain('unknown key "acessLog"; did you mean "accessLog"?')
+    expect(problems.join('\n')).toContain('unknown key "statsu"; did you mean "status"?')
+    expect(problems.join('\n')).toMatch(
+      /redis\.onError must be one of .*; got "alow"; did you mean "allow"\?/,
+    )
+    expect(problems.join('\n')).toMatch(
+      /:5:15: routes\[0\]\.method must be .*; got "PSOT"; did you mean "POST"\?/,
+    )
+  })
+
+  it('warns about a file that serves nothing, and says what a good one holds', async () => {
+    const { checkAll } = await import('../../packages/cli/src/config/check-all.js')
+    expect((await checkAll(file(''), {})).warnings).toEqual([
+      expect.stringMatching(/serves nothing: no routes, so every request gets 404/),
+    ])
+    expect((await checkAll(file(base), {})).warnings).toEqual([
+      expect.stringMatching(/:1:1: serves nothing: 1 backend but no routes/),
+    ])
+    expect(
+      (await checkAll(file(`${base}routes: [{ method: GET, path: /v1/models, models: true }]\n`), {}))
+        .warnings,
+    ).toEqual([])
   })
 
   it('places a route error that is not about limits at the route', async () => {
@@ -193,9 +257,15 @@ routes:
     expect(problems.join('\n')).not.toContain('sk-very-secret')
   })
 
-  it('reports YAML syntax errors with their position', () => {
-    const problems = problemsOf(() => loadConfig(file('backends: [\n  { url: x\n'), {}))
-    expect(problems[0]).toMatch(/gateway-\d+\.yaml:\d+:\d+: /)
+  it("reports a YAML syntax error once, at the parser's position", () => {
+    expect(problemsOf(() => loadConfig(file('listen:\n  port: 80: 8\n'), {}))).toEqual([
+      expect.stringMatching(/gateway-\d+\.yaml:2:9: Nested mappings are not allowed in compact mappings$/),
+    ])
+    expect(problemsOf(() => loadConfig(file('backends: [\n  { url: x\n'), {}))).toEqual([
+      expect.stringMatching(
+        /gateway-\d+\.yaml:3:1: Flow map in block collection must be sufficiently indented/,
+      ),
+    ])
   })
 
   it('accepts the example gateway file', async () => {

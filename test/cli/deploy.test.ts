@@ -75,10 +75,12 @@ describe('deploy/kubernetes', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tollgate-deploy-'))
     const file = join(dir, 'gateway.yaml')
     writeFileSync(file, configMap.data['gateway.yaml'])
-    const config = await checkConfigFile(file, {})
+    const config = await checkConfigFile(file, { POD_NAMESPACE: 'models' })
     expect(config.listen.host).toBe('0.0.0.0')
     expect(config.redis?.url).toBe('redis://tollgate-redis:6379')
     expect(config.dnsBackends).toHaveLength(1)
+    // The model Service is looked up in the gateway's own namespace, not in `default`.
+    expect(config.dnsBackends[0]?.entry.dns).toBe('vllm-headless.models.svc.cluster.local')
 
     const deployment = byKind('Deployment', 'tollgate')
     const pod = deployment.spec.template.spec
@@ -87,7 +89,13 @@ describe('deploy/kubernetes', () => {
     expect(container.livenessProbe.httpGet.path).toBe(LIVE_PATH)
     expect(container.ports[0].containerPort).toBe(config.listen.port)
     expect(container.args).toEqual(['serve', '--config', '/etc/tollgate/gateway.yaml'])
-    const preStopMs = (container.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000
+    const env = Object.fromEntries(container.env.map((e: Manifest) => [e.name, e]))
+    expect(env.POD_NAMESPACE.valueFrom.fieldRef.fieldPath).toBe('metadata.namespace')
+    // An exec sleep, not the `sleep` action (Kubernetes 1.30 and later only).
+    expect(container.lifecycle.preStop.sleep).toBeUndefined()
+    const [sleep, seconds] = container.lifecycle.preStop.exec.command
+    expect(sleep).toBe('sleep')
+    const preStopMs = Number(seconds) * 1000
     expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(
       preStopMs + (config.plugin.shutdownTimeoutMs ?? 10_000),
     )
@@ -109,6 +117,18 @@ describe('deploy/kubernetes', () => {
     expect(runtime).toMatch(/^USER node$/m)
     expect(runtime).not.toMatch(/^RUN .*npm (install|ci)(?!.*--omit=dev)/m)
     expect(runtime).toMatch(/^ENTRYPOINT \["node", "packages\/cli\/bin\/tollgate\.js"\]$/m)
+    // Only the CLI's dependency tree: express and the examples stay out of the image.
+    expect(runtime).toMatch(/^RUN npm ci --omit=dev --workspace=@tollgate\/cli /m)
+    for (const copy of runtime.match(/^COPY .*(express|examples).*$/gm) ?? [])
+      expect(copy).toMatch(/^COPY (packages\/express|examples)\/package\.json /)
+    // The health check asks the port the gateway listens on (TOLLGATE_PORT), not a fixed one.
+    expect(runtime).toMatch(/^ENV TOLLGATE_PORT=8080$/m)
+    const healthcheck = runtime.match(/^HEALTHCHECK .*$/m)?.[0] ?? ''
+    expect(healthcheck).toContain('process.env.TOLLGATE_PORT')
+    expect(healthcheck).not.toMatch(/:8080/)
+    // The tag the build comment gives is the one the Deployment runs.
+    const built = dockerfile.match(/docker build -f deploy\/Dockerfile -t (\S+) \./)?.[1]
+    expect(built).toBe(byKind('Deployment', 'tollgate').spec.template.spec.containers[0].image)
     // The image's default file must be one the CLI accepts too.
     const config = await checkConfigFile(new URL('gateway.yaml', root).pathname, {})
     expect(config.listen.host).toBe('0.0.0.0')

@@ -30,11 +30,22 @@ describe('tollgate serve with redis', () => {
 
   it('is not ready while Redis was never reached, and still answers requests', async () => {
     const a = await fake(cleanup, { name: 'a', answerTokens: 1 })
-    const yaml = gatewayYaml([{ url: a.url, id: 'a' }], `redis: redis://127.0.0.1:${await closedPort()}\n`)
-    const { port } = await startCli(cleanup, configFile(yaml).path)
+    const closed = await closedPort()
+    const yaml = gatewayYaml([{ url: a.url, id: 'a' }], `redis: redis://127.0.0.1:${closed}\n`)
+    const { port, logs } = await startCli(cleanup, configFile(yaml).path)
+    // The first try's error names the cause; until then the check says Redis was not reached yet.
+    await waitFor(() => logs.messages().some((m) => m.includes('Redis unreachable')), 'the warning')
+    expect(logs.records.find((r) => r.msg.includes('Redis unreachable'))).toMatchObject({
+      level: 40,
+      msg: expect.stringContaining(`connection refused 127.0.0.1:${closed}`),
+    })
     const ready = await send(port, { path: '/readyz' })
     expect(ready.status).toBe(503)
-    expect(ready.json()).toEqual({ status: 'not ready' })
+    expect(ready.json()).toEqual({
+      status: 'not ready',
+      failing: [`redis: connection refused 127.0.0.1:${closed}`],
+    })
+    expect((await send(port, { path: '/livez' })).json()).toEqual({ status: 'live' })
     expect((await send(port, { path: '/livez' })).status).toBe(200)
     expect((await ask(port)).status).toBe(200)
   })

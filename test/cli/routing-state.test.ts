@@ -62,7 +62,7 @@ describe('tollgate serve: routingState', () => {
       url: 'redis://10.0.0.1:6379',
       timeoutMs: 50,
     })
-    expect(() => read('routingState: true\n')).toThrow(/routingState: needs a Redis/)
+    expect(() => read('routingState: true\n')).toThrow(/routingState needs a Redis/)
     expect(() => read('routingState: { redis: "http://10.0.0.2" }\n')).toThrow(/routingState/)
     expect(() => read('routingState: { leaseTtl: 5 }\n')).toThrow(/routingState/)
   })

@@ -29,12 +29,62 @@ describe('tollgate serve', () => {
 
     const status = (await send(port, { path: '/gateway/status.json' })).json()
     expect(status.backends).toMatchObject([{ id: 'a', status: 'healthy', inFlight: 0, totalRequests: 2 }])
-    expect(status.routes).toEqual([
-      { method: 'POST', path: '/v1/chat/completions', limits: '2 per minute' },
-      { method: 'GET', path: '/v1/models', limits: 'none' },
+    expect(status.routes).toMatchObject([
+      {
+        method: 'POST',
+        path: '/v1/chat/completions',
+        limits: '2 per minute',
+        totalRequests: 3,
+        limited: 1,
+        tokenLimited: 0,
+      },
+      { method: 'GET', path: '/v1/models', limits: 'none', totalRequests: 1, limited: 0 },
     ])
+    expect(status.backends[0]).toMatchObject({ state: 'ok', problems: [] })
+    expect(status.backends[0].rate).toBeGreaterThan(0)
+    expect(status.backends[0].requests.reduce((a: number, b: number) => a + b, 0)).toBe(2)
     const page = await send(port, { path: '/gateway' })
     expect(page.headers['content-type']).toMatch(/text\/html/)
+  })
+
+  it('accessLog: one line per request; backendHeader names the backend; the start line says where to look', async () => {
+    const a = await fake(cleanup, { name: 'a', answerTokens: 1 })
+    const file = configFile(
+      gatewayYaml(
+        [{ url: a.url, id: 'a' }],
+        'accessLog: true\nbackendHeader: x-tollgate-backend\nstatus: { path: /gateway }\nmetrics: { path: /metrics }\n',
+      ),
+    )
+    const { port, logs } = await startCli(cleanup, file.path)
+    const start = logs.messages().find((m) => m.includes('listening on')) ?? ''
+    expect(start).toMatch(/2 routes \(POST \/v1\/chat\/completions, GET \/v1\/models\); 1 backend/)
+    expect(start).toMatch(
+      /status page http:\/\/127\.0\.0\.1:\d+\/gateway; metrics http:\/\/127\.0\.0\.1:\d+\/metrics/,
+    )
+    expect(start).toMatch(/probes http:\/\/127\.0\.0\.1:\d+\/livez http:\/\/127\.0\.0\.1:\d+\/readyz/)
+
+    const before = logs.records.length
+    const answer = await ask(port)
+    expect(answer.headers['x-tollgate-backend']).toBe('a')
+    await waitFor(() => logs.records.length > before, 'the access line')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(logs.messages().slice(before)).toEqual([
+      expect.stringMatching(
+        /^tollgate: POST "\/v1\/chat\/completions" model="fake-model" backend="a" attempts=1 status=200 /,
+      ),
+    ])
+  })
+
+  it('warns at start about a file that serves nothing', async () => {
+    const a = await fake(cleanup, { name: 'a', answerTokens: 1 })
+    const file = configFile(
+      `listen: { host: 127.0.0.1, port: 0 }\nbackends:\n  - { url: "${a.url}", id: a }\n`,
+    )
+    const { logs } = await startCli(cleanup, file.path)
+    expect(logs.records.find((r) => r.msg.includes('serves nothing'))).toMatchObject({
+      level: 40,
+      msg: expect.stringMatching(/gateway\.yaml:\d+:\d+: serves nothing: 1 backend but no routes/),
+    })
   })
 
   it('reloads backends and limits while a stream is in flight, which finishes on the old config', async () => {

@@ -156,6 +156,31 @@ export function describeForwarding(framework: string, cleanup: Cleanup, start: S
       expect(Number(overloaded.headers['retry-after'])).toBeGreaterThanOrEqual(1)
     })
 
+    it('names the backend that answered in backendHeader, only when asked to', async () => {
+      const dead = `http://127.0.0.1:${await closedPort()}`
+      const live = await fake(cleanup, { name: 'live' })
+      const named = await start(cleanup, {
+        backends: [
+          { id: 'dead', url: dead },
+          { id: 'live', url: live.url },
+        ],
+        strategy: 'round-robin',
+        backendHeader: 'X-Tollgate-Backend',
+      })
+      // The failed attempt on `dead` is retried on `live`: the header names the one that answered.
+      for (let i = 0; i < 2; i++) {
+        const answer = await send(named.port, { path: '/v1/chat/completions', body: chat() })
+        expect(answer.status).toBe(200)
+        expect(answer.headers['x-tollgate-backend']).toBe('live')
+      }
+      const plain = await start(cleanup, { backends: [{ id: 'live', url: live.url }] })
+      const answer = await send(plain.port, { path: '/v1/chat/completions', body: chat() })
+      expect(answer.headers['x-tollgate-backend']).toBeUndefined()
+      await expect(
+        start(cleanup, { backends: [{ url: live.url }], backendHeader: 'content-type' }),
+      ).rejects.toThrow(/option "backendHeader" must be a response header name of your own/)
+    })
+
     it('streams SSE chunks to the client before the backend has finished', async () => {
       const backend = await fake(cleanup, { timePerTokenMs: 80, answerTokens: 6 })
       const { port } = await start(cleanup, { backends: [{ url: backend.url }] })

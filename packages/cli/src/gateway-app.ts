@@ -4,12 +4,22 @@ import {
   type DnsResolverLike,
   type RoutingStateOptions,
   type StoreOption,
+  type TokenReservation,
 } from '@tollgate/core'
 import tollgate from '@tollgate/fastify'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerFactory,
+} from 'fastify'
 import type { GatewayConfig, RouteConfig } from './config/types.js'
 import { registerProbes } from './probes.js'
+import { ErrorsOnlyRequestLog } from './request-log.js'
+import type { GenerationInfo } from './status/status-document.js'
 import { registerStatus } from './status/status-routes.js'
+import { routeScope, type StatusStats } from './status/status-stats.js'
 
 /** An error the plugin raised while one route of the file was registered. */
 export class RouteError extends Error {
@@ -28,10 +38,12 @@ export interface GatewayAppOptions {
   /** The shared routing state's client and knobs; undefined: this replica routes alone. */
   routingState?: RoutingStateOptions
   logger: FastifyBaseLogger | boolean
-  /** Whether the readiness probe answers 200 (config loaded, Redis reached, not shutting down). */
-  ready: () => boolean
+  /** The readiness checks failing now (Redis not reached, shutting down); none: `/readyz` answers 200. */
+  failing: () => string[]
   /** Resolves the `dns` backend entries; default the system's resolver. */
   dnsResolver?: DnsResolverLike
+  /** What the status page shows, kept by the running gateway across reloads; none: no page data. */
+  status?: { stats: StatusStats; generation: GenerationInfo }
 }
 
 /** One Fastify gateway built from a config, not listening: the caller routes requests to `handler`. */
@@ -63,22 +75,47 @@ export async function buildGatewayApp(
     handler = fastifyHandler
     return createServer()
   }
+  // Fastify's own two lines per request (incoming, completed) only at debug: the access log
+  // (`accessLog: true`) is the one line per request an operator reads.
+  const level = typeof options.logger === 'object' ? options.logger.level : 'info'
   const app: FastifyInstance = Fastify({
     ...loggerOption,
+    ...(level === 'debug' || level === 'trace' ? {} : { logController: new ErrorsOnlyRequestLog() }),
     trustProxy: (config.listen.trustProxy ?? false) as boolean,
     serverFactory,
   })
   const discoveries: DnsDiscovery[] = []
   try {
-    const pluginOptions = { ...config.plugin, store: options.store, routingState: options.routingState }
+    const stats = config.status ? options.status?.stats : undefined
+    const pluginOptions = {
+      ...config.plugin,
+      store: options.store,
+      routingState: options.routingState,
+      ...(stats && {
+        observers: [stats],
+        onTokensSettled: (request: FastifyRequest, reservation: TokenReservation) =>
+          stats.tokensCharged(
+            routeScope(request.routeOptions.method, request.routeOptions.url ?? ''),
+            reservation.charged ?? 0,
+          ),
+      }),
+    }
     const usesBackends = config.plugin.backends !== undefined || config.dnsBackends.length > 0
     if (usesBackends) pluginOptions.backends ??= []
     await app.register(tollgate, pluginOptions)
+    stats?.setRoutes(config.routes.map((route) => routeScope(route.method, route.path)))
     config.routes.forEach((route, index) => {
+      const scope = routeScope(route.method, route.path)
       try {
         app.route({
           method: route.method,
           url: route.path,
+          ...(stats && {
+            onResponse: (_request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+              stats.answered(scope)
+              done()
+            },
+          }),
           config: route.rateLimit === undefined ? undefined : { rateLimit: route.rateLimit },
           handler: handlerOf(route, app) as never,
         })
@@ -86,9 +123,10 @@ export async function buildGatewayApp(
         throw new RouteError(index, error)
       }
     })
-    registerProbes(app, options.ready)
+    registerProbes(app, options.failing)
     if (config.metrics) app.get(config.metrics.path, { config: { rateLimit: false } }, app.tollgate.metrics())
-    if (config.status) registerStatus(app, config, usesBackends)
+    if (config.status && options.status)
+      registerStatus(app, config, options.status.stats, options.status.generation, usesBackends)
     if (usesBackends) {
       for (const { entry } of config.dnsBackends) {
         const { dns, port, scheme, basePath, refreshMs, ...backend } = entry

@@ -1,17 +1,22 @@
 import { createHash } from 'node:crypto'
 import { type FSWatcher, readFileSync, watch } from 'node:fs'
-import { dirname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import type { DnsResolverLike } from '@tollgate/core'
 import type { FastifyBaseLogger } from 'fastify'
 import { pino } from 'pino'
+import { checkAll, warningsOf } from './config/check-all.js'
 import { ConfigError } from './config/config-error.js'
 import { loadConfig } from './config/load-config.js'
 import { pluginProblem } from './config/plugin-errors.js'
 import type { ConfigSource } from './config/source.js'
 import type { GatewayConfig } from './config/types.js'
 import { buildGatewayApp, type GatewayAppOptions, RouteError } from './gateway-app.js'
+import { redisProblem } from './redis-problem.js'
 import { GenerationServer } from './server/generations.js'
 import { createRoutingClient, createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
+import { startupSummary } from './startup-summary.js'
+import type { GenerationInfo } from './status/status-document.js'
+import { StatusStats } from './status/status-stats.js'
 
 export interface ServeOptions {
   configFile: string
@@ -32,8 +37,8 @@ export interface RunningGateway {
   readonly ready: boolean
   /** Loads the file again; resolves false (old config kept, error logged) when it is refused. */
   reload(): Promise<boolean>
-  /** Stops taking connections, finishes requests in flight, closes everything. */
-  close(): Promise<void>
+  /** Stops taking connections, finishes requests in flight, closes everything; `reason` (a signal) is logged. */
+  close(reason?: string): Promise<void>
 }
 
 const DEFAULT_SHUTDOWN_MS = 10_000
@@ -66,25 +71,36 @@ export async function checkConfigFile(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<GatewayConfig> {
-  const { config, source } = loadConfig(file, env)
-  const store = createSharedStore(undefined)
-  try {
-    const built = await buildFor({ ...config, dnsBackends: [] }, source, store, {
-      logger: false,
-      ready: () => false,
-    })
-    await built.app.close()
-  } finally {
-    await store.close()
-  }
+  const { config, problems } = await checkAll(file, env)
+  if (problems.length > 0) throw new ConfigError(problems)
   return config
+}
+
+/**
+ * The error to report for a file that failed to load or build: a ConfigError names only the
+ * first of the plugin's problems, so the whole file is checked again for all of them.
+ */
+async function everyProblem(error: unknown, file: string, env: NodeJS.ProcessEnv): Promise<unknown> {
+  if (!(error instanceof ConfigError)) return error
+  try {
+    const { problems } = await checkAll(file, env)
+    return problems.length > 0 ? new ConfigError(problems) : error
+  } catch {
+    return error
+  }
 }
 
 /** `tollgate serve`: listens, reloads on SIGHUP-driven `reload()` or file change, closes cleanly. */
 export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const env = options.env ?? process.env
   const logger = options.logger ?? pino({ level: env.LOG_LEVEL ?? 'info' })
-  let { config, source } = loadConfig(options.configFile, env)
+  let loaded: ReturnType<typeof loadConfig>
+  try {
+    loaded = loadConfig(options.configFile, env)
+  } catch (error) {
+    throw await everyProblem(error, options.configFile, env)
+  }
+  let { config, source } = loaded
   const store = createSharedStore(config.redis)
   const routingClient = config.routingState && createRoutingClient(config.routingState.url)
   const { url: _url, ...routingKnobs } = config.routingState ?? { url: '' }
@@ -95,9 +111,27 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   }
   let closing = false
   let redisReached = config.redis === undefined
-  const ready = () => redisReached && !closing
+  let redisProblemNow = 'not reached yet'
+  const failing = (): string[] => {
+    const checks: string[] = []
+    if (!redisReached) checks.push(`redis: ${redisProblemNow}`)
+    if (closing) checks.push('shutting down')
+    return checks
+  }
   const generations = new GenerationServer()
-  const appOptions = { logger, ready, dnsResolver: options.dnsResolver, routingState }
+  const generation: GenerationInfo = {
+    file: basename(options.configFile),
+    loadedAt: Date.now(),
+    reloads: 0,
+    refusedAt: null,
+  }
+  const appOptions = {
+    logger,
+    failing,
+    dnsResolver: options.dnsResolver,
+    routingState,
+    status: { stats: new StatusStats(), generation },
+  }
   let fileHash = hashOf(options.configFile)
 
   try {
@@ -105,10 +139,30 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     await generations.swap(first.app, first.handler, config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS)
   } catch (error) {
     await closeClients()
-    throw error
+    throw await everyProblem(error, options.configFile, env)
   }
+  for (const warning of warningsOf(config, source)) logger.warn(`tollgate: ${warning}`)
   if (store.redis) {
-    void reachRedisOnce(store.redis, () => closing).then((reached) => {
+    let warned = false
+    // A refused connection reaches the client's error event; the PING itself only sees "Connection is closed".
+    let socketError: unknown
+    const noteError = (error: unknown) => {
+      socketError = error
+    }
+    store.redis.on('error', noteError)
+    const failed = (error: unknown) => {
+      const problem = redisProblem(socketError ?? error)
+      socketError = undefined
+      if (!warned || problem !== redisProblemNow)
+        logger.warn(
+          `tollgate: Redis unreachable (${problem}); /readyz answers 503 until it answers, and limits are counted in this process meanwhile (redis.onError)`,
+        )
+      warned = true
+      redisProblemNow = problem
+    }
+    const client = store.redis
+    void reachRedisOnce(client, () => closing, 1000, failed).then((reached) => {
+      client.off('error', noteError)
       redisReached = reached
       if (reached) logger.info('tollgate: Redis reached; ready')
     })
@@ -134,7 +188,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   const boundPort = typeof address === 'object' && address ? address.port : port
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
   const url = `http://${host}:${boundPort}`
-  logger.info(`tollgate: listening on ${url} with ${options.configFile}`)
+  logger.info(startupSummary(url, options.configFile, config))
 
   let reloading: Promise<boolean> = Promise.resolve(true)
   const reloadOnce = async (): Promise<boolean> => {
@@ -152,9 +206,13 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
       config = next.config
       source = next.source
       void generations.swap(built.app, built.handler, drainMs)
+      generation.reloads++
+      generation.loadedAt = Date.now()
       logger.info(`tollgate: reloaded ${options.configFile}`)
       return true
-    } catch (error) {
+    } catch (caught) {
+      generation.refusedAt = Date.now()
+      const error = await everyProblem(caught, options.configFile, env)
       const text = error instanceof ConfigError ? error.problems.join('; ') : (error as Error).message
       logger.error(`tollgate: refused the new config, the running one stays: ${text}`)
       return false
@@ -186,21 +244,31 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   return {
     url,
     get ready() {
-      return ready()
+      return failing().length === 0
     },
     reload,
-    close() {
+    close(reason) {
       closed ??= (async () => {
         closing = true
+        const drainMs = config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS
+        if (reason !== undefined)
+          logger.info(
+            `tollgate: ${reason}: draining; no new connections, ${plural(generations.inFlight, 'request')} in flight get up to ${drainMs / 1000} s`,
+          )
         watcher?.close()
         clearTimeout(debounce)
         await reloading
         await generations.close()
         await closeClients()
+        if (reason !== undefined) logger.info('tollgate: stopped; exiting')
       })()
       return closed
     },
   }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
 function hashOf(file: string): string {

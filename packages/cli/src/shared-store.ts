@@ -57,18 +57,23 @@ export function createRoutingClient(url: string): Redis {
   return client
 }
 
-/** Resolves once Redis has answered a PING; retries every `retryMs` until then or until `stopped()`. */
+/**
+ * Resolves once Redis has answered a PING; retries every `retryMs` until then or until `stopped()`.
+ * `failed` hears each try's error.
+ */
 export async function reachRedisOnce(
   client: Redis,
   stopped: () => boolean,
   retryMs = 1000,
+  failed?: (error: unknown) => void,
 ): Promise<boolean> {
   while (!stopped()) {
     try {
       if (client.status === 'wait' || client.status === 'end') await client.connect()
       await client.ping()
       return true
-    } catch {
+    } catch (error) {
+      failed?.(error)
       await new Promise((resolve) => setTimeout(resolve, retryMs).unref())
     }
   }

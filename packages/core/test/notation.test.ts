@@ -298,11 +298,11 @@ describe('parseLimit', () => {
 
 describe('describeLimit', () => {
   it.each([
-    ['50 per hour', '50 per 1 hour'],
-    ['1 per 5 seconds', '1 per 5 second'],
-    ['500/7days', '500 per 7 day'],
-    ['3 PER 2 MONTHS', '3 per 2 month'],
-    ['1/year', '1 per 1 year'],
+    ['50 per hour', '50 per hour'],
+    ['1 per 5 seconds', '1 per 5 seconds'],
+    ['500/7days', '500 per 7 days'],
+    ['3 PER 2 MONTHS', '3 per 2 months'],
+    ['1/year', '1 per year'],
   ])('%j -> %j', (text, described) => {
     const parsed = parseLimit(text)
     expect(describeLimit(parsed)).toBe(described)

@@ -1,8 +1,13 @@
-import { GATEWAY_OPTION_NAMES, OBSERVE_OPTION_NAMES, RATE_LIMIT_OPTION_NAMES } from '@tollgate/core/internal'
+import {
+  closestName,
+  GATEWAY_OPTION_NAMES,
+  OBSERVE_OPTION_NAMES,
+  RATE_LIMIT_OPTION_NAMES,
+} from '@tollgate/core/internal'
 import { Ajv } from 'ajv'
 import { ConfigError } from './config-error.js'
 import { CLI_KEYS, CODE_ONLY_OPTIONS, configSchema } from './schema.js'
-import { schemaProblems } from './schema-errors.js'
+import { type Finding, schemaFindings } from './schema-errors.js'
 import { ConfigSource } from './source.js'
 import type {
   DnsBackendConfig,
@@ -22,42 +27,37 @@ export function knownKeys(): string[] {
   )
 }
 
-function topLevelProblems(source: ConfigSource, value: Record<string, unknown>): string[] {
+function topLevelProblems(source: ConfigSource, value: Record<string, unknown>): Finding[] {
   const known = knownKeys()
-  const problems: string[] = []
+  const problems: Finding[] = []
   for (const key of Object.keys(value)) {
     if ((CODE_ONLY_OPTIONS as readonly string[]).includes(key)) {
-      problems.push(
-        source.atPath(
+      problems.push({
+        path: [key],
+        text: source.atPath(
           [key],
           `"${key}" takes a function or an object made in code; it has no YAML form (set "redis" for a shared store)`,
           { key: true },
         ),
-      )
+      })
     } else if (!known.includes(key)) {
-      const lower = key.toLowerCase()
-      const guess = known.find(
-        (k) => k.toLowerCase() === lower || (k.length > 4 && k.toLowerCase().startsWith(lower.slice(0, 5))),
-      )
-      problems.push(
-        source.atPath([key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
+      const guess = closestName(key, known)
+      problems.push({
+        path: [key],
+        text: source.atPath([key], `unknown key "${key}"${guess ? `; did you mean "${guess}"?` : ''}`, {
           key: true,
         }),
-      )
+      })
     }
   }
   return problems
 }
 
-/**
- * Reads, interpolates and validates a gateway file. Throws a ConfigError listing every problem
- * found (`gateway.yaml:12:5: …`). Plugin option rules (limit strings, strategy names …) are
- * checked when the plugin is registered; see `checkConfig`.
- */
-export function loadConfig(
+/** A file as written, and every problem the schema finds in it, each with its path. */
+export function readConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
-): { config: GatewayConfig; source: ConfigSource } {
+): { source: ConfigSource; raw: Record<string, unknown>; findings: Finding[] } {
   const source = ConfigSource.read(file, env)
   const value = source.value
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -66,15 +66,46 @@ export function loadConfig(
     ])
   }
   const raw = value as Record<string, unknown>
-  const problems = topLevelProblems(source, raw)
-  if (!validate(raw)) problems.push(...schemaProblems(validate.errors ?? [], source, raw))
-  if (problems.length > 0) throw new ConfigError(problems)
+  const findings = topLevelProblems(source, raw)
+  if (!validate(raw)) findings.push(...schemaFindings(validate.errors ?? [], source, raw))
+  if (routingStateNeedsRedis(raw)) {
+    findings.push({
+      path: ['routingState'],
+      text: source.atPath(
+        ['routingState'],
+        'routingState needs a Redis: set "redis" at the top of the file or "routingState: { redis: redis://… }"',
+      ),
+    })
+  }
+  return { source, raw, findings }
+}
+
+/**
+ * Reads, interpolates and validates a gateway file. Throws a ConfigError listing every problem
+ * found (`gateway.yaml:12:5: …`). Plugin option rules (limit strings, strategy names …) are
+ * checked when the plugin is registered; `checkAll` finds those too.
+ */
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: GatewayConfig; source: ConfigSource } {
+  const { source, raw, findings } = readConfig(file, env)
+  if (findings.length > 0) throw new ConfigError([...new Set(findings.map((f) => f.text))])
   return { config: toGatewayConfig(raw), source }
+}
+
+/** `routingState: true`, or an object without `redis`, in a file without a top-level `redis`. */
+function routingStateNeedsRedis(raw: Record<string, unknown>): boolean {
+  const value = raw.routingState
+  if (raw.redis !== undefined || value === undefined || value === false || typeof value === 'string')
+    return false
+  return value === true || (typeof value === 'object' && value !== null && !('redis' in value))
 }
 
 /**
  * Replicas that share a Redis route as one unless `routingState: false`: left out, or `true`, it
- * uses the top-level `redis`; a URL or `{ redis: URL, … }` names its own.
+ * uses the top-level `redis`; a URL or `{ redis: URL, … }` names its own. Without any Redis
+ * (refused by `readConfig`) it is off.
  */
 function routingStateOf(value: unknown, redis: RedisConfig | undefined): RoutingStateConfig | undefined {
   if (value === false || (value === undefined && redis === undefined)) return undefined
@@ -83,15 +114,10 @@ function routingStateOf(value: unknown, redis: RedisConfig | undefined): Routing
     redis?: string
   } & Omit<RoutingStateConfig, 'url'>
   const resolved = url ?? redis?.url
-  if (resolved === undefined) {
-    throw new ConfigError([
-      'routingState: needs a Redis: set "redis" at the top of the file or "routingState: { redis: redis://… }"',
-    ])
-  }
-  return { url: resolved, ...knobs }
+  return resolved === undefined ? undefined : { url: resolved, ...knobs }
 }
 
-function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
+export function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
   const { listen, redis, routingState, routes, status, metrics, backends, ...plugin } = raw
   const redisConfig = typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined)
   const listenConfig = (listen ?? {}) as GatewayConfig['listen']
@@ -99,7 +125,9 @@ function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
   const staticBackendIndex: number[] = []
   const dnsBackends: GatewayConfig['dnsBackends'] = []
   if (Array.isArray(backends)) {
-    backends.forEach((entry: Record<string, unknown>, index) => {
+    backends.forEach((entry: Record<string, unknown> | undefined, index) => {
+      // An entry left out (undefined) keeps the file positions of those after it; see check-all.ts.
+      if (entry === undefined) return
       if (typeof entry.dns === 'string')
         dnsBackends.push({ index, entry: entry as unknown as DnsBackendConfig })
       else {

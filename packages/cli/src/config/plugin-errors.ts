@@ -1,4 +1,5 @@
 import { ConfigError } from './config-error.js'
+import type { Finding } from './schema-errors.js'
 import { type ConfigPath, type ConfigSource, formatPath } from './source.js'
 import type { GatewayConfig } from './types.js'
 
@@ -21,6 +22,16 @@ export function pluginProblem(
   source: ConfigSource,
   routeIndex?: number,
 ): ConfigError {
+  return new ConfigError([pluginFinding(error, config, source, routeIndex).text])
+}
+
+/** The same, with the path of the option in the file ([] when the message names none). */
+export function pluginFinding(
+  error: unknown,
+  config: GatewayConfig,
+  source: ConfigSource,
+  routeIndex?: number,
+): Finding {
   const message = (error instanceof Error ? error.message : String(error)).replace(/^tollgate: /, '')
   const quoted = /option "([^"]+)"/.exec(message)
   let path: ConfigPath = []
@@ -38,7 +49,7 @@ export function pluginProblem(
   } else {
     // Some checks name the option without quotes: `backends[1].models must be …`.
     const named = quoted?.[1] ?? /^([A-Za-z]+(?:\[\d+\]|\.[A-Za-z]+)*) must /.exec(message)?.[1]
-    if (named === undefined) return new ConfigError([source.atPath([], text)])
+    if (named === undefined) return { path: [], text: source.atPath([], text) }
     const parts = parsePath(named)
     if (parts[0] === 'backends' && typeof parts[1] === 'number') {
       parts[1] = config.staticBackendIndex[parts[1]] ?? parts[1]
@@ -51,5 +62,5 @@ export function pluginProblem(
   if (path.length > 0 && source.fromEnvironment(path)) {
     text = `option "${formatPath(path)}" is not valid; its value comes from an environment variable and is not shown`
   }
-  return new ConfigError([source.atPath(path, text)])
+  return { path, text: source.atPath(path, text) }
 }

@@ -1,3 +1,4 @@
+import { closestName } from '@tollgate/core/internal'
 import type { ErrorObject } from 'ajv'
 import { type ConfigPath, type ConfigSource, formatPath } from './source.js'
 
@@ -36,7 +37,7 @@ function expectation(error: ErrorObject): string {
   const description = (error.parentSchema as { description?: string } | undefined)?.description
   switch (error.keyword) {
     case 'type':
-      return `must be ${article(String(params.type))}`
+      return `must be ${description ?? article(String(params.type))}`
     case 'enum':
       return `must be one of ${(params.allowedValues as unknown[]).map(describeScalar).join(', ')}`
     case 'const':
@@ -53,12 +54,10 @@ function expectation(error: ErrorObject): string {
   }
 }
 
-function closest(name: string, known: string[]): string | undefined {
-  const lower = name.toLowerCase()
-  return (
-    known.find((k) => k.toLowerCase() === lower) ??
-    known.find((k) => k.toLowerCase().startsWith(lower.slice(0, 3)))
-  )
+/** One problem of the file: where it is (for pruning it, see check-all.ts) and what to print. */
+export interface Finding {
+  path: ConfigPath
+  text: string
 }
 
 /**
@@ -70,21 +69,42 @@ export function schemaProblems(
   source: ConfigSource,
   value: unknown,
 ): string[] {
-  const branches = errors
-    .filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
-    .map((e) => `${e.schemaPath}/`)
-  const problems: string[] = []
+  return [...new Set(schemaFindings(errors, source, value).map((f) => f.text))]
+}
+
+export function schemaFindings(
+  errors: readonly ErrorObject[],
+  source: ConfigSource,
+  value: unknown,
+): Finding[] {
+  const alternatives = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf')
+  const branchesOf = (alt: ErrorObject) =>
+    errors.filter((e) => e.keyword !== 'if' && e.schemaPath.startsWith(`${alt.schemaPath}/`))
+  // A value that has the shape of one alternative but fails inside it ({ url, onError: alow }):
+  // those inner errors say more than "must be a URL or { url, … }".
+  const inner = new Set<ErrorObject>()
+  const replaced = new Set<ErrorObject>()
+  for (const alt of alternatives) {
+    const deeper = branchesOf(alt).filter((e) => e.instancePath.length > alt.instancePath.length)
+    if (deeper.length === 0) continue
+    replaced.add(alt)
+    for (const e of deeper) inner.add(e)
+  }
+  const problems: Finding[] = []
+  const push = (path: ConfigPath, text: string) => problems.push({ path, text })
   for (const error of errors) {
-    if (error.keyword === 'if') continue
-    if (branches.some((branch) => error.schemaPath.startsWith(branch))) continue
+    if (error.keyword === 'if' || replaced.has(error)) continue
+    if (!inner.has(error) && alternatives.some((alt) => error.schemaPath.startsWith(`${alt.schemaPath}/`)))
+      continue
     const path = pathOf(error.instancePath)
     const params = error.params as Record<string, string>
     if (error.keyword === 'additionalProperties') {
       const key = params.additionalProperty as string
       const known = Object.keys((error.parentSchema as { properties?: object }).properties ?? {})
-      const guess = closest(key, known)
+      const guess = closestName(key, known)
       const full: ConfigPath = [...path, key]
-      problems.push(
+      push(
+        full,
         source.atPath(
           full,
           `unknown key "${formatPath(full)}"${guess ? `; did you mean "${guess}"? Known` : '; known'} keys are ${known.join(', ')}`,
@@ -95,14 +115,35 @@ export function schemaProblems(
     }
     if (error.keyword === 'required') {
       const full = [...path, params.missingProperty as string]
-      problems.push(source.atPath(path, `${formatPath(full)} is required`))
+      push(path, source.atPath(path, `${formatPath(full)} is required`))
       continue
     }
     const name = formatPath(path) || 'the file'
-    const got = source.fromEnvironment(path) ? '' : `; got ${describeScalar(valueAt(value, path))}`
-    problems.push(source.atPath(path, `${name} ${expectation(error)}${got}`))
+    const hidden = source.fromEnvironment(path)
+    const got = hidden ? '' : `; got ${describeScalar(valueAt(value, path))}`
+    const guess = hidden
+      ? ''
+      : guessFor(error, alternatives.includes(error) ? branchesOf(error) : [error], value, path)
+    push(path, source.atPath(path, `${name} ${expectation(error)}${got}${guess}`))
   }
-  return [...new Set(problems)]
+  return problems
+}
+
+/** `; did you mean "POST"?` for a value close to one an enum allows. */
+function guessFor(
+  error: ErrorObject,
+  enums: readonly ErrorObject[],
+  value: unknown,
+  path: ConfigPath,
+): string {
+  const written = valueAt(value, path)
+  if (typeof written !== 'string') return ''
+  const allowed = enums
+    .filter((e) => e.keyword === 'enum' && e.instancePath === error.instancePath)
+    .flatMap((e) => (e.params as { allowedValues?: unknown[] }).allowedValues ?? [])
+    .filter((v): v is string => typeof v === 'string')
+  const guess = closestName(written, allowed)
+  return guess === undefined || guess === written ? '' : `; did you mean "${guess}"?`
 }
 
 export function valueAt(value: unknown, path: ConfigPath): unknown {

@@ -30,6 +30,7 @@ const backendCommon = {
     description: 'a mapping of client model names to the names this backend expects',
   },
   forwardAuthorization: { type: 'boolean' },
+  keepAliveAfterStreams: { type: 'boolean' },
   metrics: {
     oneOf: [
       { type: 'string', enum: ['vllm', 'sglang', 'tgi', 'llamacpp'] },
@@ -197,6 +198,11 @@ export const configSchema = {
     },
     tracing: { type: 'boolean' },
     accessLog: { type: 'boolean' },
+    backendHeader: {
+      type: 'string',
+      pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+      description: "a header name such as 'x-tollgate-backend'",
+    },
     backends: {
       type: 'array',
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, read by ajv
@@ -243,4 +249,5 @@ export const CODE_ONLY_OPTIONS = [
   'store',
   'onUnexpectedError',
   'onTokensSettled',
+  'observers',
 ] as const

@@ -27,10 +27,16 @@ export class ConfigSource {
   constructor(text: string, name: string, env: NodeJS.ProcessEnv) {
     this.#name = name
     this.#doc = parseDocument(text, { lineCounter: this.#lines, prettyErrors: false, uniqueKeys: true })
-    const problems = this.#doc.errors.map((error) => {
-      const [line, col] = error.linePos?.[0] ? [error.linePos[0].line, error.linePos[0].col] : [1, 1]
-      return `${name}:${line}:${col}: ${error.message.split('\n')[0]}`
-    })
+    // At the parser's own position (linePos is only filled in with prettyErrors); one error
+    // often comes as several messages at one place (an unclosed map and its sequence): the first says it.
+    const problems: string[] = []
+    const seen = new Set<string>()
+    for (const error of this.#doc.errors) {
+      const { line, col } = this.#lines.linePos(error.pos[0])
+      if (seen.has(`${line}:${col}`)) continue
+      seen.add(`${line}:${col}`)
+      problems.push(`${name}:${line}:${col}: ${error.message.split('\n')[0]}`)
+    }
     if (problems.length > 0) throw new ConfigError(problems)
     problems.push(
       ...interpolate(

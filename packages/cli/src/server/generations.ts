@@ -57,6 +57,11 @@ export class GenerationServer {
     generation.handler(request, response)
   }
 
+  /** Requests the current config is answering now. */
+  get inFlight(): number {
+    return this.#current?.inFlight ?? 0
+  }
+
   get app(): FastifyInstance | undefined {
     return this.#current?.app
   }

@@ -75,6 +75,7 @@ export class BackendState implements BackendTarget {
   zoneRank = 0
   /** Its own headers and model names; kept out of `snapshot()`, since headers hold credentials. */
   readonly connection: BackendConnection | undefined
+  readonly keepAliveAfterStreams: boolean
 
   /**
    * Requests in flight there: this gateway's, plus with a shared `routingState` the other
@@ -113,6 +114,7 @@ export class BackendState implements BackendTarget {
     this.maxConcurrency = config.maxConcurrency
     this.metrics = config.metrics
     this.connection = config.connection
+    this.keepAliveAfterStreams = config.keepAliveAfterStreams
     this.#now = options.now ?? Date.now
     this.latency = new PeakEwma(options.latencyDecayMs)
   }

@@ -95,7 +95,10 @@ export class BackendBalancer implements Balancer {
       latencyDecayMs,
       onChange: () => this.#queue.wake(),
       onAdded: (b) => this.#attach(b),
-      onRemoved: (b) => this.#scrapers.detach(b),
+      onRemoved: (b) => {
+        this.#scrapers.detach(b)
+        this.zones.noteRemoved(b)
+      },
     })
     const events = options.events
     this.#ejections = events && new EjectionNotices(events, this.registry)
@@ -171,6 +174,11 @@ export class BackendBalancer implements Balancer {
   }
 
   /** Traffic per zone, best-ranked first. */
+  /** Requests and spilled requests per zone since the start, removed backends included. */
+  zoneTotals(): Map<string | null, { requests: number; spilled: number }> {
+    return this.zones.totals(this.registry.list())
+  }
+
   zoneSnapshot(): ZoneSnapshot[] {
     return this.zones.snapshot(this.registry.list(), this.#now())
   }

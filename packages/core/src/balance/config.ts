@@ -29,6 +29,7 @@ export interface ValidatedBackendConfig {
   maxConcurrency: number | null
   metrics: BackendMetrics | null
   connection: BackendConnection | undefined
+  keepAliveAfterStreams: boolean
 }
 
 const BACKEND_KEYS = optionNames<BackendConfig>()([
@@ -42,6 +43,7 @@ const BACKEND_KEYS = optionNames<BackendConfig>()([
   'headers',
   'modelNames',
   'forwardAuthorization',
+  'keepAliveAfterStreams',
 ])
 const METRICS_KEYS = ['format', 'path']
 const METRICS_EXAMPLE = `one of ${METRICS_FORMATS.map((f) => describeValue(f)).join(', ')}, or { format, path }`
@@ -164,11 +166,18 @@ export function validateBackendConfig(config: unknown, label = 'backend'): Valid
     maxConcurrency = c.maxConcurrency as number
   }
 
+  let keepAliveAfterStreams = true
+  if (c.keepAliveAfterStreams !== undefined) {
+    if (typeof c.keepAliveAfterStreams !== 'boolean')
+      fail(`${label}.keepAliveAfterStreams`, 'true or false (default true)', c.keepAliveAfterStreams)
+    keepAliveAfterStreams = c.keepAliveAfterStreams
+  }
+
   const metrics = parseMetrics(c.metrics, label)
   const connection = validateBackendConnection(c, label)
   if (connection?.modelNames != null && models === null)
     failWith(`${label}.models`, 'must list the model names clients use when modelNames is set')
-  return { id, url, weight, models, zone, maxConcurrency, metrics, connection }
+  return { id, url, weight, models, zone, maxConcurrency, metrics, connection, keepAliveAfterStreams }
 }
 
 /** Validates a list of backends, rejecting duplicate ids with both positions named. */

@@ -43,6 +43,14 @@ export interface BackendConfig {
    * unless `headers` sets `authorization` (the backend's credential replaces the client's).
    */
   forwardAuthorization?: boolean
+  /**
+   * Whether the server keeps a connection open after a streamed response. Default true; false for
+   * servers that close it while still sending `Keep-Alive` (llama.cpp's `llama-server`), so streamed
+   * requests ask for `Connection: close` instead of leaving a dead socket in the pool. The gateway
+   * also learns it: a kept-alive connection found closed is retried on the same backend over a
+   * fresh one, and from then on that backend's streamed connections are not kept.
+   */
+  keepAliveAfterStreams?: boolean
 }
 
 export type BackendStatus = 'healthy' | 'ejected' | 'unhealthy' | 'cooling-down' | 'draining'
@@ -125,6 +133,8 @@ export interface BackendTarget {
   readonly url: URL
   /** Headers and model names of this backend's own; undefined when it has none (the common case). */
   readonly connection?: BackendConnection
+  /** `BackendConfig.keepAliveAfterStreams`; undefined means true. */
+  readonly keepAliveAfterStreams?: boolean
 }
 
 /** `BackendConfig.headers`, `modelNames` and `forwardAuthorization`, prepared for the request path. */

@@ -28,6 +28,8 @@ export class ZonePlan {
   readonly zone: string | null
   readonly order: readonly string[]
   readonly #spilled = new Map<string | null, number>()
+  /** Requests of backends no longer registered, per zone, so the zone's count never goes down. */
+  readonly #removedRequests = new Map<string | null, number>()
 
   constructor(zone: unknown, preference: unknown) {
     if (zone !== undefined && (typeof zone !== 'string' || zone.trim() === ''))
@@ -67,6 +69,34 @@ export class ZonePlan {
   /** Counts a request that went to `backend` because better-ranked zones had no room. */
   noteSpill(backend: BackendState): void {
     this.#spilled.set(backend.zone, (this.#spilled.get(backend.zone) ?? 0) + 1)
+  }
+
+  /** Keeps the requests of a backend being unregistered in its zone's count. */
+  noteRemoved(backend: BackendState): void {
+    this.#removedRequests.set(
+      backend.zone,
+      (this.#removedRequests.get(backend.zone) ?? 0) + backend.totalRequests,
+    )
+  }
+
+  /**
+   * Requests and spilled requests every zone ever received, those of removed backends included:
+   * counts that only grow, for a Prometheus counter.
+   */
+  totals(backends: readonly BackendState[]): Map<string | null, { requests: number; spilled: number }> {
+    const totals = new Map<string | null, { requests: number; spilled: number }>()
+    const of = (zone: string | null) => {
+      let t = totals.get(zone)
+      if (t === undefined) {
+        t = { requests: this.#removedRequests.get(zone) ?? 0, spilled: this.#spilled.get(zone) ?? 0 }
+        totals.set(zone, t)
+      }
+      return t
+    }
+    for (const zone of this.#removedRequests.keys()) of(zone)
+    for (const zone of this.#spilled.keys()) of(zone)
+    for (const b of backends) of(b.zone).requests += b.totalRequests
+    return totals
   }
 
   snapshot(backends: readonly BackendState[], now: number): ZoneSnapshot[] {

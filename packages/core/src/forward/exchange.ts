@@ -10,6 +10,7 @@ import { bodyPlan, forwardedInfo, forwardedPath, refuseBody, refusePath } from '
 import { InvalidJsonBodyError, isJsonRequest, topLevelFields } from './json-fields.js'
 import { type DispatchOwner, LeaseDispatch } from './lease-dispatch.js'
 import { promptOf } from './prompt-fields.js'
+import type { Attempt } from './relay.js'
 import { readRequestBody, StreamedBody } from './request-body.js'
 import type { ForwardObserver, ForwardRequest } from './types.js'
 import { UploadDeadline } from './upload-deadline.js'
@@ -163,7 +164,7 @@ export class Exchange implements DispatchOwner {
           if (wantsPrompt) input.prompt = promptOf(input.readPrompt!, body, fields)
         } catch (err) {
           if (!(err instanceof InvalidJsonBodyError)) throw err
-          sendJsonError(req, res, 400, 'invalid_json', err.message)
+          sendJsonError(req, res, err.status, err.code, err.message)
           return
         }
       }
@@ -242,8 +243,14 @@ export class Exchange implements DispatchOwner {
     else this.failures().answer(this.req, this.res)
   }
 
-  commit(status: number, headers: IncomingHttpHeaders): boolean {
+  retryOnFreshConnection(failed: Attempt): boolean {
+    return !this.closed && this.replayable && this.dispatch!.retryFresh(failed)
+  }
+
+  commit(status: number, headers: IncomingHttpHeaders, backendId: string): boolean {
     try {
+      const named = this.host.backendHeader
+      if (named !== undefined) this.res.setHeader(named, backendId)
       this.res.writeHead(status, downstreamResponseHeaders(headers))
       return true
     } catch {

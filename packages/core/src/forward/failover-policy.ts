@@ -20,6 +20,14 @@ export interface FailoverPolicy {
    * answered.
    */
   readonly timeoutCodes: ReadonlySet<string>
+  /**
+   * Failures that, on a kept-alive connection that had already carried a response and before any
+   * byte of this one arrived, mean the backend had closed that connection and never saw the
+   * request (llama-server closes every connection after a streamed response while announcing
+   * `Keep-Alive`). Retried once on the same backend over a fresh connection, at no cost to its
+   * health, load or the request's attempts.
+   */
+  readonly staleConnectionCodes: ReadonlySet<string>
 }
 
 export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = {
@@ -45,6 +53,7 @@ export const DEFAULT_FAILOVER_POLICY: FailoverPolicy = {
     'UND_ERR_DESTROYED',
   ]),
   timeoutCodes: new Set(['UND_ERR_HEADERS_TIMEOUT']),
+  staleConnectionCodes: new Set(['UND_ERR_SOCKET']),
 }
 
 /** Whether a finished response counts as a success of its backend (for health and load). */
@@ -56,4 +65,16 @@ export function isBackendSuccess(status: number): boolean {
 export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : undefined
+}
+
+/**
+ * Whether `error` is a kept-alive connection found closed: one of the policy's stale-connection
+ * codes on a socket that had already read a response (undici's `SocketError` carries the socket's
+ * byte counts). A fresh connection that fails reads 0 bytes and is a real failure of the backend.
+ */
+export function isStaleConnection(policy: FailoverPolicy, error: Error): boolean {
+  const code = errorCode(error)
+  if (code === undefined || !policy.staleConnectionCodes.has(code)) return false
+  const bytesRead = (error as { socket?: { bytesRead?: unknown } }).socket?.bytesRead
+  return typeof bytesRead === 'number' && bytesRead > 0
 }

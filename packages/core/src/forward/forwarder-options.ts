@@ -1,6 +1,6 @@
 import type { Balancer } from '../balance/types.js'
 import { UserCallbacks } from '../user-callback.js'
-import { checkNumber, checkOptionalFunction, checkOptionGroup, failWith } from '../validation.js'
+import { checkNumber, checkOptionalFunction, checkOptionGroup, fail, failWith } from '../validation.js'
 import { DEFAULT_FAILOVER_POLICY, type FailoverPolicy } from './failover-policy.js'
 import { compilePathRewrite, type PathRewrite } from './request-target.js'
 import { RetryBudget, type RetryBudgetOptions } from './retry-budget.js'
@@ -29,6 +29,11 @@ export interface ForwarderOptions extends UpstreamPoolOptions {
   uploadTimeoutMs?: number
   /** Path rewrite for every request (a request's own `rewrite` wins). */
   rewrite?: PathRewrite
+  /**
+   * A response header set to the id of the backend that answered (e.g. `'x-tollgate-backend'`),
+   * for debugging and for clients that pin a session. Default none: backend ids stay private.
+   */
+  backendHeader?: string
   /** Sees what should never happen (a balancer throwing something other than a `BalancerError`, a `finish` that throws); for logging. */
   onUnexpectedError?: (error: unknown) => void
   /** The guard user functions (`rewrite`, `onUnexpectedError`) are called through; default one logging to the console. */
@@ -46,6 +51,7 @@ export interface ForwarderSettings {
   readonly maxBodyBytes: number
   readonly uploadTimeoutMs: number
   readonly rewrite: ((path: string) => string) | undefined
+  readonly backendHeader: string | undefined
   readonly onUnexpectedError: ((error: unknown) => void) | undefined
   readonly callbacks: UserCallbacks
   readonly policy: FailoverPolicy
@@ -90,6 +96,21 @@ export function resolveForwarderOptions(options: ForwarderOptions): ForwarderSet
     checkOptionGroup('retryBudget', budget, ['ratio', 'minRetriesPerSecond', 'windowSeconds'], true)
   }
   checkOptionalFunction('onUnexpectedError', options.onUnexpectedError)
+  const backendHeader = options.backendHeader
+  if (
+    backendHeader !== undefined &&
+    (typeof backendHeader !== 'string' ||
+      !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(backendHeader) ||
+      /^(content-|transfer-encoding$|connection$|keep-alive$|upgrade$|trailer$|set-cookie$)/i.test(
+        backendHeader,
+      ))
+  ) {
+    fail(
+      'backendHeader',
+      "a response header name of your own such as 'x-tollgate-backend' (not one HTTP itself uses)",
+      backendHeader,
+    )
+  }
   const retryBudget =
     budget === false ? null : budget instanceof RetryBudget ? budget : new RetryBudget(budget)
   const rewrite = options.rewrite === undefined ? undefined : compilePathRewrite(options.rewrite)
@@ -114,6 +135,7 @@ export function resolveForwarderOptions(options: ForwarderOptions): ForwarderSet
     maxBodyBytes,
     uploadTimeoutMs,
     rewrite,
+    backendHeader: backendHeader?.toLowerCase(),
     onUnexpectedError: options.onUnexpectedError,
     callbacks: options.callbacks ?? new UserCallbacks(console),
     policy: DEFAULT_FAILOVER_POLICY,

@@ -25,6 +25,7 @@ class HttpForwarder implements Forwarder, ExchangeHost {
   readonly maxBodyBytes: number
   readonly uploadTimeoutMs: number
   readonly rewrite: ((path: string) => string) | undefined
+  readonly backendHeader: string | undefined
   readonly onUnexpectedError: ((error: unknown) => void) | undefined
   readonly callbacks: UserCallbacks
   readonly policy: FailoverPolicy
@@ -41,6 +42,7 @@ class HttpForwarder implements Forwarder, ExchangeHost {
     this.maxBodyBytes = settings.maxBodyBytes
     this.uploadTimeoutMs = settings.uploadTimeoutMs
     this.rewrite = settings.rewrite
+    this.backendHeader = settings.backendHeader
     this.onUnexpectedError = settings.onUnexpectedError
     this.callbacks = settings.callbacks
     this.policy = settings.policy

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici'
 import { headersFor } from '../balance/backend-connection.js'
-import type { BackendLease, Balancer, PickContext } from '../balance/types.js'
+import type { BackendLease, BackendTarget, Balancer, PickContext } from '../balance/types.js'
 import { CLIENT_CLOSED } from './errors.js'
 import { renameModel } from './model-rename.js'
 import { Attempt, type RelayOwner } from './relay.js'
@@ -89,6 +89,24 @@ export class LeaseDispatch {
     this.next()
   }
 
+  /**
+   * The same backend and lease again, over a connection of its own: `failed` found its pooled
+   * connection closed by the backend before the request reached it. Not counted as an attempt.
+   */
+  retryFresh(failed: Attempt): boolean {
+    if (this.owner.closed || failed !== this.current) return false
+    const attempt = new Attempt(this.owner, failed.lease, true)
+    this.current = attempt
+    const backend = failed.lease.backend
+    this.pools.noteStaleConnection(backend)
+    try {
+      this.pools.dispatchFresh(backend, this.options(backend), attempt)
+    } catch (err) {
+      attempt.onResponseError(undefined, err as Error)
+    }
+    return true
+  }
+
   /** The client went away: stop waiting for a lease, abort the attempt in flight. */
   cancel(): void {
     this.current?.cancel()
@@ -118,6 +136,10 @@ export class LeaseDispatch {
       attempt.onResponseError(undefined, err as Error)
       return
     }
+    pool.dispatch(this.options(backend), attempt)
+  }
+
+  private options(backend: BackendTarget): Dispatcher.DispatchOptions {
     const request = this.request
     let headers = request.headers
     let body = request.body
@@ -128,14 +150,13 @@ export class LeaseDispatch {
       const name = model === undefined ? undefined : connection.modelNames?.get(model)
       if (name !== undefined && body instanceof Buffer) body = renameModel(body, name)
     }
-    pool.dispatch(
-      {
-        path: backendPath(backend.url.pathname, request.path),
-        method: request.method,
-        headers,
-        body,
-      },
-      attempt,
-    )
+    return {
+      path: backendPath(backend.url.pathname, request.path),
+      method: request.method,
+      headers,
+      body,
+      // Its socket would go back to the pool already closed by the backend.
+      reset: this.pools.closesAfterStreams(backend) && this.owner.expectsStreamEnd() ? true : undefined,
+    }
   }
 }

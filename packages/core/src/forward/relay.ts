@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici'
 import type { AttemptOutcome, BackendLease } from '../balance/types.js'
 import type { RequestEvents } from '../observe/events.js'
 import { BodyTooLargeError, CLIENT_CLOSED, ClientClosedError, UploadTimeoutError } from './errors.js'
-import { type FailoverPolicy, isBackendSuccess } from './failover-policy.js'
+import { type FailoverPolicy, isBackendSuccess, isStaleConnection } from './failover-policy.js'
 import { parseRetryAfter } from './retry-after.js'
 import type { ForwardObserver } from './types.js'
 
@@ -20,9 +20,14 @@ export interface RelayOwner {
   /** A backend answered with one of the policy's retry statuses and a retry was claimed. */
   retryAfterStatus(status: number, retryAfterMs: number | undefined): void
   /** Writes the backend's status and headers; false (and the client answered) when they cannot be sent. */
-  commit(status: number, headers: IncomingHttpHeaders): boolean
+  commit(status: number, headers: IncomingHttpHeaders, backendId: string): boolean
   /** The attempt failed before any response byte was passed on. */
   attemptFailed(error: Error): void
+  /**
+   * The attempt met a kept-alive connection the backend had closed: true when the request is sent
+   * again to the same backend over a fresh connection, under the same lease.
+   */
+  retryOnFreshConnection(failed: Attempt): boolean
   /** The response started and then failed or was cut: make that visible to the client. */
   streamFailed(canAppendSseEvent: boolean): void
   /** Whether the request asked for an OpenAI-style stream, which ends with `[DONE]` or a `finish_reason`. */
@@ -65,6 +70,8 @@ export class Attempt implements Dispatcher.DispatchHandler {
   constructor(
     private readonly owner: RelayOwner,
     readonly lease: BackendLease,
+    /** Sent over a connection of its own after a stale one: a second stale failure is a real one. */
+    readonly fresh = false,
   ) {}
 
   /** The client went away. */
@@ -104,7 +111,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
       owner.retryAfterStatus(statusCode, this.retryAfterMs)
       return
     }
-    if (!owner.commit(statusCode, headers)) {
+    if (!owner.commit(statusCode, headers, this.lease.backend.id)) {
       this.phase = DONE_PHASE
       this.report(false, undefined)
       controller.abort(CLIENT_CLOSED)
@@ -174,6 +181,16 @@ export class Attempt implements Dispatcher.DispatchHandler {
       this.report(true, undefined)
       if (phase === STREAMING) this.owner.streamFailed(false)
       else this.owner.attemptFailed(error)
+      return
+    }
+    if (
+      phase === PENDING &&
+      !this.fresh &&
+      isStaleConnection(this.owner.policy, error) &&
+      this.owner.retryOnFreshConnection(this)
+    ) {
+      // Not the backend's failure: the lease, unreported, carries over to the fresh attempt.
+      this.reported = true
       return
     }
     this.report(false, error)

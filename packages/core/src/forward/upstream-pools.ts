@@ -1,4 +1,4 @@
-import type { Pool } from 'undici'
+import type { Client, Dispatcher, Pool } from 'undici'
 import type { BackendTarget } from '../balance/types.js'
 import { undici } from '../undici-loader.js'
 import { checkNumber, fail } from '../validation.js'
@@ -30,6 +30,12 @@ export interface UpstreamPoolOptions {
 interface PoolEntry {
   readonly url: URL
   readonly pool: Pool
+  /**
+   * The backend closes a connection after a streamed response (configured, or learned from a
+   * stale connection): streamed requests then ask for `Connection: close`, so their sockets never
+   * go back to the pool for a later request to find closed.
+   */
+  closesAfterStreams: boolean
 }
 
 function checkMs(name: string, value: number | undefined, fallback: number, allowZero: boolean): number {
@@ -44,8 +50,9 @@ function checkMs(name: string, value: number | undefined, fallback: number, allo
 export class UpstreamPools {
   private readonly pools = new Map<string, PoolEntry>()
   /** Pools closing gracefully: kept so `destroy()` can still cut their in-flight requests. */
-  private readonly closing = new Set<Pool>()
+  private readonly closing = new Set<Dispatcher>()
   private readonly poolOptions: Pool.Options
+  private readonly clientOptions: Client.Options
   private closed = false
 
   constructor(options: UpstreamPoolOptions = {}) {
@@ -60,6 +67,8 @@ export class UpstreamPools {
       keepAliveTimeout: checkMs('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 4_000, false),
       connections,
     }
+    const { connections: _, ...clientOptions } = this.poolOptions
+    this.clientOptions = clientOptions
   }
 
   /** The pool for `backend`, dispatching only ever to `backend.url`'s origin. */
@@ -76,8 +85,38 @@ export class UpstreamPools {
     // Same id, new origin: the backend was replaced without closeFor; let in-flight requests finish.
     if (entry !== undefined) void this.closeGracefully(entry.pool).catch(() => {})
     const pool = new (undici().Pool)(backend.url.origin, this.poolOptions)
-    this.pools.set(backend.id, { url: backend.url, pool })
+    this.pools.set(backend.id, {
+      url: backend.url,
+      pool,
+      closesAfterStreams: backend.keepAliveAfterStreams === false,
+    })
     return pool
+  }
+
+  /** Whether streamed requests to `backend` should close their connection when done. */
+  closesAfterStreams(backend: BackendTarget): boolean {
+    return this.pools.get(backend.id)?.closesAfterStreams ?? backend.keepAliveAfterStreams === false
+  }
+
+  /** A connection of `backend`'s pool was found closed by the backend: stop keeping streamed ones. */
+  noteStaleConnection(backend: BackendTarget): void {
+    const entry = this.pools.get(backend.id)
+    if (entry !== undefined) entry.closesAfterStreams = true
+  }
+
+  /**
+   * Dispatches one request over a new connection of its own, closed once the response is done:
+   * a retry after a stale connection must not be handed another stale socket by the pool.
+   */
+  dispatchFresh(
+    backend: BackendTarget,
+    options: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ): void {
+    if (this.closed) throw new Error('the upstream pools are closed')
+    const client = new (undici().Client)(backend.url.origin, this.clientOptions)
+    client.dispatch(options, handler)
+    void this.closeGracefully(client).catch(() => {})
   }
 
   /** Closes one backend's pool once its in-flight requests are done (backend removed). */
@@ -102,14 +141,14 @@ export class UpstreamPools {
    */
   async destroy(): Promise<void> {
     this.closed = true
-    const pools = [...this.pools.values()].map((entry) => entry.pool)
+    const pools: Dispatcher[] = [...this.pools.values()].map((entry) => entry.pool)
     this.pools.clear()
     pools.push(...this.closing)
     this.closing.clear()
     await Promise.all(pools.map((pool) => pool.destroy()))
   }
 
-  private async closeGracefully(pool: Pool): Promise<void> {
+  private async closeGracefully(pool: Dispatcher): Promise<void> {
     this.closing.add(pool)
     try {
       await pool.close()

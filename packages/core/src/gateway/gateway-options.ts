@@ -59,6 +59,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'maxReplayBodyBytes',
   'maxBodyBytes',
   'uploadTimeoutMs',
+  'backendHeader',
   'onUnexpectedError',
   'hashKey',
   'shutdownTimeoutMs',

@@ -2,6 +2,7 @@ import type { Logger } from '../limits/insured-store.js'
 import type { LimitEngine } from '../limits/limit-engine.js'
 import type { RateLimitOptions, RouteLimitSpec } from '../limits/options.js'
 import type { TokenEngine } from '../limits/tokens/token-engine.js'
+import type { GatewayEvents } from '../observe/events.js'
 import type { UserCallbacks } from '../user-callback.js'
 import { TokenRoute } from './token-route.js'
 
@@ -10,6 +11,8 @@ export interface TokenRoutePlace<Req> {
   readonly scope: string
   readonly where: string
   readonly forward: boolean
+  /** Hears the route's token rejections, by its scope. */
+  readonly events?: GatewayEvents | undefined
 }
 
 /** The `TokenRoute` of a route setting, with the engine-wide settings filled in. */
@@ -34,6 +37,10 @@ export function tokenRouteFor<Req>(
     openaiHeaders: tokens.openaiHeaders,
     defaultMaxTokens: tokens.defaultMaxTokens,
     onSettled: options.onTokensSettled,
+    rejected:
+      place.events?.tokensRejected === undefined
+        ? undefined
+        : (reservation) => place.events?.tokensRejected?.(place.scope, reservation),
     storeFailed: (error) => {
       if (failureLogged) return
       failureLogged = true

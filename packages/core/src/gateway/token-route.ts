@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { BodyTooLargeError, sendJsonError } from '../forward/errors.js'
+import { InvalidJsonBodyError } from '../forward/json-scan.js'
 import { readRequestBody, requestHasBody } from '../forward/request-body.js'
 import type { LimitDecision } from '../limits/decision.js'
 import type { HeaderMode } from '../limits/headers.js'
@@ -22,6 +23,8 @@ export interface TokenRouteSettings<Req> {
   readonly defaultMaxTokens: number
   readonly onSettled: ((request: Req, reservation: TokenReservation) => unknown) | undefined
   readonly storeFailed: (error: unknown) => void
+  /** Hears each rejection, under the route's scope; undefined when nothing observes. */
+  readonly rejected?: ((reservation: TokenReservation) => void) | undefined
 }
 
 /** A reservation that was made (allowed or not), with what it was estimated from. */
@@ -45,9 +48,29 @@ const CHECK_FAILED: LimitAnswer = Object.freeze({
   }),
 })
 
+/** A body above this size is scanned once per event-loop turn (about 10 ms of scanning). */
+const SCAN_TURN_BYTES = 1024 * 1024
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(() => setImmediate(resolve), 0))
+}
+
 const MADE_BY = new WeakMap<TokenReservation, object>()
 /** Reservations a forward settles from the usage: the end-of-response settle leaves them alone. */
 const FORWARDED = new WeakSet<TokenReservation>()
+
+/** The estimate, or the 400/415 for a body the gateway cannot read as the engine would. */
+function estimateOrAnswer(body: unknown, defaultMaxTokens: number): RequestEstimate | LimitAnswer {
+  try {
+    return estimateRequest(body, defaultMaxTokens)
+  } catch (error) {
+    if (!(error instanceof InvalidJsonBodyError)) throw error
+    return {
+      status: error.status,
+      body: { error: { message: error.message, type: 'invalid_request_error', code: error.code } },
+    }
+  }
+}
 
 function isAnswer(outcome: TokenOutcome): outcome is LimitAnswer {
   return outcome !== null && 'status' in outcome
@@ -112,7 +135,8 @@ export class TokenRoute<Req> {
     if (policy === POLICY_FAILED) return CHECK_FAILED
     const key = await this.#key(request, ip, decision)
     if (key === undefined) return CHECK_FAILED
-    const estimate = estimateRequest(body, this.#settings.defaultMaxTokens)
+    const estimate = estimateOrAnswer(body, this.#settings.defaultMaxTokens)
+    if ('status' in estimate) return estimate
     try {
       const reservation = await this.#budget.reserve(
         policy,
@@ -176,6 +200,7 @@ export class TokenRoute<Req> {
       set,
     )
     if (reservation.allowed) return undefined
+    this.#settings.rejected?.(reservation)
     set(target, 'retry-after', String(reservation.retryAfter))
     return { status: 429, body: tokenRejectionBody(reservation) }
   }
@@ -214,7 +239,14 @@ export class TokenRoute<Req> {
     if (made !== undefined) {
       reservation = made
       FORWARDED.add(made)
-      estimate = estimateRequest(input.body, this.#settings.defaultMaxTokens)
+      const read = estimateOrAnswer(input.body, this.#settings.defaultMaxTokens)
+      if ('status' in read) {
+        await made.settle(0, 'refund')
+        this.settled(input.request, made)
+        sendJson(res, read)
+        return
+      }
+      estimate = read
     } else {
       const outcome = await this.reserve(input.request, input.clientIp, decision, input.body)
       if (outcome === null) return gateway.forward(route, input)
@@ -229,6 +261,10 @@ export class TokenRoute<Req> {
     const observer = new UsageObserver(estimate)
     input.observer = observer
     try {
+      // The estimate scanned the body and the forward scans it again (model, prompt): for a large
+      // body, other requests get a turn in between rather than wait for both scans (a timer turn,
+      // then the I/O that arrived meanwhile, which runs before an immediate set from a timer).
+      if (Buffer.isBuffer(input.body) && input.body.length > SCAN_TURN_BYTES) await nextTurn()
       await gateway.forward(route, input)
     } finally {
       const measured = observer.measured(reservation.reserved)

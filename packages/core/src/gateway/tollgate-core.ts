@@ -110,11 +110,7 @@ export class TollgateCore<Req> {
     const limit = this.#engine.routeFor(scope, spec, where)
     if (limit === null) return null
     const observability = this.#observability
-    return new LimitedRoute(
-      limit,
-      observability.metrics === undefined ? undefined : observability.events,
-      scope,
-    )
+    return new LimitedRoute(limit, observability.decisions ? observability.events : undefined, scope)
   }
 
   /** The Prometheus metrics, or an option error naming `what` needed them. */
@@ -139,6 +135,7 @@ export class TollgateCore<Req> {
       scope,
       where,
       forward,
+      events: this.#observability.decisions ? this.#observability.events : undefined,
     })
   }
 

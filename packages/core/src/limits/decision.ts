@@ -39,7 +39,7 @@ export interface LimitDecision {
    * the request can never pass because its cost is above `binding.item.amount`.
    */
   readonly retryAfter: number
-  /** The binding limit as flask-limiter writes it, e.g. "50 per 1 hour". */
+  /** The binding limit in words, e.g. "50 per hour". */
   readonly limit: string
   /** The token reservation, on a route with a token budget. */
   readonly tokens?: TokenReservation

@@ -19,6 +19,8 @@
  * accidental huge strings cannot stall startup.
  */
 
+import { closestName } from '../validation.js'
+
 export type TimeUnit = 'second' | 'minute' | 'hour' | 'day' | 'month' | 'year'
 
 export interface RateLimitItem {
@@ -85,9 +87,11 @@ export function parseLimit(text: string): RateLimitItem {
   return items[0]!
 }
 
-/** flask-limiter's string form, e.g. `"50 per 1 hour"`; it parses back to the same item. */
+/** In words, e.g. `"50 per hour"`, `"2 per 15 seconds"`; it parses back to the same item. */
 export function describeLimit(item: RateLimitItem): string {
-  return `${item.amount} per ${item.multiples} ${item.unit}`
+  return item.multiples === 1
+    ? `${item.amount} per ${item.unit}`
+    : `${item.amount} per ${item.multiples} ${item.unit}s`
 }
 
 /**
@@ -139,7 +143,10 @@ function parseItem(input: string, piece: string, index: number, count: number): 
   const word = piece.slice(unitStart, pos)
   if (word === '') fail(`expected a unit at the end: ${UNIT_LIST}`)
   const unit = toUnit(word)
-  if (unit === undefined) fail(`unknown unit ${quote(word)}; expected ${UNIT_LIST}`)
+  if (unit === undefined) {
+    const guess = closestName(word.toLowerCase().replace(/s$/, ''), [...UNIT_MS.keys()])
+    fail(`unknown unit ${quote(word)}${guess ? ` (did you mean "${guess}"?)` : ''}; expected ${UNIT_LIST}`)
+  }
 
   pos = skipSpace(piece, pos)
   if (pos < piece.length) {

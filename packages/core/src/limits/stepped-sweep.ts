@@ -3,12 +3,18 @@ export interface Expiring {
   resetAt: number
 }
 
-export interface SteppedSweepOptions {
+export interface SteppedSweepOptions<C extends Expiring> {
   now: () => number
+  /** Whether an ended counter may go; default: its window has ended. */
+  isDone?: (counter: C, now: number) => boolean
   /** How often a sweep starts, in ms. */
   intervalMs: number
   /** Counters looked at per event-loop turn. */
   batchSize: number
+}
+
+function ended(counter: Expiring, now: number): boolean {
+  return counter.resetAt <= now
 }
 
 /**
@@ -16,20 +22,22 @@ export interface SteppedSweepOptions {
  * per event-loop turn, so a million ended counters never block the loop at once. A Map iterator
  * stays valid while entries are deleted, so a sweep resumes where its last turn stopped.
  */
-export class SteppedSweep {
-  readonly #tables: Map<string, Map<string, Expiring>>
+export class SteppedSweep<C extends Expiring = Expiring> {
+  readonly #tables: Map<string, Map<string, C>>
   readonly #now: () => number
+  readonly #isDone: (counter: C, now: number) => boolean
   readonly #batch: number
   readonly #sweeper: NodeJS.Timeout
   /** Where the running sweep is: the table it is in and its place in that table. */
-  #sweepTables: Iterator<Map<string, Expiring>> | undefined
-  #sweepTable: Map<string, Expiring> | undefined
+  #sweepTables: Iterator<Map<string, C>> | undefined
+  #sweepTable: Map<string, C> | undefined
   #sweepKeys: Iterator<string> | undefined
   #turn: NodeJS.Timeout | undefined
 
-  constructor(tables: Map<string, Map<string, Expiring>>, options: SteppedSweepOptions) {
+  constructor(tables: Map<string, Map<string, C>>, options: SteppedSweepOptions<C>) {
     this.#tables = tables
     this.#now = options.now
+    this.#isDone = options.isDone ?? ended
     this.#batch = options.batchSize
     this.#sweeper = setInterval(() => this.#start(), options.intervalMs)
     this.#sweeper.unref()
@@ -71,7 +79,7 @@ export class SteppedSweep {
       }
       seen++
       const table = this.#sweepTable!
-      if (table.get(entry.value)!.resetAt <= now) table.delete(entry.value)
+      if (this.#isDone(table.get(entry.value)!, now)) table.delete(entry.value)
     }
     return false
   }

@@ -93,24 +93,25 @@ function registerReportGauges(prom: PromClient, registers: Registry[], balancer:
 
 /** Backends without a `zone` are counted under zone "none". */
 function registerZoneGauges(prom: PromClient, registers: Registry[], balancer: BackendBalancer): void {
-  new prom.Gauge({
-    name: 'tollgate_zone_requests',
-    help: 'Requests received by the backends registered in each zone',
+  // Counters read at scrape time from counts that only grow (removed backends' requests are kept).
+  new prom.Counter({
+    name: 'tollgate_zone_requests_total',
+    help: 'Requests sent to the backends of each zone',
     labelNames: ['zone'],
     registers,
     collect() {
       this.reset()
-      for (const z of balancer.zoneSnapshot()) this.set({ zone: z.zone ?? 'none' }, z.totalRequests)
+      for (const [zone, t] of balancer.zoneTotals()) this.inc({ zone: zone ?? 'none' }, t.requests)
     },
   })
-  new prom.Gauge({
-    name: 'tollgate_zone_spilled_requests',
+  new prom.Counter({
+    name: 'tollgate_zone_spilled_requests_total',
     help: 'Of those, requests sent to the zone because every zone ranked before it had no room',
     labelNames: ['zone'],
     registers,
     collect() {
       this.reset()
-      for (const z of balancer.zoneSnapshot()) this.set({ zone: z.zone ?? 'none' }, z.spilledRequests)
+      for (const [zone, t] of balancer.zoneTotals()) this.inc({ zone: zone ?? 'none' }, t.spilled)
     },
   })
   new prom.Gauge({

@@ -1,5 +1,6 @@
 import type { AttemptOutcome, BackendTarget } from '../balance/types.js'
 import type { LimitDecision } from '../limits/decision.js'
+import type { TokenReservation } from '../limits/tokens/token-budget.js'
 
 /**
  * What one forwarded request reports while it runs, from the gateway (start, end), the lease
@@ -55,6 +56,8 @@ export interface GatewayEvents {
   forwardStart(info: ForwardStartInfo): RequestEvents | undefined
   /** One limit check of route `route` (its scope) decided. */
   limitDecision(route: string, decision: LimitDecision): void
+  /** A token budget of route `route` had no room for a request, which got a 429. */
+  tokensRejected?(route: string, reservation: TokenReservation): void
   /** A backend left or came back into rotation. */
   backendChange(backend: BackendTarget, change: BackendChange): void
 }
@@ -74,6 +77,9 @@ export function combineEvents(consumers: readonly GatewayEvents[]): GatewayEvent
     },
     limitDecision(route, decision) {
       for (const c of consumers) c.limitDecision(route, decision)
+    },
+    tokensRejected(route, reservation) {
+      for (const c of consumers) c.tokensRejected?.(route, reservation)
     },
     backendChange(backend, change) {
       for (const c of consumers) c.backendChange(backend, change)

@@ -15,9 +15,19 @@ export interface ObserveOptions {
   tracing?: boolean | TracingOptions
   /** One log line per forwarded request (method, path without query, model, backend, attempts, status, time). Default false. */
   accessLog?: boolean
+  /**
+   * Consumers of your own of the same events metrics and tracing read (a live status view, an
+   * audit feed): each hears every forwarded request, limit decision and backend change. Default none.
+   */
+  observers?: readonly GatewayEvents[]
 }
 
-export const OBSERVE_OPTION_NAMES = optionNames<ObserveOptions>()(['metrics', 'tracing', 'accessLog'])
+export const OBSERVE_OPTION_NAMES = optionNames<ObserveOptions>()([
+  'metrics',
+  'tracing',
+  'accessLog',
+  'observers',
+])
 const METRICS_OPTION_NAMES = optionNames<MetricsOptions>()(['registry'])
 const TRACING_OPTION_NAMES = optionNames<TracingOptions>()(['tracer'])
 
@@ -30,15 +40,27 @@ export class Observability {
   readonly events: GatewayEvents
   readonly perRequest: boolean
   readonly metrics: PrometheusMetrics | undefined
+  /** Whether some consumer counts limit decisions (metrics or an observer): routes report them only then. */
+  readonly decisions: boolean
 
   constructor(options: ObserveOptions, logger: Logger) {
-    const { metrics, tracing, accessLog } = options
+    const { metrics, tracing, accessLog, observers } = options
     if (metrics !== undefined && typeof metrics !== 'boolean')
       checkOptionGroup('metrics', metrics, METRICS_OPTION_NAMES)
     if (tracing !== undefined && typeof tracing !== 'boolean')
       checkOptionGroup('tracing', tracing, TRACING_OPTION_NAMES)
     if (accessLog !== undefined && typeof accessLog !== 'boolean')
       fail('accessLog', 'true or false', accessLog)
+    if (
+      observers !== undefined &&
+      (!Array.isArray(observers) ||
+        observers.some((o) => typeof (o as Partial<GatewayEvents>)?.forwardStart !== 'function'))
+    )
+      fail(
+        'observers',
+        'a list of GatewayEvents consumers (forwardStart, limitDecision, backendChange)',
+        observers,
+      )
     const registry = typeof metrics === 'object' ? metrics.registry : undefined
     if (registry !== undefined && (typeof registry !== 'object' || typeof registry.metrics !== 'function'))
       fail('metrics.registry', "a prom-client Registry (e.g. `register` from 'prom-client')", registry)
@@ -51,8 +73,10 @@ export class Observability {
     const consumers: GatewayEvents[] = [new GatewayLog(logger, accessLog === true)]
     if (this.metrics !== undefined) consumers.push(this.metrics)
     if (tracing !== undefined && tracing !== false) consumers.push(new RequestTracing({ tracer }))
+    if (observers !== undefined) consumers.push(...observers)
     this.events = combineEvents(consumers)!
     this.perRequest = consumers.length > 1 || accessLog === true
+    this.decisions = this.metrics !== undefined || (observers?.length ?? 0) > 0
   }
 
   /** Gives the metrics the balancer their scrape-time gauges read. */

@@ -47,7 +47,10 @@ export class PrometheusMetrics implements GatewayEvents {
   readonly ttft: Histogram<'backend' | 'model'>
   readonly tpot: Histogram<'backend' | 'model'>
   readonly duration: Histogram<'backend' | 'model' | 'status'>
-  readonly tokenUsage: Histogram<'backend' | 'model' | 'gen_ai_token_type'>
+  readonly inputTokens: Counter<'backend' | 'model' | 'gen_ai_token_modality'>
+  readonly outputTokens: Counter<'backend' | 'model' | 'gen_ai_token_modality'>
+  readonly inputTokensPerRequest: Histogram<'backend' | 'model'>
+  readonly outputTokensPerRequest: Histogram<'backend' | 'model'>
   readonly limitDecisions: Counter<'route' | 'policy' | 'decision'>
   readonly ejections: Counter<'backend'>
   #balancer: BackendBalancer | undefined
@@ -107,10 +110,32 @@ export class PrometheusMetrics implements GatewayEvents {
       buckets: DURATION_BUCKETS,
       registers,
     })
-    this.tokenUsage = new prom.Histogram({
-      name: 'gen_ai_client_token_usage',
-      help: 'Input and output tokens per request, when token counts are reported',
-      labelNames: ['backend', 'model', 'gen_ai_token_type'],
+    // The GenAI conventions' inference usage counters (totals, rates, cost) and per-operation
+    // histograms (percentiles); they replaced gen_ai.client.token.usage and gen_ai.token.type.
+    // The backend's `usage` does not say which modality its tokens were: `unknown`, as advised.
+    this.inputTokens = new prom.Counter({
+      name: 'gen_ai_client_inference_usage_input_tokens_total',
+      help: "Input (prompt) tokens, from the backend's usage, when token counts are reported",
+      labelNames: ['backend', 'model', 'gen_ai_token_modality'],
+      registers,
+    })
+    this.outputTokens = new prom.Counter({
+      name: 'gen_ai_client_inference_usage_output_tokens_total',
+      help: "Output (completion) tokens, from the backend's usage, when token counts are reported",
+      labelNames: ['backend', 'model', 'gen_ai_token_modality'],
+      registers,
+    })
+    this.inputTokensPerRequest = new prom.Histogram({
+      name: 'gen_ai_client_inference_operation_input_tokens',
+      help: 'Input tokens per request, when token counts are reported',
+      labelNames: ['backend', 'model'],
+      buckets: TOKEN_BUCKETS,
+      registers,
+    })
+    this.outputTokensPerRequest = new prom.Histogram({
+      name: 'gen_ai_client_inference_operation_output_tokens',
+      help: 'Output tokens per request, when token counts are reported',
+      labelNames: ['backend', 'model'],
       buckets: TOKEN_BUCKETS,
       registers,
     })
@@ -217,11 +242,15 @@ class RequestMetrics implements RequestEvents {
 
   tokens(input: number | undefined, output: number | undefined): void {
     const labels = { backend: this.#backend, model: this.#metrics.modelLabel(this.#info.model) }
-    if (input !== undefined)
-      this.#metrics.tokenUsage.observe({ ...labels, gen_ai_token_type: 'input' }, input)
+    const metrics = this.#metrics
+    if (input !== undefined) {
+      metrics.inputTokens.inc({ ...labels, gen_ai_token_modality: 'unknown' }, input)
+      metrics.inputTokensPerRequest.observe(labels, input)
+    }
     if (output !== undefined) {
       this.#outputTokens = output
-      this.#metrics.tokenUsage.observe({ ...labels, gen_ai_token_type: 'output' }, output)
+      metrics.outputTokens.inc({ ...labels, gen_ai_token_modality: 'unknown' }, output)
+      metrics.outputTokensPerRequest.observe(labels, output)
     }
   }
 

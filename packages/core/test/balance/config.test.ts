@@ -12,6 +12,7 @@ describe('backend config validation', () => {
       models: null,
       zone: null,
       maxConcurrency: null,
+      keepAliveAfterStreams: true,
     })
     expect(a.url.href).toBe('http://10.0.0.5:8000/')
     const b = validateBackendConfig({ url: 'https://models.internal/v1/', models: ['m', 'm'] })
@@ -54,6 +55,9 @@ describe('backend config validation', () => {
     expect(bad({ url: 'http://b:1', id: '' })).toThrow('option "backends[1].id" must be a non-empty string')
     expect(bad({ url: 'http://b:1', zone: 7 })).toThrow(
       'option "backends[1].zone" must be a non-empty string, or left out; got 7',
+    )
+    expect(bad({ url: 'http://b:1', keepAliveAfterStreams: 'no' })).toThrow(
+      'option "backends[1].keepAliveAfterStreams" must be true or false (default true); got "no"',
     )
     expect(bad({ url: 'http://b:1', weigth: 2 })).toThrow(
       'unknown option "backends[1].weigth"; did you mean "weight"? Known options are url, id, weight',

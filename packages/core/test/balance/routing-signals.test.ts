@@ -172,6 +172,20 @@ describe('zones', () => {
     expect(zoneOf(b.snapshot(), 'a1')).toBe('a')
   })
 
+  it("keeps a removed backend's requests in its zone's totals, so the counter never goes down", () => {
+    const b = zoned()
+    lease(b).finish({ ok: true, latencyMs: 1 })
+    lease(b).finish({ ok: true, latencyMs: 1 })
+    const before = b.zoneTotals()
+    expect(before.get('a')).toEqual({ requests: 2, spilled: 0 })
+    b.registry.remove('a1')
+    expect(b.zoneTotals().get('a')).toEqual({ requests: 2, spilled: 0 })
+    // A zone is listed even once it has no backend left.
+    expect(b.zoneSnapshot().map((z) => z.zone)).not.toContain('a')
+    expect(lease(b).backend.id).toBe('c1')
+    expect(b.zoneTotals().get('c')).toEqual({ requests: 1, spilled: 1 })
+  })
+
   it('spills when the local backends are draining, ejected or reported saturated, and returns after', () => {
     const b = zoned({ loadReports: { maxWaiting: 2 } })
     void b.registry.drain('a1')

@@ -1,5 +1,12 @@
+import type { IncomingMessage } from 'node:http'
 import { describe, expect, it } from 'vitest'
-import { InvalidJsonBodyError, nestsDeeperThan, topLevelFields } from '../../src/forward/json-fields.js'
+import {
+  InvalidJsonBodyError,
+  isJsonRequest,
+  nestsDeeperThan,
+  topLevelFields,
+  UnsupportedJsonEncodingError,
+} from '../../src/forward/json-fields.js'
 
 const fields = (text: string) => topLevelFields(Buffer.from(text))
 
@@ -48,6 +55,26 @@ describe('topLevelFields', () => {
     expect(() => fields(text)).toThrow(InvalidJsonBodyError)
   })
 
+  it('reads past a UTF-8 byte order mark, and skips bare NaN and Infinity as Python reads them', () => {
+    const body = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from('{"t":NaN,"u":-Infinity,"model":"m"}'),
+    ])
+    const read = topLevelFields(body)
+    expect(read.model).toBe('m')
+    expect(body.toString('utf8', read.modelStart, read.modelEnd)).toBe('"m"')
+  })
+
+  it.each([
+    ['UTF-16LE', Buffer.from('{"model":"m"}', 'utf16le')],
+    ['UTF-16BE', Buffer.from('{"model":"m"}', 'utf16le').swap16()],
+    ['UTF-16 with a BOM', Buffer.from('\uFEFF{"model":"m"}', 'utf16le')],
+    ['UTF-32LE', Buffer.from([0x7b, 0, 0, 0, 0x7d, 0, 0, 0])],
+    ['UTF-32BE with a BOM', Buffer.from([0, 0, 0xfe, 0xff, 0, 0, 0, 0x7b])],
+  ])('refuses %s JSON with 415 rather than read it as nothing', (_what, body) => {
+    expect(() => topLevelFields(body)).toThrow(UnsupportedJsonEncodingError)
+  })
+
   it('walks deep nesting in one pass', () => {
     const depth = 1_000_000
     const body = `{"messages":${'['.repeat(depth)}${']'.repeat(depth)},"model":"m"}`
@@ -60,5 +87,18 @@ describe('nestsDeeperThan', () => {
     expect(nestsDeeperThan(Buffer.from('{"a":[[{"b":1}]]}'), 4)).toBe(false)
     expect(nestsDeeperThan(Buffer.from('{"a":[[{"b":[1]}]]}'), 4)).toBe(true)
     expect(nestsDeeperThan(Buffer.from('{"a":"[[[[[[[[[["}'), 2)).toBe(false)
+  })
+})
+
+describe('isJsonRequest', () => {
+  const req = (type?: string) =>
+    ({ headers: type === undefined ? {} : { 'content-type': type } }) as IncomingMessage
+
+  it('reads a body as JSON when it says so, or says nothing (FastAPI parses it as JSON then)', () => {
+    expect(isJsonRequest(req('application/json'))).toBe(true)
+    expect(isJsonRequest(req('application/vnd.api+json; charset=utf-8'))).toBe(true)
+    expect(isJsonRequest(req())).toBe(true)
+    expect(isJsonRequest(req('multipart/form-data; boundary=x'))).toBe(false)
+    expect(isJsonRequest(req('text/plain'))).toBe(false)
   })
 })

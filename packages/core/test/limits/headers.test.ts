@@ -105,10 +105,10 @@ describe('defaultRejectionBody', () => {
     const rejected = hit()
     expect(defaultRejectionBody(rejected)).toEqual({
       error: {
-        message: 'Rate limit exceeded: 1 per 1 hour. Retry in 3600 s.',
+        message: 'Rate limit exceeded: 1 per hour. Retry in 3600 s.',
         type: 'rate_limit_exceeded',
         code: 'rate_limit_exceeded',
-        limit: '1 per 1 hour',
+        limit: '1 per hour',
         retry_after: 3600,
       },
     })
@@ -119,6 +119,6 @@ describe('defaultRejectionBody', () => {
     hit()
     const body = defaultRejectionBody(hit())
     expect(JSON.parse(JSON.stringify(body))).toEqual(body)
-    expect(body).toMatchObject({ error: { limit: '1 per 5 second', retry_after: 5 } })
+    expect(body).toMatchObject({ error: { limit: '1 per 5 seconds', retry_after: 5 } })
   })
 })

@@ -322,7 +322,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       // Answered without throwing, and still limited: the insurance store starts its own window.
       expect(await decideMany(limit, 5)).toEqual([true, true, true, false, false])
       const rejected = await decide(limit)
-      expect(rejected).toMatchObject({ allowed: false, limit: '3 per 1 minute' })
+      expect(rejected).toMatchObject({ allowed: false, limit: '3 per minute' })
       expect(rejected.retryAfter).toBeGreaterThanOrEqual(1)
       expect(logger.warn).toHaveBeenCalledOnce()
       expect(logger.warn.mock.calls[0]![0]).toMatch(
@@ -356,7 +356,7 @@ describe.skipIf(skipWithoutRedisServer).each(CLIENT_KINDS)(
       await server.kill()
       await waitUntil('the client to notice', () => !clientReady(client))
       const denied = await decide(limit)
-      expect(denied).toMatchObject({ allowed: false, retryAfter: 1, limit: '3 per 1 minute' })
+      expect(denied).toMatchObject({ allowed: false, retryAfter: 1, limit: '3 per minute' })
       expect(await decideMany(limit, 4)).toEqual([false, false, false, false])
       expect(logger.warn).toHaveBeenCalledOnce()
       expect(logger.warn.mock.calls[0]![0]).toContain('rejecting every request')
@@ -421,7 +421,7 @@ describe.skipIf(skipWithoutRedis).each(CLIENT_KINDS)('LimitEngine with %s on the
       // Each route allows 3, but the application's 4 is shared across both instances.
       expect(allowed).toEqual([true, true, true, true, false, false])
       const denied = await decide(b!)
-      expect(denied).toMatchObject({ allowed: false, limit: '4 per 1 minute' })
+      expect(denied).toMatchObject({ allowed: false, limit: '4 per minute' })
       // Other clients are unaffected.
       expect((await decide(a!, '10.0.0.2')).allowed).toBe(true)
     } finally {

@@ -329,13 +329,13 @@ describe('LimitEngine.route: which limits apply', () => {
 
     expect(await allowedCount(a, client, 2)).toBe(2)
     const aFull = await check(a, client)
-    expect(aFull).toMatchObject({ allowed: false, limit: '2 per 1 minute' })
+    expect(aFull).toMatchObject({ allowed: false, limit: '2 per minute' })
 
     const first = await check(b, client)
     expect(first?.allowed).toBe(true)
     expect(first?.windows.map((w) => w.used)).toEqual([1, 3])
     const bRejected = await check(b, client)
-    expect(bRejected).toMatchObject({ allowed: false, limit: '3 per 1 minute' })
+    expect(bRejected).toMatchObject({ allowed: false, limit: '3 per minute' })
     // Route b's own window still has room: only the shared one is spent.
     expect(bRejected?.windows.map((w) => w.remaining)).toEqual([1, 0])
     // Another client is untouched by this one's application usage.
@@ -519,7 +519,7 @@ describe('RouteLimit.check', () => {
     const { headers, answer } = respond(plain, { ip: '1.1.1.1' }, rejected)
     expect(answer).toMatchObject({
       status: 429,
-      body: { error: { limit: '1 per 1 hour', retry_after: 3600 } },
+      body: { error: { limit: '1 per hour', retry_after: 3600 } },
     })
     expect(headers).toMatchObject({ 'retry-after': '3600', 'x-should-retry': 'false' })
     expect(onExceeded).toHaveBeenCalledExactlyOnceWith({ ip: '1.1.1.1' }, rejected)
@@ -530,7 +530,7 @@ describe('RouteLimit.check', () => {
     )
     expect(respond(custom, { ip: '2.2.2.2' }, rejected).answer?.body).toEqual({
       who: '2.2.2.2',
-      limit: '1 per 1 hour',
+      limit: '1 per hour',
     })
   })
 
@@ -557,11 +557,11 @@ describe('RouteLimit.check', () => {
       undefined,
     )
     const decision = (await check(limit, { ip: '1.1.1.1', tokens: 11 }))!
-    expect(decision).toMatchObject({ allowed: false, cost: 11, retryAfter: 0, limit: '10 per 1 minute' })
+    expect(decision).toMatchObject({ allowed: false, cost: 11, retryAfter: 0, limit: '10 per minute' })
     const { headers, answer } = respond(limit, {}, decision)
     expect(answer?.status).toBe(400)
     expect(answer?.body).toMatchObject({
-      error: { code: 'cost_exceeds_limit', cost: 11, limit: '10 per 1 minute' },
+      error: { code: 'cost_exceeds_limit', cost: 11, limit: '10 per minute' },
     })
     expect(headers['retry-after']).toBeUndefined()
     expect(headers['x-should-retry']).toBe('false')

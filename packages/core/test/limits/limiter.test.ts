@@ -134,7 +134,7 @@ describe('RateLimiter: policy and keys', () => {
     }
     const pending = new RateLimiter(store, [{ scope: 's', items: parseLimits('5/minute') }]).hit('k', 1)
     expect(pending).toBeInstanceOf(Promise)
-    await expect(pending).resolves.toMatchObject({ allowed: true, limit: '5 per 1 minute' })
+    await expect(pending).resolves.toMatchObject({ allowed: true, limit: '5 per minute' })
   })
 })
 
@@ -142,7 +142,7 @@ describe('RateLimiter: decisions', () => {
   it('describes the allowed request by the window closest to running out', () => {
     const { limiter } = limiterAt('3 per minute, 10 per hour')
     const first = hit(limiter, 'k')
-    expect(first).toMatchObject({ allowed: true, key: 'k', retryAfter: 0, limit: '3 per 1 minute' })
+    expect(first).toMatchObject({ allowed: true, key: 'k', retryAfter: 0, limit: '3 per minute' })
     expect(first.binding).toMatchObject({ policy: '3-per-minute', used: 1, remaining: 2, resetMs: MINUTE })
     expect(first.windows.map((w) => [w.policy, w.used, w.remaining])).toEqual([
       ['3-per-minute', 1, 2],
@@ -150,12 +150,12 @@ describe('RateLimiter: decisions', () => {
     ])
 
     const { limiter: hourTighter } = limiterAt('10 per minute, 3 per hour')
-    expect(hit(hourTighter, 'k')).toMatchObject({ limit: '3 per 1 hour', binding: { remaining: 2 } })
+    expect(hit(hourTighter, 'k')).toMatchObject({ limit: '3 per hour', binding: { remaining: 2 } })
   })
 
   it('picks the window with the longer wait when two have as much left', () => {
     const { limiter } = limiterAt('5 per minute, 5 per hour')
-    expect(hit(limiter, 'k')).toMatchObject({ limit: '5 per 1 hour', binding: { resetMs: HOUR } })
+    expect(hit(limiter, 'k')).toMatchObject({ limit: '5 per hour', binding: { resetMs: HOUR } })
   })
 
   it('names the rejecting window, not a tighter-looking one that still has room', () => {
@@ -164,24 +164,24 @@ describe('RateLimiter: decisions', () => {
     hit(limiter, 'k')
     clock.now += 15 * SECOND
     const rejected = hit(limiter, 'k')
-    expect(rejected).toMatchObject({ allowed: false, limit: '2 per 1 minute', retryAfter: 45 })
+    expect(rejected).toMatchObject({ allowed: false, limit: '2 per minute', retryAfter: 45 })
     expect(rejected.binding).toMatchObject({ policy: '2-per-minute', used: 2, remaining: 0 })
     expect(rejected.windows[1]).toMatchObject({ used: 2, remaining: 1 })
 
     clock.now += 45 * SECOND
     expect(hit(limiter, 'k')).toMatchObject({
       allowed: true,
-      limit: '3 per 1 hour',
+      limit: '3 per hour',
       binding: { remaining: 0 },
     })
     const byHour = hit(limiter, 'k')
-    expect(byHour).toMatchObject({ allowed: false, limit: '3 per 1 hour', retryAfter: 3600 - 60 })
+    expect(byHour).toMatchObject({ allowed: false, limit: '3 per hour', retryAfter: 3600 - 60 })
   })
 
   it('names the longest wait when several windows reject', () => {
     const { limiter } = limiterAt('1 per minute, 1 per hour')
     hit(limiter, 'k')
-    expect(hit(limiter, 'k')).toMatchObject({ allowed: false, limit: '1 per 1 hour', retryAfter: 3600 })
+    expect(hit(limiter, 'k')).toMatchObject({ allowed: false, limit: '1 per hour', retryAfter: 3600 })
   })
 
   it('counts a window without room for the cost as rejecting, even with some left', () => {
@@ -189,7 +189,7 @@ describe('RateLimiter: decisions', () => {
     hit(limiter, 'k', 3)
     // Minute has 7 left, hour 1: a cost of 2 only fails the hour.
     const rejected = hit(limiter, 'k', 2)
-    expect(rejected).toMatchObject({ allowed: false, limit: '4 per 1 hour', retryAfter: 3600 })
+    expect(rejected).toMatchObject({ allowed: false, limit: '4 per hour', retryAfter: 3600 })
     expect(rejected.windows.map((w) => w.used)).toEqual([3, 3])
   })
 
@@ -205,8 +205,8 @@ describe('RateLimiter: decisions', () => {
   })
 
   it('writes the limit the way flask-limiter does, with the window multiple', () => {
-    expect(hit(limiterAt('50 per hour').limiter, 'k').limit).toBe('50 per 1 hour')
-    expect(hit(limiterAt('1 per 5 seconds').limiter, 'k').limit).toBe('1 per 5 second')
+    expect(hit(limiterAt('50 per hour').limiter, 'k').limit).toBe('50 per hour')
+    expect(hit(limiterAt('1 per 5 seconds').limiter, 'k').limit).toBe('1 per 5 seconds')
   })
 
   it('reports used and remaining from the store, clamping a store reset time below 0', () => {
@@ -226,11 +226,11 @@ describe('RateLimiter: decisions', () => {
     const b = new RateLimiter(store, [{ scope: 'b', items: parseLimits('2 per minute') }, app])
     expect(hit(a, 'k').allowed).toBe(true)
     expect(hit(a, 'k').allowed).toBe(true)
-    expect(hit(a, 'k')).toMatchObject({ allowed: false, limit: '2 per 1 minute' })
+    expect(hit(a, 'k')).toMatchObject({ allowed: false, limit: '2 per minute' })
     const viaB = hit(b, 'k')
     expect(viaB.allowed).toBe(true)
     expect(viaB.windows.map((w) => w.used)).toEqual([1, 3])
-    expect(hit(b, 'k')).toMatchObject({ allowed: false, limit: '3 per 1 minute' })
+    expect(hit(b, 'k')).toMatchObject({ allowed: false, limit: '3 per minute' })
     // Another client has its own counters everywhere.
     expect(hit(b, 'other').windows.map((w) => w.used)).toEqual([1, 1])
   })

@@ -29,8 +29,10 @@ interface EngineMetricNames {
  *   after its deprecation in 0.10.
  * - SGLang (`python/sglang/srt/metrics/collector.py`): `token_usage` is KV tokens in use ÷ pool.
  * - TGI's router exports no KV usage (`tgi_batch_current_max_tokens` is a token budget, not a share).
- * - llama.cpp `llama-server --metrics`: `kv_cache_usage_ratio` only in builds before the unified
- *   KV cache; newer ones report none.
+ * - llama.cpp `llama-server --metrics` (`tools/server/server-task.cpp`, checked against a real
+ *   server in test/engines/routing.test.ts): `requests_processing` counts busy slots,
+ *   `requests_deferred` the queue; `kv_cache_usage_ratio` only in builds before the unified KV
+ *   cache, newer ones report none.
  */
 export const ENGINE_METRICS: Readonly<Record<MetricsFormat, EngineMetricNames>> = {
   vllm: {

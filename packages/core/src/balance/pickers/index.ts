@@ -1,5 +1,5 @@
 import { UserCallbacks } from '../../user-callback.js'
-import { describeValue, fail } from '../../validation.js'
+import { closestName, describeValue, failWith } from '../../validation.js'
 import { type ConsistentHashOptions, ConsistentHashPicker } from './consistent-hash.js'
 import { CustomPicker } from './custom.js'
 import { LeastConnectionsPicker } from './least-connections.js'
@@ -68,11 +68,12 @@ export function createPicker(strategy: StrategyName | PickerFunction, options: P
       return new LeastLoadPicker()
     case 'prefix-affinity':
       return new PrefixAffinityPicker(options.prefixAffinity)
-    default:
-      return fail(
+    default: {
+      const guess = typeof strategy === 'string' ? closestName(strategy, strategyNames) : undefined
+      return failWith(
         'strategy',
-        `one of ${strategyNames.map((s) => describeValue(s)).join(', ')} or a picker function`,
-        strategy,
+        `must be one of ${strategyNames.map((s) => describeValue(s)).join(', ')} or a picker function; got ${describeValue(strategy)}${guess ? `; did you mean "${guess}"?` : ''}`,
       )
+    }
   }
 }

@@ -29,9 +29,12 @@ export class RedisTokenStore implements TokenStore {
     this.#prefix = options.prefix
   }
 
+  /** The counters, then what each owes past its window (same hash slot). */
   #keys(key: string, windows: readonly WindowSpec[]): string[] {
     const head = `${this.#prefix}{${hashTagSafe(key)}}:`
-    return windows.map((w) => head + w.id)
+    const keys = windows.map((w) => head + w.id)
+    for (const w of windows) keys.push(`${head + w.id}:over`)
+    return keys
   }
 
   #run(sha: string, script: string, keys: string[], args: string[]): Promise<unknown> {
@@ -79,7 +82,7 @@ export class RedisTokenStore implements TokenStore {
   async settle(key: string, windows: readonly WindowSpec[], delta: number): Promise<void> {
     if (delta === 0) return
     const args = [String(delta)]
-    for (const w of windows) args.push(String(w.windowMs))
+    for (const w of windows) args.push(String(w.amount), String(w.windowMs))
     await this.#run(SETTLE_SCRIPT_SHA, SETTLE_SCRIPT, this.#keys(key, windows), args)
   }
 

@@ -128,6 +128,11 @@ export class TokenBudget<Req> {
   }
 }
 
+/** A window without room for an estimate (one larger than its whole amount needs it unused). */
+function short(w: TokenWindowState, estimate: number): boolean {
+  return w.remaining === 0 || w.remaining < Math.min(estimate, w.item.amount)
+}
+
 /**
  * One request's reservation, settled exactly once: to the real usage, an estimate, or a refund.
  * Handlers read it as `request.rateLimit.tokens`.
@@ -137,14 +142,14 @@ export class TokenReservation {
   readonly allowed: boolean
   /** The estimate the request came with. */
   readonly estimate: number
-  /** Tokens taken from every window before the request ran: the estimate, capped at the room left. */
+  /** Tokens taken from every window before the request ran: the estimate, capped at the smallest amount. */
   readonly reserved: number
   readonly windows: readonly TokenWindowState[]
-  /** The window the headers describe: the one with the fewest tokens left (rejected: the one that ran out last). */
+  /** The window the headers describe: the one with the fewest tokens left (rejected: the short one that resets last). */
   readonly binding: TokenWindowState
   /** Whole seconds until the binding window resets (at least 1) when rejected; else 0. */
   readonly retryAfter: number
-  /** The binding limit as flask-limiter writes it, e.g. "100000 per 1 minute". */
+  /** The binding limit in words, e.g. "100000 per minute". */
   readonly limit: string
   /** Tokens finally charged, once settled. */
   charged: number | undefined
@@ -179,7 +184,7 @@ export class TokenReservation {
       if (
         result.allowed
           ? w.remaining < b.remaining
-          : w.remaining === 0 && (b.remaining > 0 || w.resetMs > b.resetMs)
+          : short(w, estimate) && (!short(b, estimate) || w.resetMs > b.resetMs)
       )
         binding = i
     }

@@ -3,6 +3,7 @@ import { StringDecoder } from 'node:string_decoder'
 import type { ForwardObserver } from '../../forward/types.js'
 import type { RequestEvents } from '../../observe/events.js'
 import { type RequestEstimate, tokensForChars } from './estimate.js'
+import { askForUsage } from './usage-request.js'
 import { UsageScanner } from './usage-scanner.js'
 
 /** How the tokens a request is charged were found. */
@@ -44,21 +45,11 @@ export class UsageObserver implements ForwardObserver {
 
   constructor(estimate: RequestEstimate) {
     this.#estimate = estimate
-    this.#inject = estimate.stream && !estimate.includeUsage && estimate.json !== undefined
+    this.#inject = estimate.stream && !estimate.includeUsage && estimate.json
   }
 
-  requestBody(): Buffer | undefined {
-    if (!this.#inject) return undefined
-    const json = this.#estimate.json!
-    const options = json.stream_options
-    const withUsage = {
-      ...json,
-      stream_options: {
-        ...(options !== null && typeof options === 'object' ? options : {}),
-        include_usage: true,
-      },
-    }
-    return Buffer.from(JSON.stringify(withUsage))
+  requestBody(body: Buffer): Buffer | undefined {
+    return this.#inject ? askForUsage(body) : undefined
   }
 
   responseStart(status: number, headers: IncomingHttpHeaders): void {
