@@ -6,7 +6,7 @@
  * prefix cache). Also the cost of the shared state: Redis calls and Redis CPU per request, gateway
  * CPU per request, and Redis memory per 1,000 conversations. Redis is a private `redis-server`.
  *
- *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4]
+ *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4] [--loads 0.5,0.8] [--shared true|false]
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -116,13 +116,19 @@ async function startReplicas(n, urls, routingState) {
 
 async function main() {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, out: { type: 'string' }, replicas: { type: 'string' } },
+    options: {
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      replicas: { type: 'string' },
+      loads: { type: 'string' },
+      shared: { type: 'string' },
+    },
   })
   const only = values.replicas?.split(',').map(Number)
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
   const capacity = poolCapacity(meanTokens)
-  const loads = quick ? [0.5] : [0.5, 0.8]
+  const loads = values.loads?.split(',').map(Number) ?? (quick ? [0.5] : [0.5, 0.8])
   const phaseMs = quick ? 3_000 : 6_000
   const warmMs = quick ? 1_500 : 3_000
   const configs = [
@@ -140,6 +146,7 @@ async function main() {
   try {
     for (const [k, config] of configs.entries()) {
       if (only && !only.includes(config.replicas)) continue
+      if (values.shared !== undefined && String(config.shared) !== values.shared) continue
       const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
       const urls = backends.map((b) => b.ready)
       const prefix = `bench${k}:`
