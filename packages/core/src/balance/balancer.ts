@@ -130,11 +130,9 @@ export class BackendBalancer implements Balancer {
     if (this.#closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
     if (typeof signal !== 'function') signal?.throwIfAborted()
     const shared = this.#shared
-    if (shared?.state.shared) {
-      return shared
-        .view(ctx, this.registry.list())
-        .then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
-    }
+    // Only a prefix pick reads the shared state before picking; the others pick at once.
+    const viewing = shared?.state.shared ? shared.view(ctx, this.registry.list()) : undefined
+    if (viewing !== undefined) return viewing.then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
     return this.#acquire(ctx, exclude, signal, undefined)
   }
 

@@ -82,6 +82,23 @@ describe('routingState through Redis', () => {
     for (const lease of onA) lease.finish(ok)
   })
 
+  it("counts the other replicas' sends in what was sent since the last report", async () => {
+    const { list } = await replicas(2, { backends: backendConfigs([1]) })
+    const [a, b] = list as [BackendBalancer, BackendBalancer]
+    const held = [
+      await a.acquire({}, new Set()),
+      await a.acquire({}, new Set()),
+      await a.acquire({}, new Set()),
+    ]
+    const seen = b.registry.get('A')!
+    // B has sent nothing; what A sent since B's last report is still ahead of it at the backend.
+    await vi.waitUntil(() => seen.sentSinceReport === 3, { timeout: 2_000 })
+    expect(seen.totalRequests).toBe(0)
+    for (const lease of held) lease.finish(ok)
+    await vi.waitUntil(() => seen.inFlight === 0, { timeout: 2_000 })
+    expect(seen.sentSinceReport).toBe(0)
+  })
+
   it('forgets a killed replica: its leases stop counting after leaseTtlMs', async () => {
     const { list, prefix } = await replicas(1, { backends: backendConfigs([1], { maxConcurrency: 1 }) })
     // A replica that took the only place and died: an entry and a count no heartbeat renews.

@@ -22,15 +22,25 @@ export class SharedPicks {
   }
 
   /**
-   * Reads the shared state for a request about to be picked: the counts of the backends that
-   * serve its model, and the prompt's blocks when the strategy routes by prefix. Resolves with
-   * the blocks (undefined without a prompt); never rejects.
+   * For a request the strategy routes by prefix: which backends hold its prompt's blocks, and the
+   * counts of the backends that serve its model, read before the pick (one round trip). Resolves
+   * with the blocks; never rejects. Undefined for any other request: its pick orders backends by
+   * counts as fresh as the last answer from Redis, and waits for nothing.
    */
-  async view(ctx: PickContext, backends: readonly BackendState[]): Promise<PromptBlocks | undefined> {
+  view(ctx: PickContext, backends: readonly BackendState[]): Promise<PromptBlocks> | undefined {
     const model = ctx.model
+    const count = this.#prefix === undefined || ctx.prompt === undefined ? 0 : backends.length
+    const blocks = count === 0 ? undefined : this.#blocksOf(ctx.prompt as string, count)
+    if (blocks === undefined) return undefined
     const serving = model === undefined ? backends.slice() : backends.filter((b) => b.serves(model))
-    const blocks = this.#blocksOf(ctx.prompt, serving.length)
-    if (!(await this.state.view(serving, blocks)) || blocks === undefined) return blocks
+    return this.state.view(serving, blocks).then((answered) => {
+      if (answered) this.#prime(serving, blocks)
+      return blocks
+    })
+  }
+
+  /** Adds what the shared index says of the prompt to the picker's own index, so the picker reads one. */
+  #prime(serving: readonly BackendState[], blocks: PromptBlocks): void {
     const picker = this.#prefix as PrefixAffinityPicker
     const { hashes, count, matched, homes } = blocks
     for (let i = 0; i < serving.length; i++) {
@@ -41,7 +51,6 @@ export class SharedPicks {
       if ((homes[i] as number) > index.homeLength(hashes, count))
         index.record(hashes, homes[i] as number, true)
     }
-    return blocks
   }
 
   /** The lease at the chosen backend, recording the blocks there as the picker just did. */
@@ -68,9 +77,8 @@ export class SharedPicks {
     }
   }
 
-  #blocksOf(prompt: string | undefined, candidates: number): PromptBlocks | undefined {
-    const picker = this.#prefix
-    if (picker === undefined || prompt === undefined) return undefined
+  #blocksOf(prompt: string, candidates: number): PromptBlocks | undefined {
+    const picker = this.#prefix as PrefixAffinityPicker
     // Per request, not reused: requests interleave while they wait for Redis.
     const hashes = new Float64Array(picker.maxBlocks)
     const count = hashPromptBlocks(prompt, picker.blockChars, picker.maxBlocks, hashes)
