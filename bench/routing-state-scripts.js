@@ -30,18 +30,22 @@ const blocks = Array.from({ length: 36 }, (_, i) => String(1e12 + i * 7919))
 await r.eval(SCRIPTS.heartbeat.script, 1, base, 'me', 5000, 3, 'a', 0, 'b', 0, 'c', 0)
 const rows = []
 for (const [name, script, args] of [
-  ['view (3 candidates, 36 blocks)', SCRIPTS.view, ['me', 600000, 3, ...ids, 36, ...blocks]],
+  ['view (3 candidates, 36 blocks)', SCRIPTS.view, ['me', 600000, 3, ...ids, 36, blocks.join(' ')]],
   [
     'claim, recording 36 blocks as home',
     SCRIPTS.claim,
-    ['me', 5000, 'a', -1, 3, ...ids, 36, 1, 16384, 600000, ...blocks],
+    ['me', 5000, 'a', -1, 3, ...ids, 36, 1, 16384, 600000, blocks.join(' ')],
   ],
   [
     'claim, recording 36 blocks as guest',
     SCRIPTS.claim,
-    ['me', 5000, 'b', -1, 3, ...ids, 36, 0, 16384, 600000, ...blocks],
+    ['me', 5000, 'b', -1, 3, ...ids, 36, 0, 16384, 600000, blocks.join(' ')],
   ],
-  ['claim, lease only (maxConcurrency)', SCRIPTS.claim, ['me', 5000, 'c', 1_000_000, 3, ...ids, 0]],
+  [
+    'claim, lease only (maxConcurrency)',
+    SCRIPTS.claim,
+    ['me', 5000, 'c', 1_000_000, 3, ...ids, 0, 0, 16384, 600000, ''],
+  ],
   ['release', SCRIPTS.release, ['me', 'a']],
   ['heartbeat (3 backends)', SCRIPTS.heartbeat, ['me', 5000, 3, 'a', 1, 'b', 0, 'c', 0]],
 ]) {

@@ -77,13 +77,13 @@ export class RedisRoutingState implements RoutingState {
     // The caller's array is its own (a copy): it is read again when the reply comes.
     const n = candidates.length
     const count = blocks?.count ?? 0
-    const args = new Array<string>(4 + n + count)
+    const args = new Array<string>(5 + n)
     args[0] = this.#me
     args[1] = String(this.#settings.prefixTtlMs)
     args[2] = String(n)
     for (let i = 0; i < n; i++) args[3 + i] = (candidates[i] as BackendState).id
     args[3 + n] = String(count)
-    for (let i = 0; i < count; i++) args[4 + n + i] = String((blocks as PromptBlocks).hashes[i])
+    args[4 + n] = blocks?.text ?? ''
     const reply = await this.#call(SCRIPTS.view, args)
     if (reply === undefined) return false
     const values = this.#values
@@ -110,7 +110,7 @@ export class RedisRoutingState implements RoutingState {
     const list = candidates.slice()
     const n = list.length
     const count = blocks?.count ?? 0
-    const args = new Array<string>(9 + n + count)
+    const args = new Array<string>(10 + n)
     args[0] = this.#me
     args[1] = String(this.#settings.leaseTtlMs)
     args[2] = backend.id
@@ -121,7 +121,7 @@ export class RedisRoutingState implements RoutingState {
     args[6 + n] = home ? '1' : '0'
     args[7 + n] = String(this.#settings.indexBlocks)
     args[8 + n] = String(this.#settings.prefixTtlMs)
-    for (let i = 0; i < count; i++) args[9 + n + i] = String((blocks as PromptBlocks).hashes[i])
+    args[9 + n] = blocks?.text ?? ''
     const answered = this.#call(SCRIPTS.claim, args).then((reply) => {
       if (reply === undefined) return true
       const values = this.#values

@@ -61,11 +61,14 @@ end
  * expiry counts as gone; the set keeps at most \`cap\` blocks.
  */
 const PREFIX_LUA = `
-local function matchOf(id, blocks, first, count, ttl)
+local function split(text)
+  local out = {}
+  for v in string.gmatch(text, '%S+') do out[#out + 1] = v end
+  return out
+end
+local function matchOf(id, members, count, ttl)
   if count == 0 then return 0, 0 end
-  local args = {}
-  for i = 1, count do args[i] = blocks[first + i - 1] end
-  local scores = redis.call('ZMSCORE', base .. 'p:' .. id, unpack(args))
+  local scores = redis.call('ZMSCORE', base .. 'p:' .. id, unpack(members))
   local oldest = (now - ttl) * 512
   local match, home = count, count
   for i = 1, count do
@@ -80,12 +83,10 @@ local function matchOf(id, blocks, first, count, ttl)
   if home > match then home = match end
   return match, home
 end
-local function record(id, blocks, first, count, isHome, cap, ttl)
+local function record(id, members, count, isHome, cap, ttl)
   local key = base .. 'p:' .. id
   local stamp = now * 256
   local oldest = (now - ttl) * 512
-  local members = {}
-  for i = 1, count do members[i] = blocks[first + i - 1] end
   local held = false
   if isHome == 0 then held = redis.call('ZMSCORE', key, unpack(members)) end
   local args = {}
@@ -110,7 +111,8 @@ end
 
 /**
  * Before a prefix pick: per candidate, others' in flight and sent, and how many leading blocks it
- * holds (as home or guest, then as home). ARGV: me, prefix ttl, n, n backend ids, count, blocks.
+ * holds (as home or guest, then as home). ARGV: me, prefix ttl, n, n backend ids, count, the blocks
+ * in one string (one argument instead of one per block: each costs the client an encoding).
  * Answers `inflight sent match home` per candidate.
  */
 export const VIEW_SCRIPT = `${COMMON_LUA}${PREFIX_LUA}
@@ -118,11 +120,12 @@ local me = ARGV[1]
 local ttl = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local count = tonumber(ARGV[4 + n])
+local members = count > 0 and split(ARGV[5 + n]) or {}
 local out = {}
 for c = 1, n do
   local id = ARGV[3 + c]
   local inflight, sent = counts(id, me)
-  local match, home = matchOf(id, ARGV, 5 + n, count, ttl)
+  local match, home = matchOf(id, members, count, ttl)
   out[#out + 1] = inflight
   out[#out + 1] = sent
   out[#out + 1] = match
@@ -135,7 +138,8 @@ return reply(out)
  * Takes one request's place at a backend: refused (0) when every live replica's requests there
  * already reach \`max\` (-1: no limit, the call only counts); granted (1) it counts the request in
  * flight and sent, keeps this replica alive, and records the prompt's blocks there.
- * ARGV: me, lease ttl, backend, max, n, n candidate ids, count, home (1|0), cap, prefix ttl, blocks.
+ * ARGV: me, lease ttl, backend, max, n, n candidate ids, count, home (1|0), cap, prefix ttl, blocks
+ * (one string, as for VIEW_SCRIPT).
  * Answers `granted` then `inflight sent` of the others per candidate.
  */
 export const CLAIM_SCRIPT = `${COMMON_LUA}${PREFIX_LUA}
@@ -158,7 +162,7 @@ if granted == 1 then
   local at = 6 + n
   local count = tonumber(ARGV[at])
   if count and count > 0 then
-    record(id, ARGV, at + 4, count, tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]))
+    record(id, split(ARGV[at + 4]), count, tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]))
   end
 end
 local out = {granted}

@@ -32,6 +32,8 @@ export const ROUTING_STATE_OPTION_NAMES = optionNames<RoutingStateOptions>()([
 export interface PromptBlocks {
   readonly hashes: Float64Array
   count: number
+  /** The hashes as the scripts take them: decimal, separated by spaces. */
+  readonly text: string
   /** Per candidate (in the order given to `view`): leading blocks held, and held as home. */
   readonly matched: Int32Array
   readonly homes: Int32Array

@@ -83,6 +83,8 @@ export class SharedPicks {
     const hashes = new Float64Array(picker.maxBlocks)
     const count = hashPromptBlocks(prompt, picker.blockChars, picker.maxBlocks, hashes)
     if (count === 0) return undefined
-    return { hashes, count, matched: new Int32Array(candidates), homes: new Int32Array(candidates) }
+    let text = String(hashes[0])
+    for (let i = 1; i < count; i++) text += ` ${hashes[i]}`
+    return { hashes, count, text, matched: new Int32Array(candidates), homes: new Int32Array(candidates) }
   }
 }
