@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { type BackendBalancer, type BalancerOptions, createBalancer } from '../../src/balance/balancer.js'
+import { SCRIPTS } from '../../src/balance/routing-state/routing-scripts.js'
 import type { BackendLease } from '../../src/balance/types.js'
 import { backendConfigs } from './helpers.js'
 
@@ -155,6 +156,30 @@ describe('routingState through Redis', () => {
     const [fresh] = (await replicas(1, options, prefix)).list as [BackendBalancer]
     ;(await fresh.acquire({ prompt }, new Set())).finish(ok)
     expect((fresh.picker as unknown as { stats: { affinityHits: number } }).stats.affinityHits).toBe(0)
+  })
+
+  it('routes on when the scripts answer something unreadable, and says so once', async () => {
+    // A heartbeat that reads (so the state is shared), and every other script answering garbage.
+    const odd = {
+      status: 'ready',
+      evalsha: async (sha: string) => (sha === SCRIPTS.heartbeat.sha ? '0 0 0 0' : 'not a count'),
+      eval: async () => 'not a count',
+    }
+    const warn = vi.fn()
+    const b = createBalancer({
+      backends: backendConfigs([1, 1], { maxConcurrency: 4 }),
+      strategy: 'prefix-affinity',
+      routingState: { redis: odd as never, heartbeatMs: 50, leaseTtlMs: 200 },
+      callbacks: { logger: { warn } } as never,
+    })
+    open.push(b)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    for (let i = 0; i < 5; i++) {
+      const lease = await b.acquire({ prompt: `system: ${'rules '.repeat(200)} ${i}` }, new Set())
+      lease.finish(ok)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(warn.mock.calls.map((c) => c[0])).toEqual([expect.stringMatching(/unexpected reply/)])
   })
 
   it('refuses bad options at startup, naming the option', () => {

@@ -41,6 +41,8 @@ export class RedisRoutingState implements RoutingState {
   #down = true
   /** Whether the last word logged was that the state is unavailable. */
   #saidDown = false
+  #saidWrongReply = false
+  #saidCallFailed = false
   #closed = false
   /** Closing, with requests of this replica still in flight: they stay counted until they end. */
   #leaving: Promise<void> | undefined
@@ -48,8 +50,6 @@ export class RedisRoutingState implements RoutingState {
   #timer: NodeJS.Timeout | undefined
   #beating = false
   #polling = false
-  /** Round trips sent, for the benches and tests. */
-  calls = 0
 
   constructor(options: RoutingStateOptions, settings: RedisRoutingStateSettings, owner: RoutingStateOwner) {
     this.#runner = scriptRunnerFor(options.redis)
@@ -87,7 +87,7 @@ export class RedisRoutingState implements RoutingState {
     const reply = await this.#call(SCRIPTS.view, args)
     if (reply === undefined) return false
     const values = this.#values
-    if (replyIntegers(reply, values) !== 4 * n) return this.#wrongReply()
+    if (!this.#read(reply, 4 * n)) return false
     let freed = false
     for (let i = 0; i < n; i++) {
       if ((candidates[i] as BackendState).shareCounts(values[4 * i]!, values[4 * i + 1]!)) freed = true
@@ -125,7 +125,7 @@ export class RedisRoutingState implements RoutingState {
     const answered = this.#call(SCRIPTS.claim, args).then((reply) => {
       if (reply === undefined) return true
       const values = this.#values
-      if (replyIntegers(reply, values) !== 1 + 2 * n) return this.#wrongReply() || true
+      if (!this.#read(reply, 1 + 2 * n)) return true
       let freed = false
       for (let i = 0; i < n; i++) {
         if ((list[i] as BackendState).shareCounts(values[1 + 2 * i]!, values[2 + 2 * i]!)) freed = true
@@ -143,7 +143,7 @@ export class RedisRoutingState implements RoutingState {
       void this.#call(SCRIPTS.release, [this.#me, backend.id]).then((reply) => {
         if (reply === undefined) return
         const values = this.#values
-        if (replyIntegers(reply, values) !== 2) return
+        if (!this.#read(reply, 2)) return
         if (backend.shareCounts(values[0]!, values[1]!)) this.#owner.changed()
       })
     }
@@ -189,7 +189,6 @@ export class RedisRoutingState implements RoutingState {
       this.#fellBack(new StoreUnavailableError('Redis client is not ready'))
       return Promise.resolve(undefined)
     }
-    this.calls++
     return new Promise((resolve) => {
       const call = this.#deadlines.watch((error) => {
         this.#fellBack(error)
@@ -198,7 +197,11 @@ export class RedisRoutingState implements RoutingState {
       const failed = (error: unknown) => {
         if (!call.settle()) return
         if (isRedisOutage(error)) this.#fellBack(error)
-        else this.#owner.logger.warn(`tollgate: routing state call failed: ${(error as Error).message}`)
+        else if (!this.#saidCallFailed) {
+          // A wrong call (a key clash such as WRONGTYPE) is a bug to report once, not an outage.
+          this.#saidCallFailed = true
+          this.#owner.logger.warn(`tollgate: routing state call failed: ${(error as Error).message}`)
+        }
         resolve(undefined)
       }
       const keys = this.#keys
@@ -217,8 +220,24 @@ export class RedisRoutingState implements RoutingState {
     })
   }
 
-  #wrongReply(): false {
-    this.#owner.logger.warn('tollgate: unexpected reply from the routing state script')
+  /**
+   * Reads a script's integers into `#values`: false for anything else (a script of another version,
+   * a proxy rewriting replies), logged once; the request goes on as if Redis had not answered.
+   */
+  #read(reply: unknown, expected: number): boolean {
+    let count: number
+    try {
+      count = replyIntegers(reply, this.#values)
+    } catch {
+      count = -1
+    }
+    if (count === expected) return true
+    if (!this.#saidWrongReply) {
+      this.#saidWrongReply = true
+      this.#owner.logger.warn(
+        'tollgate: unexpected reply from the routing state script; routing on the replies that read',
+      )
+    }
     return false
   }
 
@@ -266,10 +285,7 @@ export class RedisRoutingState implements RoutingState {
       const reply = await this.#call(SCRIPTS.heartbeat, args, true)
       if (reply === undefined || this.#closed) return
       const values = this.#values
-      if (replyIntegers(reply, values) !== 2 * backends.length) {
-        this.#wrongReply()
-        return
-      }
+      if (!this.#read(reply, 2 * backends.length)) return
       let freed = false
       for (let i = 0; i < backends.length; i++) {
         if ((backends[i] as BackendState).shareCounts(values[2 * i]!, values[2 * i + 1]!)) freed = true
