@@ -6,6 +6,7 @@
  * conversations. Every configuration gets fresh servers (cold caches) and the same arrivals.
  *
  *   node bench/routing.js [--quick] [--out FILE] [--only prefix-affinity,least-load] [--load-factor C]
+ *   node bench/routing.js --placement   (only where prefix-affinity opens new conversations)
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -14,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { meanParetoTokens } from './lib/capacity.js'
 import { num, pct, table } from './lib/markdown.js'
 import { stopAll } from './lib/processes.js'
+import { placementPhase, placementReport } from './lib/routing-placement.js'
 import {
   BACKENDS,
   CHARS_PER_TOKEN,
@@ -37,8 +39,19 @@ async function main() {
       out: { type: 'string' },
       only: { type: 'string' },
       'load-factor': { type: 'string' },
+      placement: { type: 'boolean' },
     },
   })
+  if (values.placement) {
+    try {
+      const markdown = placementReport(await placementPhase())
+      console.log(markdown)
+      if (values.out) writeFileSync(values.out, markdown)
+    } finally {
+      await stopAll()
+    }
+    return
+  }
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
   const capacity = poolCapacity(meanTokens)

@@ -66,6 +66,8 @@ export class BackendState implements BackendTarget {
   reports: LoadReportSource | null = null
   /** `totalRequests` when the last report arrived: what was sent after it is not in it. */
   requestsAtReport = 0
+  /** `totalFinished` when the last report arrived. */
+  finishedAtReport = 0
   /**
    * The largest running batch a report showed while requests also waited there, i.e. a full batch:
    * the engine's slots (llama.cpp's `-np`, vLLM's `max_num_seqs` or its KV limit); 0 until seen.
@@ -89,6 +91,8 @@ export class BackendState implements BackendTarget {
   /** Requests waiting in the gateway queue that this backend could serve. */
   queued = 0
   totalRequests = 0
+  /** Attempts that ended (leases released). */
+  totalFinished = 0
   totalErrors = 0
   consecutiveFailures = 0
   /** How often the outlier detector ejected it; multiplies the next ejection time. */
@@ -179,6 +183,17 @@ export class BackendState implements BackendTarget {
     return inFlight < before
   }
 
+  /**
+   * Requests the last report counted that this gateway has seen end since: the report still has
+   * them running (or waiting) until the next scrape. Ends of requests sent after the report (those
+   * no longer in flight) are not among them.
+   */
+  get finishedSinceReport(): number {
+    const sentAfter = this.totalRequests - this.requestsAtReport
+    const endedOfSentAfter = sentAfter - this.sentSinceReport
+    return Math.max(0, this.totalFinished - this.finishedAtReport - endedOfSentAfter)
+  }
+
   /** Below `maxConcurrency` (always true without one). */
   hasCapacity(): boolean {
     return this.maxConcurrency === null || this.inFlight < this.maxConcurrency
@@ -200,6 +215,7 @@ export class BackendState implements BackendTarget {
 
   /** Called by the lease when an attempt ends. */
   release(): void {
+    this.totalFinished++
     if (this.ownInFlight > 0) this.inFlight--
     if (this.ownInFlight === 0 && this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters

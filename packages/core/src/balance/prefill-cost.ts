@@ -69,3 +69,21 @@ export function expectedWaitMs(position: number, slots: number, serviceMs: numbe
   if (position <= 0) return 0
   return serviceMs * (1 / (slots + 1) + (position - 1) / slots)
 }
+
+/**
+ * Requests at or ahead of a new one on `b`: the fresh report, less what ended since, plus what was
+ * sent since (at least what is in flight from here); else in flight here.
+ */
+export function loadOf(b: BackendState): number {
+  const report = b.freshReport()
+  if (report === undefined) return b.inFlight
+  // What this gateway has in flight there is a floor the report (taken a scrape ago) may be below;
+  // what it saw finish since is no longer ahead, though the report still counts it.
+  const reported = Math.max(0, report.waiting + report.running - b.finishedSinceReport) + b.sentSinceReport
+  return Math.max(reported, b.inFlight)
+}
+
+/** Its share of the pool: `maxConcurrency`, else its weight. */
+export function capacityOf(b: BackendState): number {
+  return b.maxConcurrency ?? b.weight
+}

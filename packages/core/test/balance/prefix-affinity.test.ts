@@ -125,6 +125,17 @@ describe('PrefixAffinityPicker', () => {
     for (let i = 0; i < 6; i++) expect(pick(`${system('hot')}user: question ${i}`).id).toBe('C')
   })
 
+  it('a prompt whose home is out of the candidates spills as a guest, and goes home once it is back', () => {
+    const { picker, backends, registry } = setup()
+    const hot = `${system('hot')}user: hello there`
+    const home = picker.pick(backends, { prompt: hot }, registry) as BackendState
+    // The home at maxConcurrency or saturated: the balancer leaves it out of the candidates.
+    const others = backends.filter((b) => b !== home)
+    const spill = picker.pick(others, { prompt: hot }, registry) as BackendState
+    expect(spill.id).not.toBe(home.id)
+    for (let i = 0; i < 3; i++) expect(picker.pick(backends, { prompt: hot }, registry)?.id).toBe(home.id)
+  })
+
   it('a guest becomes the home once it holds a longer prefix than the home', () => {
     const { pick } = setup()
     const opening = `${system('chat')}user: first question, asked at some length...`

@@ -76,6 +76,7 @@ export class BackendScrapers {
       now: this.#now,
       onReport: (report) => {
         backend.requestsAtReport = backend.totalRequests
+        backend.finishedAtReport = backend.totalFinished
         // Only a queue says the batch was full; a running count alone may be a batch half used.
         if (report.waiting > 0 && report.running > backend.reportedSlots)
           backend.reportedSlots = report.running

@@ -2,8 +2,16 @@ import { optionNames } from '../../option-names.js'
 import { checkNumber } from '../../validation.js'
 import type { BackendState } from '../backend-state.js'
 import { reportedLoad } from '../load.js'
-import { batchSlotsOf, expectedWaitMs, PrefillCost, queuePosition } from '../prefill-cost.js'
+import {
+  batchSlotsOf,
+  capacityOf,
+  expectedWaitMs,
+  loadOf,
+  PrefillCost,
+  queuePosition,
+} from '../prefill-cost.js'
 import { hashPromptBlocks, PrefixIndex } from '../prefix-index.js'
+import type { BackendMembers } from '../registry.js'
 import type { AttemptOutcome, PickContext } from '../types.js'
 import { hash32 } from './hash.js'
 import { LeastConnectionsPicker } from './least-connections.js'
@@ -90,7 +98,11 @@ export class PrefixAffinityPicker implements Picker {
     return this.#note
   }
 
-  pick(candidates: readonly BackendState[], ctx: PickContext): BackendState | undefined {
+  pick(
+    candidates: readonly BackendState[],
+    ctx: PickContext,
+    members?: BackendMembers,
+  ): BackendState | undefined {
     this.#note = NO_NOTE
     const prompt = ctx.prompt
     const hashes = this.#hashes
@@ -135,7 +147,12 @@ export class PrefixAffinityPicker implements Picker {
     if (matched > 0) this.#hits++
     // A new prefix makes its first backend its home. A spill leaves it on its target as a guest:
     // it becomes a home only by holding a longer prefix than any home when the conversation returns.
-    index.record(hashes, count, preferred === undefined || chosen === preferred)
+    // A prefix whose home is out of the candidates (full, saturated, unhealthy) spilled too.
+    const home =
+      preferred === undefined
+        ? members === undefined || !this.#heldOutside(candidates, members)
+        : chosen === preferred
+    index.record(hashes, count, home)
     return chosen
   }
 
@@ -246,6 +263,16 @@ export class PrefixAffinityPicker implements Picker {
     return this.#state(backend).index
   }
 
+  /** Whether a registered backend that is not a candidate holds a prefix of the current request. */
+  #heldOutside(candidates: readonly BackendState[], members: BackendMembers): boolean {
+    for (const b of members.list()) {
+      const state = this.#backends.get(b)
+      if (state === undefined || candidates.includes(b)) continue
+      if (state.index.homeLength(this.#hashes, this.#count) > 0) return true
+    }
+    return false
+  }
+
   #state(backend: BackendState): BackendPrefixState {
     let state = this.#backends.get(backend)
     if (state === undefined) {
@@ -274,20 +301,4 @@ function mix(x: number): number {
   h = Math.imul(h, 0xc2b2ae35)
   h ^= h >>> 16
   return h >>> 0
-}
-
-/**
- * Requests at or ahead of a new one: the fresh report plus what was sent since (at least what is in
- * flight from here), else in flight here.
- */
-function loadOf(b: BackendState): number {
-  const report = b.freshReport()
-  if (report === undefined) return b.inFlight
-  // What this gateway has in flight there is a floor the report (taken a scrape ago) may be below.
-  const reported = report.waiting + report.running + b.sentSinceReport
-  return Math.max(reported, b.inFlight)
-}
-
-function capacityOf(b: BackendState): number {
-  return b.maxConcurrency ?? b.weight
 }
