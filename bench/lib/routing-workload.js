@@ -177,7 +177,8 @@ export async function prefixCounters(url) {
 
 /**
  * Open-loop: each arrival is the next turn of a conversation drawn at random (so conversations
- * interleave), with its whole history, whether or not the previous turn has been answered.
+ * interleave), with its whole history, whether or not the previous turn has been answered. `url`
+ * may be a list (gateway replicas behind a Service): arrivals go to each in turn.
  */
 export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, turnOf, timeoutMs }) {
   const arrivals = poissonSchedule({ ratePerSecond, durationMs, seed })
@@ -207,12 +208,12 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
     return JSON.stringify({ model: 'fake-model', stream: true, max_tokens: maxTokens, messages })
   }
 
-  async function one(scheduledAt, conversation, body, tokens) {
+  async function one(scheduledAt, conversation, body, tokens, target) {
     const t0 = start + scheduledAt
     const outcome = { ttftMs: Number.NaN, e2eMs: Number.NaN, backend: null, error: null, tokens }
     const deadline = requestDeadline(timeoutMs)
     try {
-      const res = await request(url, {
+      const res = await request(target, {
         method: 'POST',
         dispatcher,
         body,
@@ -249,7 +250,8 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
         const at = arrivals[next++]
         const c = Math.floor(pick() * WORKLOAD.conversations)
         const tokens = drawLength(lengthRandom)
-        pending.push(one(at, c, bodyOf(c, tokens), tokens))
+        const target = Array.isArray(url) ? url[(next - 1) % url.length] : url
+        pending.push(one(at, c, bodyOf(c, tokens), tokens, target))
       }
       if (next >= arrivals.length) return resolve(undefined)
       setTimeout(tick, Math.max(0, arrivals[next] - (performance.now() - start)))

@@ -282,6 +282,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   fairness: true,
   latencyDecayMs: true,
   failurePenaltyMs: true,
+  routingState: true,
   connectTimeoutMs: true,
   firstByteTimeoutMs: true,
   idleTimeoutMs: true,

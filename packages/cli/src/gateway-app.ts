@@ -1,5 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { DnsDiscovery, type DnsResolverLike, type StoreOption, type TokenReservation } from '@tollgate/core'
+import {
+  DnsDiscovery,
+  type DnsResolverLike,
+  type RoutingStateOptions,
+  type StoreOption,
+  type TokenReservation,
+} from '@tollgate/core'
 import tollgate from '@tollgate/fastify'
 import Fastify, {
   type FastifyBaseLogger,
@@ -29,6 +35,8 @@ export type RequestHandler = (request: IncomingMessage, response: ServerResponse
 
 export interface GatewayAppOptions {
   store: StoreOption
+  /** The shared routing state's client and knobs; undefined: this replica routes alone. */
+  routingState?: RoutingStateOptions
   logger: FastifyBaseLogger | boolean
   /** The readiness checks failing now (Redis not reached, shutting down); none: `/readyz` answers 200. */
   failing: () => string[]
@@ -82,6 +90,7 @@ export async function buildGatewayApp(
     const pluginOptions = {
       ...config.plugin,
       store: options.store,
+      routingState: options.routingState,
       ...(stats && {
         observers: [stats],
         onTokensSettled: (request: FastifyRequest, reservation: TokenReservation) =>

@@ -13,7 +13,7 @@ import type { GatewayConfig } from './config/types.js'
 import { buildGatewayApp, type GatewayAppOptions, RouteError } from './gateway-app.js'
 import { redisProblem } from './redis-problem.js'
 import { GenerationServer } from './server/generations.js'
-import { createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
+import { createRoutingClient, createSharedStore, reachRedisOnce, type SharedStore } from './shared-store.js'
 import { startupSummary } from './startup-summary.js'
 import type { GenerationInfo } from './status/status-document.js'
 import { StatusStats } from './status/status-stats.js'
@@ -102,6 +102,13 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
   }
   let { config, source } = loaded
   const store = createSharedStore(config.redis)
+  const routingClient = config.routingState && createRoutingClient(config.routingState.url)
+  const { url: _url, ...routingKnobs } = config.routingState ?? { url: '' }
+  const routingState = routingClient && { redis: routingClient, ...routingKnobs }
+  const closeClients = async () => {
+    await store.close()
+    routingClient?.disconnect()
+  }
   let closing = false
   let redisReached = config.redis === undefined
   let redisProblemNow = 'not reached yet'
@@ -122,6 +129,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     logger,
     failing,
     dnsResolver: options.dnsResolver,
+    routingState,
     status: { stats: new StatusStats(), generation },
   }
   let fileHash = hashOf(options.configFile)
@@ -130,7 +138,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     const first = await buildFor(config, source, store, appOptions)
     await generations.swap(first.app, first.handler, config.plugin.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_MS)
   } catch (error) {
-    await store.close()
+    await closeClients()
     throw await everyProblem(error, options.configFile, env)
   }
   for (const warning of warningsOf(config, source)) logger.warn(`tollgate: ${warning}`)
@@ -173,7 +181,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
     // A port in use must end the command, not leave an app and a Redis client holding it open.
     closing = true
     await generations.close()
-    await store.close()
+    await closeClients()
     throw error
   }
   const address = generations.server.address()
@@ -251,7 +259,7 @@ export async function serve(options: ServeOptions): Promise<RunningGateway> {
         clearTimeout(debounce)
         await reloading
         await generations.close()
-        await store.close()
+        await closeClients()
         if (reason !== undefined) logger.info('tollgate: stopped; exiting')
       })()
       return closed
@@ -275,5 +283,7 @@ function changedRestartKeys(running: GatewayConfig, next: GatewayConfig): string
   const changed: string[] = []
   if (JSON.stringify(running.listen) !== JSON.stringify(next.listen)) changed.push('"listen"')
   if (JSON.stringify(running.redis) !== JSON.stringify(next.redis)) changed.push('"redis"')
+  if (JSON.stringify(running.routingState) !== JSON.stringify(next.routingState))
+    changed.push('"routingState"')
   return changed
 }

@@ -46,6 +46,21 @@ export function createSharedStore(redis: RedisConfig | undefined): SharedStore {
 }
 
 /**
+ * The client of the shared routing state: a connection of its own, so routing calls never queue
+ * behind limit counting. Unlike the store's client it keeps ioredis's offline queue for its first
+ * connection: every routing call has its own deadline, and while Redis is down the routing state
+ * sends nothing but its heartbeat.
+ */
+export function createRoutingClient(url: string): Redis {
+  const client = new Redis(url, {
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(times * 100, 1_000),
+  })
+  client.on('error', () => {})
+  return client
+}
+
+/**
  * Resolves once Redis has answered a PING; retries every `retryMs` until then or until `stopped()`.
  * `failed` hears each try's error.
  */

@@ -37,6 +37,7 @@ export type { ConsistentHashOptions } from './balance/pickers/consistent-hash.js
 export { type PickerFunction, type StrategyName, strategyNames } from './balance/pickers/picker.js'
 export type { PrecisePrefixOptions, PrecisePrefixStats } from './balance/pickers/precise-prefix.js'
 export type { PrefixAffinityOptions } from './balance/pickers/prefix-affinity.js'
+export type { RoutingStateOptions } from './balance/routing-state/routing-state.js'
 export type {
   BackendConfig,
   BackendSnapshot,

@@ -35,6 +35,11 @@ export class UserCallbacks {
     this.#logger = logger
   }
 
+  /** Where the gateway's warnings go. */
+  get logger(): Logger {
+    return this.#logger
+  }
+
   /**
    * `fn(...args)`, or `CALLBACK_FAILED` if it threw; a returned promise comes back as a promise
    * that resolves to its value or to `CALLBACK_FAILED`, never rejects. Sync callbacks stay sync.

@@ -9,7 +9,13 @@ import { ConfigError } from './config-error.js'
 import { CLI_KEYS, CODE_ONLY_OPTIONS, configSchema } from './schema.js'
 import { type Finding, schemaFindings } from './schema-errors.js'
 import { ConfigSource } from './source.js'
-import type { DnsBackendConfig, GatewayConfig, RedisConfig, RouteConfig } from './types.js'
+import type {
+  DnsBackendConfig,
+  GatewayConfig,
+  RedisConfig,
+  RouteConfig,
+  RoutingStateConfig,
+} from './types.js'
 
 const validate = new Ajv({ allErrors: true, verbose: true, strict: false }).compile(configSchema)
 
@@ -62,6 +68,15 @@ export function readConfig(
   const raw = value as Record<string, unknown>
   const findings = topLevelProblems(source, raw)
   if (!validate(raw)) findings.push(...schemaFindings(validate.errors ?? [], source, raw))
+  if (routingStateNeedsRedis(raw)) {
+    findings.push({
+      path: ['routingState'],
+      text: source.atPath(
+        ['routingState'],
+        'routingState needs a Redis: set "redis" at the top of the file or "routingState: { redis: redis://… }"',
+      ),
+    })
+  }
   return { source, raw, findings }
 }
 
@@ -79,8 +94,32 @@ export function loadConfig(
   return { config: toGatewayConfig(raw), source }
 }
 
+/** `routingState: true`, or an object without `redis`, in a file without a top-level `redis`. */
+function routingStateNeedsRedis(raw: Record<string, unknown>): boolean {
+  const value = raw.routingState
+  if (raw.redis !== undefined || value === undefined || value === false || typeof value === 'string')
+    return false
+  return value === true || (typeof value === 'object' && value !== null && !('redis' in value))
+}
+
+/**
+ * Replicas that share a Redis route as one unless `routingState: false`: left out, or `true`, it
+ * uses the top-level `redis`; a URL or `{ redis: URL, … }` names its own. Without any Redis
+ * (refused by `readConfig`) it is off.
+ */
+function routingStateOf(value: unknown, redis: RedisConfig | undefined): RoutingStateConfig | undefined {
+  if (value === false || (value === undefined && redis === undefined)) return undefined
+  if (typeof value === 'string') return { url: value }
+  const { redis: url, ...knobs } = (typeof value === 'object' && value !== null ? value : {}) as {
+    redis?: string
+  } & Omit<RoutingStateConfig, 'url'>
+  const resolved = url ?? redis?.url
+  return resolved === undefined ? undefined : { url: resolved, ...knobs }
+}
+
 export function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
-  const { listen, redis, routes, status, metrics, backends, ...plugin } = raw
+  const { listen, redis, routingState, routes, status, metrics, backends, ...plugin } = raw
+  const redisConfig = typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined)
   const listenConfig = (listen ?? {}) as GatewayConfig['listen']
   const staticBackends: NonNullable<GatewayConfig['plugin']['backends']> = []
   const staticBackendIndex: number[] = []
@@ -105,7 +144,8 @@ export function toGatewayConfig(raw: Record<string, unknown>): GatewayConfig {
       port: listenConfig.port ?? 8080,
       trustProxy: listenConfig.trustProxy,
     },
-    redis: typeof redis === 'string' ? { url: redis } : (redis as RedisConfig | undefined),
+    redis: redisConfig,
+    routingState: routingStateOf(routingState, redisConfig),
     routes: (routes ?? []) as RouteConfig[],
     status: statusConfig && {
       path: statusConfig.path.replace(/\/+$/, '') || '/',

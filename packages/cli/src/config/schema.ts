@@ -176,6 +176,26 @@ export const configSchema = {
         },
       ],
     },
+    routingState: {
+      description:
+        'false, true (the top-level redis), a redis:// URL, or { redis, prefix, timeoutMs, leaseTtlMs, heartbeatMs, prefixTtlMs }',
+      anyOf: [
+        { type: 'boolean' },
+        { type: 'string', pattern: '^rediss?://' },
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            redis: { type: 'string', pattern: '^rediss?://' },
+            prefix: nonEmptyString,
+            timeoutMs: positiveInteger,
+            leaseTtlMs: positiveInteger,
+            heartbeatMs: positiveInteger,
+            prefixTtlMs: positiveInteger,
+          },
+        },
+      ],
+    },
     routes: { type: 'array', items: route },
     status: {
       type: 'object',
@@ -231,7 +251,7 @@ export const configSchema = {
 } as const
 
 /** Keys the CLI itself reads; every other key is a plugin option. */
-export const CLI_KEYS = ['listen', 'redis', 'routes', 'status', 'metrics'] as const
+export const CLI_KEYS = ['listen', 'redis', 'routingState', 'routes', 'status', 'metrics'] as const
 
 /** Plugin options that only take a function or an object built in code. */
 export const CODE_ONLY_OPTIONS = [

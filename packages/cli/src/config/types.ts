@@ -20,6 +20,16 @@ export interface DnsBackendConfig extends Omit<BackendConfig, 'url' | 'id'> {
   refreshMs?: number
 }
 
+/** `routingState` as written, resolved: the Redis URL and the knobs passed to the plugin. */
+export interface RoutingStateConfig {
+  url: string
+  prefix?: string
+  timeoutMs?: number
+  leaseTtlMs?: number
+  heartbeatMs?: number
+  prefixTtlMs?: number
+}
+
 export interface RedisConfig {
   url: string
   timeoutMs?: number
@@ -30,6 +40,8 @@ export interface RedisConfig {
 export interface GatewayConfig {
   listen: { host: string; port: number; trustProxy?: boolean | number | string }
   redis?: RedisConfig
+  /** Where replicas share routing state; undefined: this replica routes alone. */
+  routingState?: RoutingStateConfig
   routes: RouteConfig[]
   status?: { path: string; refreshMs: number }
   /** Where the Prometheus metrics are served (the plugin gets `metrics: true`). */

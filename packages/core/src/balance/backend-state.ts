@@ -80,7 +80,15 @@ export class BackendState implements BackendTarget {
   readonly connection: BackendConnection | undefined
   readonly keepAliveAfterStreams: boolean
 
+  /**
+   * Requests in flight there: this gateway's, plus with a shared `routingState` the other
+   * replicas' (`othersInFlight`), so pickers and `maxConcurrency` count them all.
+   */
   inFlight = 0
+  /** The other replicas' requests in flight there, as the shared routing state last said; 0 without one. */
+  othersInFlight = 0
+  /** Requests the other replicas have sent there, as the shared routing state last said. */
+  othersSent = 0
   /** Requests waiting in the gateway queue that this backend could serve. */
   queued = 0
   totalRequests = 0
@@ -157,6 +165,26 @@ export class BackendState implements BackendTarget {
     return Math.min(sent, this.inFlight)
   }
 
+  /** This gateway's own requests in flight there. */
+  get ownInFlight(): number {
+    return this.inFlight - this.othersInFlight
+  }
+
+  /**
+   * Takes in what the other replicas have in flight and have sent there. Their sends since the
+   * last report count in `sentSinceReport` like this gateway's own. True when their in-flight
+   * count went down (capacity may have appeared).
+   */
+  shareCounts(inFlight: number, sent: number): boolean {
+    const added = sent - this.othersSent
+    if (added > 0) this.requestsAtReport -= added
+    this.othersSent = sent
+    const before = this.othersInFlight
+    this.inFlight += inFlight - before
+    this.othersInFlight = inFlight
+    return inFlight < before
+  }
+
   /**
    * Requests the last report counted that this gateway has seen end since: the report still has
    * them running (or waiting) until the next scrape. Ends of requests sent after the report (those
@@ -181,17 +209,17 @@ export class BackendState implements BackendTarget {
     return 'healthy'
   }
 
-  /** Resolves once nothing is in flight; used by `BackendRegistry.drain`. */
+  /** Resolves once none of this gateway's requests is in flight; used by `BackendRegistry.drain`. */
   whenIdle(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve()
+    if (this.ownInFlight === 0) return Promise.resolve()
     return new Promise((resolve) => this.#drainWaiters.push(resolve))
   }
 
   /** Called by the lease when an attempt ends. */
   release(): void {
     this.totalFinished++
-    if (this.inFlight > 0) this.inFlight--
-    if (this.inFlight === 0 && this.#drainWaiters.length > 0) {
+    if (this.ownInFlight > 0) this.inFlight--
+    if (this.ownInFlight === 0 && this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters
       this.#drainWaiters = []
       for (const resolve of waiters) resolve()
@@ -207,7 +235,7 @@ export class BackendState implements BackendTarget {
       zone: this.zone,
       maxConcurrency: this.maxConcurrency,
       status: this.status(now),
-      inFlight: this.inFlight,
+      inFlight: this.ownInFlight,
       queued: this.queued,
       totalRequests: this.totalRequests,
       totalErrors: this.totalErrors,

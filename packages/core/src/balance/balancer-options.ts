@@ -11,6 +11,8 @@ import type { ConsistentHashOptions } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
 import { PRECISE_PREFIX_OPTION_NAMES, type PrecisePrefixOptions } from './pickers/precise-prefix.js'
 import { PREFIX_AFFINITY_OPTION_NAMES, type PrefixAffinityOptions } from './pickers/prefix-affinity.js'
+import type { RoutingStateOptions } from './routing-state/routing-state.js'
+import { checkRoutingStateOption } from './routing-state/routing-state-option.js'
 import type { BackendConfig } from './types.js'
 
 export interface HealthOptions {
@@ -58,6 +60,12 @@ export interface BalancerOptions {
   callbacks?: UserCallbacks
   /** Told when a backend is ejected, restored, or changes its active-check verdict. */
   events?: GatewayEvents
+  /**
+   * Shares what routing decides by with every gateway replica given the same Redis: capacity
+   * (`maxConcurrency` is the backend's, across replicas), requests in flight and sent, the prefix
+   * index. Without it each replica routes on its own state.
+   */
+  routingState?: RoutingStateOptions
 }
 
 const HEALTH_OPTION_NAMES = optionNames<HealthOptions>()(['outlier', 'activeCheck', 'maxCoolDownMs'])
@@ -83,6 +91,7 @@ export function checkBalancerOptionGroups(options: BalancerOptions): void {
   checkOptionGroup('prefixAffinity', options.prefixAffinity, PREFIX_AFFINITY_OPTION_NAMES)
   checkOptionGroup('precisePrefix', options.precisePrefix, PRECISE_PREFIX_OPTION_NAMES)
   checkOptionGroup('loadReports', options.loadReports, LOAD_REPORT_OPTION_NAMES)
+  checkRoutingStateOption(options.routingState)
 }
 
 /** The balancer's own numbers, checked, with their defaults. */

@@ -18,6 +18,8 @@ import { createPicker, type Picker } from './pickers/index.js'
 import { PrecisePrefixPicker } from './pickers/precise-prefix.js'
 import { PrefixAffinityPicker } from './pickers/prefix-affinity.js'
 import { BackendRegistry } from './registry.js'
+import type { PromptBlocks } from './routing-state/routing-state.js'
+import { SharedPicks } from './routing-state/shared-picks.js'
 import type { AttemptOutcome, BackendLease, BackendSnapshot, Balancer, PickContext } from './types.js'
 import { ZonePlan, type ZoneSnapshot } from './zones.js'
 
@@ -56,12 +58,14 @@ export class BackendBalancer implements Balancer {
   readonly activeHealthCheck: ActiveHealthCheck | null
   readonly zones: ZonePlan
   readonly #scrapers: BackendScrapers
-  readonly #queue: WaitQueue<BackendLease> & { snapshot(): FairQueueSnapshot }
+  readonly #queue: WaitQueue<BackendLease | Promise<BackendLease>> & { snapshot(): FairQueueSnapshot }
   readonly #now: () => number
   readonly #failurePenaltyMs: number
   readonly #maxCoolDownMs: number
   readonly #scan: CandidateScan
   readonly #ejections: EjectionNotices | undefined
+  /** The routing state shared with other replicas (`routingState`); null when this process routes alone. */
+  readonly #shared: SharedPicks | null
   #closed = false
 
   constructor(options: BalancerOptions = {}) {
@@ -109,6 +113,15 @@ export class BackendBalancer implements Balancer {
         })
       : null
     this.#scan = new CandidateScan(this.registry, this.#scrapers)
+    this.#shared =
+      options.routingState === undefined
+        ? null
+        : new SharedPicks(options.routingState, this.picker, {
+            backends: () => this.registry.list(),
+            changed: () => this.#queue.wake(),
+            waiting: () => this.#queue.length > 0,
+            logger: options.callbacks?.logger ?? console,
+          })
     this.activeHealthCheck?.start()
     for (const b of this.registry.list()) this.#attach(b)
   }
@@ -120,14 +133,28 @@ export class BackendBalancer implements Balancer {
   ): BackendLease | Promise<BackendLease> {
     if (this.#closed) throw new BalancerError('The balancer is closed', 503, 'no_backend_available')
     if (typeof signal !== 'function') signal?.throwIfAborted()
-    const lease = this.#select(ctx, exclude)
+    const shared = this.#shared
+    // Only a prefix pick reads the shared state before picking; the others pick at once.
+    const viewing = shared?.state.shared ? shared.view(ctx, this.registry.list()) : undefined
+    if (viewing !== undefined) return viewing.then((blocks) => this.#acquire(ctx, exclude, signal, blocks))
+    return this.#acquire(ctx, exclude, signal, undefined)
+  }
+
+  #acquire(
+    ctx: PickContext & WaitSubject,
+    exclude: ReadonlySet<string>,
+    signal: AbortSignal | (() => AbortSignal) | undefined,
+    blocks: PromptBlocks | undefined,
+  ): BackendLease | Promise<BackendLease> {
+    const lease = this.#select(ctx, exclude, signal, blocks)
     if (lease !== STILL_FULL) return lease
     // Slow path: every candidate is at maxConcurrency. Allocation is fine from here on.
     const waitSignal = typeof signal === 'function' ? signal() : signal
     waitSignal?.throwIfAborted()
     const waitingOn = [...this.#scan.full]
+    this.#shared?.state.waiting()
     const waiting = this.#queue.enqueue(
-      () => this.#select(ctx, exclude),
+      () => this.#select(ctx, exclude, signal, blocks),
       waitSignal,
       () => {
         for (const b of waitingOn) b.queued--
@@ -136,7 +163,8 @@ export class BackendBalancer implements Balancer {
     )
     // Counted only now: a full queue throws above, and a request turned away never waited.
     for (const b of waitingOn) b.queued++
-    return waiting
+    // A waiter's attempt may answer with a lease still being claimed; the promise adopts it.
+    return waiting as Promise<BackendLease>
   }
 
   models(): string[] {
@@ -201,6 +229,7 @@ export class BackendBalancer implements Balancer {
       this.activeHealthCheck?.close(),
       this.#scrapers.close(),
       this.picker instanceof PrecisePrefixPicker ? this.picker.close() : undefined,
+      this.#shared?.state.close(),
     ])
   }
 
@@ -208,6 +237,7 @@ export class BackendBalancer implements Balancer {
   record(backend: BackendState, outcome: AttemptOutcome, startedAt?: number, pickNote = 0): void {
     const now = this.#now()
     backend.release()
+    this.#shared?.state.release(backend)
     if (startedAt !== undefined) this.picker.attemptEnded?.(backend, pickNote, outcome, now - startedAt)
     if (!outcome.cancelled) {
       if (outcome.ok) {
@@ -236,7 +266,12 @@ export class BackendBalancer implements Balancer {
    * A lease on a backend chosen by the picker, STILL_FULL when the only usable backends are at
    * maxConcurrency, or a thrown BalancerError when nothing can serve the request.
    */
-  #select(ctx: PickContext, exclude: ReadonlySet<string>): BackendLease | typeof STILL_FULL {
+  #select(
+    ctx: PickContext & WaitSubject,
+    exclude: ReadonlySet<string>,
+    signal?: AbortSignal | (() => AbortSignal),
+    blocks?: PromptBlocks,
+  ): BackendLease | Promise<BackendLease> | typeof STILL_FULL {
     const model = ctx.model
     if (model !== undefined && this.registry.size > 0 && !this.registry.knowsModel(model)) {
       const models = this.registry.models()
@@ -264,7 +299,19 @@ export class BackendBalancer implements Balancer {
     backend.inFlight++
     backend.totalRequests++
     if (scan.rank > 0) this.zones.noteSpill(backend)
-    return new BalancerLease(this, backend, now, this.picker.pickNote ?? 0)
+    const lease = new BalancerLease(this, backend, now, this.picker.pickNote ?? 0)
+    const shared = this.#shared
+    if (shared === null || !shared.state.shared) return lease
+    const claimed = shared.claim(backend, candidates, blocks)
+    if (claimed === true) return lease
+    return claimed.then((taken) => {
+      if (taken) return lease
+      // Full across replicas: this replica's view was behind. Give the place back and pick again.
+      backend.inFlight--
+      backend.totalRequests--
+      shared.refused(backend)
+      return this.acquire(ctx, exclude, signal)
+    })
   }
 }
 

@@ -117,7 +117,7 @@ export class ZonePlan {
       }
       z.backends++
       if (b.status(now) === 'healthy') z.available++
-      z.inFlight += b.inFlight
+      z.inFlight += b.ownInFlight
       z.totalRequests += b.totalRequests
     }
     return [...zones.values()].sort((a, b) => a.rank - b.rank || String(a.zone).localeCompare(String(b.zone)))

@@ -49,6 +49,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'fairness',
   'latencyDecayMs',
   'failurePenaltyMs',
+  'routingState',
   'connectTimeoutMs',
   'firstByteTimeoutMs',
   'idleTimeoutMs',

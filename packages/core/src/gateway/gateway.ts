@@ -78,6 +78,7 @@ export class ForwardingGateway<Req> {
       fairness,
       latencyDecayMs,
       failurePenaltyMs,
+      routingState,
       hashKey,
       shutdownTimeoutMs,
       ...forwarding
@@ -100,6 +101,7 @@ export class ForwardingGateway<Req> {
       clientKey,
       latencyDecayMs,
       failurePenaltyMs,
+      routingState,
       callbacks,
       events: observability?.events,
     })

@@ -72,7 +72,7 @@ export class TollgateCore<Req> {
         options.backends === undefined
           ? undefined
           : new ForwardingGateway(
-              pickGatewayOptions<Req>(options),
+              withRoutingPrefix(pickGatewayOptions<Req>(options), this.#engine.keyPrefix),
               this.callbacks,
               this.#observability,
               options.keyGenerator,
@@ -183,4 +183,12 @@ export class TollgateCore<Req> {
     await this.#tokens.close()
     await this.#engine.close()
   }
+}
+
+/** Replicas that share a `keyPrefix` share their routing state under it, unless it names its own. */
+function withRoutingPrefix<Req>(options: GatewayOptions<Req>, keyPrefix: string): GatewayOptions<Req> {
+  const routing = options.routingState
+  if (routing === undefined || routing === null || typeof routing !== 'object' || 'prefix' in routing)
+    return options
+  return { ...options, routingState: { ...routing, prefix: keyPrefix } }
 }

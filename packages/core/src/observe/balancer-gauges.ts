@@ -32,7 +32,7 @@ export function registerBalancerGauges(
     registers,
     collect() {
       this.reset()
-      for (const b of balancer.registry.list()) this.set({ backend: b.id }, b.inFlight)
+      for (const b of balancer.registry.list()) this.set({ backend: b.id }, b.ownInFlight)
     },
   })
   new prom.Gauge({

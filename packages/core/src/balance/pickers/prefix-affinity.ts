@@ -258,6 +258,11 @@ export class PrefixAffinityPicker implements Picker {
     return mix(sa.idHash ^ prefix) > mix(sb.idHash ^ prefix)
   }
 
+  /** The prefix blocks this picker knows `backend` holds; a shared routing state adds the other replicas' to it. */
+  indexOf(backend: BackendState): PrefixIndex {
+    return this.#state(backend).index
+  }
+
   /** Whether a registered backend that is not a candidate holds a prefix of the current request. */
   #heldOutside(candidates: readonly BackendState[], members: BackendMembers): boolean {
     for (const b of members.list()) {

@@ -1,0 +1,335 @@
+/**
+ * Gateway replicas side by side, with and without `routingState`: 1, 2 and 4 Fastify replicas in
+ * processes of their own behind a client that sends each arrival to the next replica (as a
+ * Kubernetes Service spreads connections), on the shared-prefix multi-turn chat workload of
+ * `bench/routing.js` (prefix-affinity with vLLM metrics, three unequal fake vLLM servers with a
+ * prefix cache). Also the cost of the shared state: Redis calls and Redis CPU per request, gateway
+ * CPU per request, and Redis memory per 1,000 conversations. Redis is a private `redis-server`.
+ *
+ *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4] [--loads 0.5,0.8] [--shared true|false]
+ *
+ * Prints a markdown section (and writes it to FILE when given).
+ */
+import { spawn } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { request } from 'undici'
+import { meanParetoTokens } from './lib/capacity.js'
+import { num, pct, table } from './lib/markdown.js'
+import { jsonLine, startProcess, stopAll } from './lib/processes.js'
+import {
+  BACKENDS,
+  conversationTexts,
+  poolCapacity,
+  prefixCounters,
+  runPhase,
+  startBackend,
+  summarizePhase,
+  WORKLOAD,
+} from './lib/routing-workload.js'
+
+const gatewayScript = fileURLToPath(new URL('./replica-gateway.js', import.meta.url))
+const CLOCK_TICKS = 100
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address())
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function startRedis() {
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  })
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
+  client.on('error', () => {})
+  for (let i = 0; i < 100; i++) {
+    try {
+      await client.connect()
+      break
+    } catch {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    client,
+    stop: () => {
+      client.disconnect()
+      child.kill('SIGKILL')
+    },
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/** Script calls Redis ran, and the CPU seconds it used. */
+async function redisCounters(client) {
+  const stats = await client.info('commandstats')
+  const calls = (name) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+  const cpu = await client.info('cpu')
+  const seconds = (name) => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0)
+  return {
+    calls: calls('evalsha') + calls('eval'),
+    cpu: seconds('used_cpu_sys') + seconds('used_cpu_user'),
+  }
+}
+
+async function startReplicas(n, urls, routingState) {
+  const options = {
+    backends: urls.map((url, i) => ({
+      url,
+      id: BACKENDS[i].name,
+      weight: BACKENDS[i].capacity,
+      metrics: 'vllm',
+    })),
+    strategy: 'prefix-affinity',
+    loadReports: { intervalMs: 200 },
+    ...(routingState ? { routingState } : {}),
+  }
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startProcess({
+        name: `replica ${i}`,
+        cmd: process.execPath,
+        args: [gatewayScript, JSON.stringify(options)],
+        core: null,
+        readyLine: jsonLine,
+        readyTimeoutMs: 30_000,
+      }),
+    ),
+  )
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      replicas: { type: 'string' },
+      loads: { type: 'string' },
+      shared: { type: 'string' },
+    },
+  })
+  const only = values.replicas?.split(',').map(Number)
+  const quick = values.quick === true
+  const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
+  const capacity = poolCapacity(meanTokens)
+  const loads = values.loads?.split(',').map(Number) ?? (quick ? [0.5] : [0.5, 0.8])
+  const phaseMs = quick ? 3_000 : 6_000
+  const warmMs = quick ? 1_500 : 3_000
+  const configs = [
+    { replicas: 1, shared: false },
+    { replicas: 1, shared: true },
+    { replicas: 2, shared: false },
+    { replicas: 2, shared: true },
+    { replicas: 4, shared: false },
+    { replicas: 4, shared: true },
+  ]
+  const texts = conversationTexts()
+  const results = []
+  const redis = await startRedis()
+  let memory
+  try {
+    for (const [k, config] of configs.entries()) {
+      if (only && !only.includes(config.replicas)) continue
+      if (values.shared !== undefined && String(config.shared) !== values.shared) continue
+      const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
+      const urls = backends.map((b) => b.ready)
+      const prefix = `bench${k}:`
+      const replicas = await startReplicas(config.replicas, urls, config.shared && { url: redis.url, prefix })
+      const targets = replicas.map((r) => `http://127.0.0.1:${r.ready.port}/v1/chat/completions`)
+      const turnOf = new Array(WORKLOAD.conversations).fill(0)
+      try {
+        await runPhase({
+          url: targets,
+          ratePerSecond: capacity * 0.5,
+          durationMs: warmMs,
+          seed: 100,
+          texts,
+          turnOf,
+          timeoutMs: 60_000,
+        })
+        for (const [p, load] of loads.entries()) {
+          const before = await Promise.all(urls.map(prefixCounters))
+          const redisBefore = await redisCounters(redis.client)
+          const cpuBefore = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0)
+          const run = await runPhase({
+            url: targets,
+            ratePerSecond: capacity * load,
+            durationMs: phaseMs,
+            seed: p + 1,
+            texts,
+            turnOf,
+            timeoutMs: 60_000,
+          })
+          const cpu = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0) - cpuBefore
+          const redisAfter = await redisCounters(redis.client)
+          const after = await Promise.all(urls.map(prefixCounters))
+          const s = summarizePhase(run, before, after)
+          const row = {
+            ...config,
+            load,
+            s,
+            cpuMsPerRequest: (cpu * 1000) / s.requests,
+            redisCallsPerRequest: (redisAfter.calls - redisBefore.calls) / s.requests,
+            redisCpuUsPerRequest: ((redisAfter.cpu - redisBefore.cpu) * 1e6) / s.requests,
+          }
+          results.push(row)
+          console.error(
+            `  ${config.replicas} replica(s) ${config.shared ? 'shared' : 'alone'} ${pct(load)}: ${s.requests} req, ` +
+              `hit ${pct(s.hitRate)}, TTFT p50 ${num(s.ttft.p50)} p90 ${num(s.ttft.p90)} ms, ${s.errors} errors, ` +
+              `gateway CPU ${num(row.cpuMsPerRequest)} ms/req, Redis ${num(row.redisCallsPerRequest)} calls/req ${num(row.redisCpuUsPerRequest)} µs/req`,
+          )
+        }
+      } finally {
+        await Promise.all(replicas.map((r) => r.stop()))
+        await Promise.all(backends.map((b) => b.stop()))
+      }
+    }
+    memory = await memoryPer1000(redis)
+  } finally {
+    redis.stop()
+    await stopAll()
+  }
+  const markdown = report(results, loads, capacity, phaseMs, warmMs, quick, memory)
+  console.log(markdown)
+  if (values.out) writeFileSync(values.out, markdown)
+}
+
+/**
+ * Redis memory the shared state holds for 1,000 conversations: one replica with routingState
+ * routes the first turn of 1,000 distinct conversations (the workload's prompt sizes), then every
+ * key under its prefix is measured with MEMORY USAGE.
+ */
+async function memoryPer1000(redis) {
+  const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
+  const urls = backends.map((b) => b.ready)
+  const prefix = 'benchmem:'
+  const [replica] = await startReplicas(1, urls, { url: redis.url, prefix })
+  const texts = conversationTexts(11, 'Memory')
+  const target = `http://127.0.0.1:${replica.ready.port}/v1/chat/completions`
+  try {
+    let blocks = 0
+    for (let batch = 0; batch < 1000; batch += 50) {
+      await Promise.all(
+        Array.from({ length: 50 }, async (_, i) => {
+          const c = batch + i
+          const conv = texts[c % texts.length]
+          const messages = [
+            { role: 'system', content: `${c}: ${conv.system}` },
+            { role: 'user', content: conv.turns[0].user },
+          ]
+          const res = await request(target, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'fake-model', max_tokens: 1, messages }),
+          })
+          await res.body.text()
+        }),
+      )
+    }
+    let bytes = 0
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      cursor = next
+      for (const key of keys) {
+        bytes += Number(await redis.client.memory('USAGE', key, 'SAMPLES', '0'))
+        if (key.includes(':p:')) blocks += await redis.client.zcard(key)
+      }
+    } while (cursor !== '0')
+    return { bytes, blocks }
+  } finally {
+    await replica.stop()
+    await Promise.all(backends.map((b) => b.stop()))
+  }
+}
+
+function report(results, loads, capacity, phaseMs, warmMs, quick, memory) {
+  const lines = [
+    '## Gateway replicas sharing routing state',
+    '',
+    `_${quick ? 'Quick' : 'Full'} run, ${new Date().toISOString()}; \`node bench/replicas.js${quick ? ' --quick' : ''}\`, ` +
+      'on the shared 2-core machine with other work running: compare rows, not absolute figures._',
+    '',
+    `The workload of "Routing on prefixes and reported load" (${WORKLOAD.conversations} conversations with their own ` +
+      `${WORKLOAD.systemChars}-character system prompt and a growing history; Poisson arrivals, each the next turn of a ` +
+      'conversation drawn at random) against the same three fake vLLM servers, through 1, 2 or 4 Fastify replicas ' +
+      '(prefix-affinity, vLLM metrics scraped every 200 ms by each replica); each arrival goes to the next replica, ' +
+      'so a conversation\'s turns land on different replicas. "shared": `routingState` on a private redis-server. ' +
+      `Loads are fractions of ${num(capacity)} req/s; fresh servers per row, a ${warmMs / 1000} s warm-up at 50%, then ` +
+      `${phaseMs / 1000} s per load. Gateway CPU is the replicas' CPU time over the phase per request; Redis calls are ` +
+      'script calls (EVALSHA/EVAL) per request, heartbeats included.',
+    '',
+  ]
+  for (const load of loads) {
+    lines.push(`### ${pct(load)} load`, '')
+    const rows = results
+      .filter((r) => r.load === load)
+      .map((r) => [
+        `${r.replicas} replica${r.replicas > 1 ? 's' : ''}${r.shared ? ', shared' : ''}`,
+        pct(r.s.hitRate),
+        num(r.s.ttft.p50),
+        num(r.s.ttft.p90),
+        num(r.s.ttft.p99),
+        num(r.cpuMsPerRequest),
+        r.shared ? num(r.redisCallsPerRequest) : '—',
+        r.shared ? num(r.redisCpuUsPerRequest) : '—',
+        String(r.s.errors),
+      ])
+    lines.push(
+      table(
+        [
+          'gateways',
+          'prefix hit',
+          'TTFT p50 ms',
+          'p90 ms',
+          'p99 ms',
+          'gateway CPU ms/req',
+          'Redis calls/req',
+          'Redis CPU µs/req',
+          'errors',
+        ],
+        rows,
+      ),
+      '',
+    )
+    const one = results.find((r) => r.load === load && r.replicas === 1 && !r.shared)
+    for (const shared of [false, true]) {
+      const four = results.find((r) => r.load === load && r.replicas === 4 && r.shared === shared)
+      if (!one || !four) continue
+      lines.push(
+        `4 replicas${shared ? ' sharing routingState' : ' alone'}: prefix hit ${pct(four.s.hitRate)} vs ${pct(one.s.hitRate)} ` +
+          `(${num((four.s.hitRate / one.s.hitRate - 1) * 100)}%), TTFT p90 ×${num(four.s.ttft.p90 / one.s.ttft.p90)} ` +
+          'of 1 replica; goal: within 10%.',
+        '',
+      )
+    }
+  }
+  if (memory) {
+    lines.push(
+      `Redis memory for 1,000 conversations (first turn each, ~${Math.round(memory.blocks / 1000)} prefix blocks of ` +
+        `256 characters per conversation): ${num(memory.bytes / 1024)} KiB, ${num(memory.bytes / memory.blocks)} bytes per block. ` +
+        'Each backend keeps at most `prefixAffinity.indexBlocks` blocks (default 16,384) and forgets blocks unused for ' +
+        '`routingState.prefixTtlMs`.',
+      '',
+    )
+  }
+  return lines.join('\n')
+}
+
+await main()
