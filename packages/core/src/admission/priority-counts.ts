@@ -26,7 +26,7 @@ type Counts = Record<QueueOutcome, number>
 export const MAX_PRIORITY_ROWS = 16
 
 const zero = (): Counts => ({ served: 0, shed: 0, timedOut: 0, full: 0 })
-const NAMES = new Map<number, PriorityClass>(
+const NAMES: ReadonlyMap<number, PriorityClass> = new Map<number, PriorityClass>(
   Object.entries(PRIORITY_LEVELS).map(([name, level]) => [level, name as PriorityClass]),
 )
 

@@ -8,6 +8,12 @@ export function hash32(text: string): number {
     h ^= text.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
   }
+  return mix32(h)
+}
+
+/** murmur3's finaliser: every input bit moves about half the output bits. */
+export function mix32(x: number): number {
+  let h = x >>> 0
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

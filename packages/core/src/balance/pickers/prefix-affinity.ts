@@ -13,7 +13,7 @@ import {
 import { hashPromptBlocks, PrefixIndex } from '../prefix-index.js'
 import type { BackendMembers } from '../registry.js'
 import type { AttemptOutcome, PickContext } from '../types.js'
-import { hash32 } from './hash.js'
+import { hash32, mix32 } from './hash.js'
 import { LeastConnectionsPicker } from './least-connections.js'
 import type { Picker } from './picker.js'
 
@@ -255,7 +255,8 @@ export class PrefixAffinityPicker implements Picker {
     const byHeld = sa.index.size / ca - sb.index.size / cb
     if (byHeld !== 0) return byHeld < 0
     const prefix = (this.#hashes[0] as number) % 0x100000000
-    return mix(sa.idHash ^ prefix) > mix(sb.idHash ^ prefix)
+    // mix32 spreads `idHash ^ prefix`, so nearby prefixes order backends differently.
+    return mix32(sa.idHash ^ prefix) > mix32(sb.idHash ^ prefix)
   }
 
   /** The prefix blocks this picker knows `backend` holds; a shared routing state adds the other replicas' to it. */
@@ -291,14 +292,3 @@ interface BackendPrefixState {
 }
 
 const NO_NOTE = 0
-
-/** murmur3's finaliser: spreads `x ^ prefix` so that nearby prefixes order backends differently. */
-function mix(x: number): number {
-  let h = x >>> 0
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h >>> 0
-}
