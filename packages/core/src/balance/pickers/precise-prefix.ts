@@ -59,7 +59,12 @@ export class PrecisePrefixPicker implements Picker {
   readonly name = 'precise-prefix'
   readonly feeds: KvEventFeeds
   readonly loadFactor: number
-  readonly #approximate: PrefixAffinityPicker
+  /**
+   * The fallback, which learns every choice made here: with `routingState` it is the index the
+   * replicas share, so a request without tokens, or with a prefix no engine holds yet, finds where
+   * another replica sent its conversation.
+   */
+  readonly approximate: PrefixAffinityPicker
   readonly #byLoad = new LeastConnectionsPicker(reportedLoad, 'least-load')
   readonly #tokenizer: EngineTokenizer
   readonly #tokenizeUrl: URL | undefined
@@ -82,7 +87,7 @@ export class PrecisePrefixPicker implements Picker {
     this.loadFactor = checkNumber(`${o}.loadFactor`, options.loadFactor, 2, { min: 0 })
     const replayTimeoutMs = checkNumber(`${o}.replayTimeoutMs`, options.replayTimeoutMs, 1_000, { min: 1 })
     this.#tokenizeUrl = parseTokenizeUrl(options.tokenizeUrl)
-    this.#approximate = new PrefixAffinityPicker(approximate)
+    this.approximate = new PrefixAffinityPicker(approximate)
     this.#tokenizer = new EngineTokenizer(timeoutMs, maxTokens)
     this.feeds = new KvEventFeeds(indexBlocks, replayTimeoutMs)
     // A block holds at least one token: this many keys cover maxPromptTokens at any block size.
@@ -91,7 +96,7 @@ export class PrecisePrefixPicker implements Picker {
 
   /** Characters of prompt text the approximate fallback reads. */
   get promptChars(): number {
-    return this.#approximate.promptChars
+    return this.approximate.promptChars
   }
 
   /**
@@ -117,7 +122,7 @@ export class PrecisePrefixPicker implements Picker {
 
   pick(candidates: readonly BackendState[], ctx: PickContext): BackendState | undefined {
     const tokens = ctx.tokens
-    if (tokens === undefined || candidates.length === 0) return this.#approximate.pick(candidates, ctx)
+    if (tokens === undefined || candidates.length === 0) return this.approximate.pick(candidates, ctx)
     this.stats.requests++
     let preferred: BackendState | undefined
     let longest = 0
@@ -143,7 +148,7 @@ export class PrecisePrefixPicker implements Picker {
         longest = length
       }
     }
-    if (preferred === undefined) return this.#approximate.pick(candidates, ctx)
+    if (preferred === undefined) return this.approximate.pick(candidates, ctx)
     let chosen: BackendState | undefined
     if (
       loadOf(preferred) + 1 <=
@@ -157,7 +162,7 @@ export class PrecisePrefixPicker implements Picker {
     if (chosen !== undefined) {
       // The approximate index learns this choice too: the next turn may come without tokens.
       this.#one[0] = chosen
-      this.#approximate.pick(this.#one, ctx)
+      this.approximate.pick(this.#one, ctx)
       this.#one.length = 0
     }
     return chosen

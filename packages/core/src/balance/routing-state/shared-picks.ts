@@ -1,5 +1,6 @@
 import type { BackendState } from '../backend-state.js'
 import type { Picker } from '../pickers/picker.js'
+import { PrecisePrefixPicker } from '../pickers/precise-prefix.js'
 import { PrefixAffinityPicker } from '../pickers/prefix-affinity.js'
 import { hashPromptBlocks } from '../prefix-index.js'
 import type { PickContext } from '../types.js'
@@ -8,7 +9,7 @@ import { createRoutingState } from './routing-state-option.js'
 
 /**
  * What a balancer does around a pick when its routing state is shared: before it, the other
- * replicas' counts and, for `prefix-affinity`, which backends hold the prompt's blocks (added to
+ * replicas' counts and, for `prefix-affinity` (and `precise-prefix`'s fallback), which backends hold the prompt's blocks (added to
  * the picker's own index, so the picker itself reads one index); after it, the lease across
  * replicas and the blocks the pick left.
  */
@@ -17,7 +18,14 @@ export class SharedPicks {
   readonly #prefix: PrefixAffinityPicker | undefined
 
   constructor(option: RoutingStateOptions, picker: Picker, owner: RoutingStateOwner) {
-    this.#prefix = picker instanceof PrefixAffinityPicker ? picker : undefined
+    // precise-prefix shares its embedded prefix-affinity index; each replica subscribes to the KV
+    // events itself (see DESIGN.md, "Precise prefix routing from KV-cache events").
+    this.#prefix =
+      picker instanceof PrefixAffinityPicker
+        ? picker
+        : picker instanceof PrecisePrefixPicker
+          ? picker.approximate
+          : undefined
     this.state = createRoutingState(option, owner, this.#prefix?.indexBlocks ?? 16_384)
   }
 
