@@ -8,12 +8,14 @@
  * the strategies take turns, so drift in the machine's load spreads over all of them.
  *
  *   node bench/engine.js [--clients 1,3,6] [--runs 3] [--strategies round-robin,least-load,prefix-affinity]
- *                        [--requests 12] [--out FILE] [--no-write]
+ *                        [--requests 12] [--out FILE] [--no-write] [--log FILE]
  *
- * Writes its section of bench/RESULTS.md (or FILE); `--no-write` only prints it. Needs `npm run build`.
+ * Writes its section of bench/RESULTS.md (or FILE); `--no-write` only prints it. `--log` writes one
+ * JSON line per request (cell, client, prompt, the backend that answered, its times and the
+ * server's `usage` and `timings`), to see where cold prefills and waits come from. Needs `npm run build`.
  */
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { ensureEngine } from '../test/engines/build-engine.mjs'
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '12' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    log: { type: 'string' },
   },
 })
 const CLIENTS = values.clients.split(',').map(Number)
@@ -39,6 +42,23 @@ const SLOTS = 2
 const PROMPTS = 8
 const PROMPT_WORDS = 1_550
 const MAX_TOKENS = 8
+
+/**
+ * llama-server's flags beyond model and address. Its defaults that decide what round robin finds
+ * warm are left as they are and stated with the results: a host-memory prompt cache (`--cache-ram`
+ * 8192 MiB) that keeps every prompt a slot gave up, slots chosen by prompt similarity
+ * (`--slot-prompt-similarity` 0.1), no KV shifting (`--cache-reuse` 0), a KV cache per slot.
+ */
+const LLAMA_ARGS = [
+  '--parallel',
+  `${SLOTS}`,
+  '--ctx-size',
+  `${SLOTS * 4096}`,
+  '--threads',
+  '1',
+  '--metrics',
+  '--no-webui',
+]
 
 /** Strategies that read the servers' own load (`/metrics`); the others ignore it. */
 const READS_METRICS = new Set(['least-load', 'prefix-affinity'])
@@ -113,9 +133,7 @@ function stop(child) {
 }
 
 async function startLlamaServer(engine) {
-  const args = ['-m', engine.model, '--host', '127.0.0.1', '--port', '0']
-  args.push('--parallel', String(SLOTS), '--ctx-size', String(SLOTS * 4096), '--threads', '1', '--metrics')
-  args.push('--no-webui')
+  const args = ['-m', engine.model, '--host', '127.0.0.1', '--port', '0', ...LLAMA_ARGS]
   const { child, value: port } = await startProcess(
     engine.server,
     args,
@@ -137,6 +155,7 @@ async function startLlamaServer(engine) {
 async function startGateway(strategy, urls) {
   const options = {
     strategy,
+    backendHeader: 'x-tollgate-backend',
     backends: urls.map((url, i) => ({
       url,
       id: `llama-${i + 1}`,
@@ -171,10 +190,12 @@ async function ask(url, prompt, question) {
     }),
   })
   if (res.status !== 200) throw new Error(`status ${res.status}: ${await res.text()}`)
+  const backend = res.headers.get('x-tollgate-backend')
   const decoder = new TextDecoder()
   let buffered = ''
   let ttftMs
   let usage
+  let timings
   for await (const chunk of res.body) {
     buffered += decoder.decode(chunk, { stream: true })
     let at = buffered.indexOf('\n\n')
@@ -187,9 +208,11 @@ async function ask(url, prompt, question) {
       if (ttftMs === undefined && typeof data.choices?.[0]?.delta?.content === 'string')
         ttftMs = performance.now() - started
       if (data.usage) usage = data.usage
+      if (data.timings) timings = data.timings
     }
   }
-  return { ttftMs: ttftMs ?? performance.now() - started, usage }
+  const endMs = performance.now()
+  return { ttftMs: ttftMs ?? endMs - started, usage, backend, timings, startMs: started, endMs }
 }
 
 async function runCell(engine, strategy, clients, run) {
@@ -201,6 +224,7 @@ async function runCell(engine, strategy, clients, run) {
   const ttfts = []
   let prompt = 0
   let cached = 0
+  const cellStart = performance.now()
   try {
     await Promise.all(
       Array.from({ length: clients }, async (_, c) => {
@@ -213,6 +237,7 @@ async function runCell(engine, strategy, clients, run) {
             `Question ${c}.${i}: what does rule ${i} say?`,
           )
           ttfts.push(answer.ttftMs)
+          if (values.log) logRequest({ strategy, clients, run, client: c, i, p, cellStart, answer })
           prompt += answer.usage?.prompt_tokens ?? 0
           cached += answer.usage?.prompt_tokens_details?.cached_tokens ?? 0
         }
@@ -237,6 +262,8 @@ async function main() {
   const results = Object.fromEntries(
     STRATEGIES.map((s) => [s, Object.fromEntries(CLIENTS.map((c) => [c, []]))]),
   )
+  /** The 1-minute load average at the end of each run. */
+  const runLoad = []
   for (let run = 0; run < RUNS; run++) {
     for (const clients of CLIENTS) {
       for (const strategy of STRATEGIES) {
@@ -248,18 +275,39 @@ async function main() {
         )
       }
     }
+    runLoad.push(loadavg()[0])
   }
-  const section = render(results, load, (Date.now() - started) / 1000)
+  const section = render(results, load, runLoad, (Date.now() - started) / 1000)
   console.log(section)
   if (!values['no-write'])
     writeSection(values.out ?? new URL('./RESULTS.md', import.meta.url).pathname, section)
+}
+
+function logRequest({ strategy, clients, run, client, i, p, cellStart, answer }) {
+  const line = {
+    strategy,
+    clients,
+    run,
+    client,
+    i,
+    prompt: p,
+    backend: answer.backend,
+    startMs: Math.round(answer.startMs - cellStart),
+    ttftMs: Math.round(answer.ttftMs),
+    endMs: Math.round(answer.endMs - cellStart),
+    promptTokens: answer.usage?.prompt_tokens,
+    cachedTokens: answer.usage?.prompt_tokens_details?.cached_tokens,
+    serverPrefillMs: answer.timings?.prompt_ms,
+    serverDecodeMs: answer.timings?.predicted_ms,
+  }
+  appendFileSync(values.log, `${JSON.stringify(line)}\n`)
 }
 
 function median(xs) {
   return percentile(xs, 50)
 }
 
-function render(results, load, seconds) {
+function render(results, load, runLoad, seconds) {
   const baseline = STRATEGIES[0]
   const rows = []
   for (const clients of CLIENTS) {
@@ -287,6 +335,10 @@ function render(results, load, seconds) {
     `${REQUESTS} streamed requests (${MAX_TOKENS} tokens) with one of ${PROMPTS} system prompts of ~${PROMPT_WORDS} tokens.`,
     'Fresh servers (cold caches) for every cell; medians over the runs, and each run’s p90 and its ratio to',
     `\`${baseline}\`'s in the same run. Cached share: prompt tokens the servers reused (\`cached_tokens\` ÷ \`prompt_tokens\`).`,
+    `llama-server flags: \`${LLAMA_ARGS.join(' ')}\`; its defaults otherwise: \`--cache-ram 8192\` (a host-memory`,
+    'prompt cache: a prompt a slot gives up is kept and loaded into the next slot that needs it, so round robin',
+    'becomes warm on every server after one cold prefill per prompt and server), `--slot-prompt-similarity 0.1`,',
+    '`--cache-reuse 0`, one KV cache per slot (a prompt running in one slot is prefilled again in the other).',
     '',
     table(
       [
@@ -301,7 +353,7 @@ function render(results, load, seconds) {
       rows,
     ),
     '',
-    `_${new Date().toISOString()}, \`${command}\`, ${seconds.toFixed(0)} s; ${cpus().length} cores shared with other work: 1-minute load average ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)} over the run (sampled after each cell), so compare within a run, not across files._`,
+    `_${new Date().toISOString()}, \`${command}\`, ${seconds.toFixed(0)} s; ${cpus().length} cores shared with other work: 1-minute load average ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)} over the run (sampled after each cell; at the end of each run ${runLoad.map((l) => l.toFixed(1)).join(' / ')}), so compare within a run, not across files._`,
   ].join('\n')
 }
 

@@ -204,6 +204,21 @@ describe('PrefixAffinityPicker', () => {
       home.inFlight = 7
       expect(pick(long).id).not.toBe(home.id)
     })
+
+    it('prices a cold prefill beside running requests higher, as it stalls their decoding', () => {
+      const { pick, backends } = trained()
+      const long = `${system('long')}${'x'.repeat(8 * BLOCK)}`
+      const home = pick(long)
+      const others = backends.filter((b) => b !== home)
+      // Two queued before it at home: ~73 + 110 + 110 ms. The others each run one request, which a
+      // cold prefill of 12 blocks × 20 ms there would hold up too: 2 × 240 ms.
+      home.inFlight = 4
+      for (const b of others) b.inFlight = 1
+      expect(pick(long).id).toBe(home.id)
+      // On an idle backend the prefill holds up nobody: 240 ms, sooner than the wait at home.
+      for (const b of others) b.inFlight = 0
+      expect(others).toContain(pick(long))
+    })
   })
 
   it('rejects bad knobs naming them', () => {

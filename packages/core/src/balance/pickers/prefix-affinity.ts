@@ -213,11 +213,18 @@ export class PrefixAffinityPicker implements Picker {
     return best
   }
 
-  /** Expected ms to the first token on `b`; undefined when its batch size or attempt time is unknown. */
+  /**
+   * Expected ms to the first token on `b`, counting the delay a cold prefill there adds to the
+   * requests it runs beside; undefined when its batch size or attempt time is unknown.
+   */
   #costOf(b: BackendState, uncachedBlocks: number, perBlockMs: number): number | undefined {
-    const prefill = uncachedBlocks * perBlockMs
     const load = loadOf(b)
     const slots = batchSlotsOf(b)
+    // An engine prefills in the same batches as it decodes, so each request running beside a cold
+    // prefill waits through it too (on llama-server, 8-token answers took a median 226 ms beside
+    // one against 118 ms otherwise); the learned slope sees only the request's own share.
+    const beside = Math.min(load, slots === undefined ? load : slots - 1)
+    const prefill = uncachedBlocks * perBlockMs * (1 + beside)
     if (slots === undefined) return load === 0 ? prefill : undefined
     const position = load + 1 - slots
     if (position <= 0) return prefill
