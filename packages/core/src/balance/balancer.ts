@@ -292,6 +292,7 @@ export class BackendBalancer implements Balancer {
       throw scan.noBackend(model, now)
     }
 
+    if (blocks !== undefined) this.#shared?.picking(ctx, blocks)
     const backend = this.picker.pick(candidates, ctx, this.registry)
     if (backend === undefined) {
       throw new BalancerError('The custom picker chose no backend', 503, 'no_backend_available')

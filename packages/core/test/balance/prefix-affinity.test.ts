@@ -221,6 +221,27 @@ describe('PrefixAffinityPicker', () => {
     })
   })
 
+  it('reads the hashes handed over for its next prompt instead of hashing it again, for that prompt and that pick only', () => {
+    const { pick, picker } = setup()
+    const beta = system('beta')
+    const betaHome = pick(beta)
+    const handed = new Float64Array(16)
+    const count = hashPromptBlocks(beta, BLOCK, 16, handed)
+    // Hashes that are not the prompt's show which the pick read: the handed ones lead to beta's home.
+    const alpha = system('alpha')
+    picker.hashed(alpha, handed, count)
+    expect(pick(alpha).id).toBe(betaHome.id)
+    // Handed over for another prompt: the pick hashes its own.
+    const gamma = system('gamma')
+    picker.hashed(`${gamma} and more`, handed, count)
+    expect(pick(gamma).id).not.toBe(betaHome.id)
+    // Only the next pick: a later one for the same prompt hashes it.
+    picker.hashed(gamma, handed, count)
+    const again = pick(gamma)
+    expect(again.id).toBe(betaHome.id)
+    expect(pick(gamma).id).not.toBe(betaHome.id)
+  })
+
   it('rejects bad knobs naming them', () => {
     expect(() => new PrefixAffinityPicker({ blockChars: 0 })).toThrow('option "prefixAffinity.blockChars"')
     expect(() => new PrefixAffinityPicker({ loadFactor: -1 })).toThrow('option "prefixAffinity.loadFactor"')

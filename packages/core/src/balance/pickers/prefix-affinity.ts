@@ -64,6 +64,9 @@ export class PrefixAffinityPicker implements Picker {
   #note = NO_NOTE
   // Blocks of the request being picked, in #hashes.
   #count = 0
+  // The next pick's prompt when its blocks are in #hashes already (see `hashed`).
+  #hashedPrompt: string | undefined
+  #hashedCount = 0
 
   constructor(options: PrefixAffinityOptions = {}) {
     const o = 'prefixAffinity'
@@ -98,6 +101,18 @@ export class PrefixAffinityPicker implements Picker {
     return this.#note
   }
 
+  /**
+   * The next pick's prompt was hashed already (a shared routing state hashed it to look it up in
+   * Redis): that pick copies the hashes instead of reading the prompt again. Only the pick that
+   * comes next, and only for this very prompt.
+   */
+  hashed(prompt: string, hashes: Float64Array, count: number): void {
+    const own = this.#hashes
+    for (let i = 0; i < count; i++) own[i] = hashes[i] as number
+    this.#hashedPrompt = prompt
+    this.#hashedCount = count
+  }
+
   pick(
     candidates: readonly BackendState[],
     ctx: PickContext,
@@ -106,7 +121,14 @@ export class PrefixAffinityPicker implements Picker {
     this.#note = NO_NOTE
     const prompt = ctx.prompt
     const hashes = this.#hashes
-    const count = prompt === undefined ? 0 : hashPromptBlocks(prompt, this.blockChars, this.maxBlocks, hashes)
+    const hashedPrompt = this.#hashedPrompt
+    this.#hashedPrompt = undefined
+    const count =
+      prompt === undefined
+        ? 0
+        : prompt === hashedPrompt
+          ? this.#hashedCount
+          : hashPromptBlocks(prompt, this.blockChars, this.maxBlocks, hashes)
     if (count === 0 || candidates.length === 0) return this.#byLoad.pick(candidates)
     this.#count = count
     this.#requests++

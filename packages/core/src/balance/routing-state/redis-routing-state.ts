@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { CallDeadlines } from '../../limits/call-deadlines.js'
+import { CallDeadlines, type WatchedCall } from '../../limits/call-deadlines.js'
 import { isNoScript, type ScriptRunner, scriptRunnerFor } from '../../limits/redis-client.js'
 import { replyIntegers } from '../../limits/redis-reply.js'
 import { isRedisOutage, StoreUnavailableError } from '../../limits/redis-store.js'
@@ -37,6 +37,10 @@ export class RedisRoutingState implements RoutingState {
   readonly #me = randomBytes(8).toString('hex')
   readonly #deadlines: CallDeadlines
   readonly #values: number[] = []
+  // The settings as the scripts take them, written once rather than on every call.
+  readonly #prefixTtl: string
+  readonly #leaseTtl: string
+  readonly #indexBlocks: string
   /** Routing on this replica's own state: from the start until a heartbeat is answered, and in outages. */
   #down = true
   /** Whether the last word logged was that the state is unavailable. */
@@ -56,6 +60,9 @@ export class RedisRoutingState implements RoutingState {
     this.#owner = owner
     this.#settings = settings
     this.#keys = [`${settings.prefix}{routing}:`]
+    this.#prefixTtl = String(settings.prefixTtlMs)
+    this.#leaseTtl = String(settings.leaseTtlMs)
+    this.#indexBlocks = String(settings.indexBlocks)
     const timeoutMs = settings.timeoutMs
     this.#deadlines = new CallDeadlines(
       timeoutMs,
@@ -73,31 +80,32 @@ export class RedisRoutingState implements RoutingState {
     return !this.#down && !this.#closed && this.#leaving === undefined
   }
 
-  async view(candidates: readonly BackendState[], blocks: PromptBlocks | undefined): Promise<boolean> {
+  view(candidates: readonly BackendState[], blocks: PromptBlocks | undefined): Promise<boolean> {
     // The caller's array is its own (a copy): it is read again when the reply comes.
     const n = candidates.length
     const count = blocks?.count ?? 0
     const args = new Array<string>(5 + n)
     args[0] = this.#me
-    args[1] = String(this.#settings.prefixTtlMs)
+    args[1] = this.#prefixTtl
     args[2] = String(n)
     for (let i = 0; i < n; i++) args[3 + i] = (candidates[i] as BackendState).id
     args[3 + n] = String(count)
     args[4 + n] = blocks?.text ?? ''
-    const reply = await this.#call(SCRIPTS.view, args)
-    if (reply === undefined) return false
-    const values = this.#values
-    if (!this.#read(reply, 4 * n)) return false
-    let freed = false
-    for (let i = 0; i < n; i++) {
-      if ((candidates[i] as BackendState).shareCounts(values[4 * i]!, values[4 * i + 1]!)) freed = true
-      if (blocks !== undefined) {
-        blocks.matched[i] = values[4 * i + 2]!
-        blocks.homes[i] = values[4 * i + 3]!
+    return this.#call(SCRIPTS.view, args).then((reply) => {
+      if (reply === undefined) return false
+      const values = this.#values
+      if (!this.#read(reply, 4 * n)) return false
+      let freed = false
+      for (let i = 0; i < n; i++) {
+        if ((candidates[i] as BackendState).shareCounts(values[4 * i]!, values[4 * i + 1]!)) freed = true
+        if (blocks !== undefined) {
+          blocks.matched[i] = values[4 * i + 2]!
+          blocks.homes[i] = values[4 * i + 3]!
+        }
       }
-    }
-    if (freed) this.#owner.changed()
-    return true
+      if (freed) this.#owner.changed()
+      return true
+    })
   }
 
   claim(
@@ -112,15 +120,15 @@ export class RedisRoutingState implements RoutingState {
     const count = blocks?.count ?? 0
     const args = new Array<string>(10 + n)
     args[0] = this.#me
-    args[1] = String(this.#settings.leaseTtlMs)
+    args[1] = this.#leaseTtl
     args[2] = backend.id
     args[3] = String(backend.maxConcurrency ?? -1)
     args[4] = String(n)
     for (let i = 0; i < n; i++) args[5 + i] = (list[i] as BackendState).id
     args[5 + n] = String(count)
     args[6 + n] = home ? '1' : '0'
-    args[7 + n] = String(this.#settings.indexBlocks)
-    args[8 + n] = String(this.#settings.prefixTtlMs)
+    args[7 + n] = this.#indexBlocks
+    args[8 + n] = this.#prefixTtl
     args[9 + n] = blocks?.text ?? ''
     const answered = this.#call(SCRIPTS.claim, args).then((reply) => {
       if (reply === undefined) return true
@@ -194,30 +202,35 @@ export class RedisRoutingState implements RoutingState {
         this.#fellBack(error)
         resolve(undefined)
       })
-      const failed = (error: unknown) => {
-        if (!call.settle()) return
-        if (isRedisOutage(error)) this.#fellBack(error)
-        else if (!this.#saidCallFailed) {
-          // A wrong call (a key clash such as WRONGTYPE) is a bug to report once, not an outage.
-          this.#saidCallFailed = true
-          this.#owner.logger.warn(`tollgate: routing state call failed: ${(error as Error).message}`)
-        }
-        resolve(undefined)
-      }
       const keys = this.#keys
       this.#runner.evalsha(script.sha, keys, args).then(
         (reply) => {
           if (call.settle()) resolve(reply)
         },
         (error: unknown) => {
-          if (isNoScript(error)) {
-            this.#runner.eval(script.script, keys, args).then((reply) => {
-              if (call.settle()) resolve(reply)
-            }, failed)
-          } else failed(error)
+          if (!isNoScript(error)) this.#failed(call, error, resolve)
+          else
+            this.#runner.eval(script.script, keys, args).then(
+              (reply) => {
+                if (call.settle()) resolve(reply)
+              },
+              (retried: unknown) => this.#failed(call, retried, resolve),
+            )
         },
       )
     })
+  }
+
+  /** A call that failed: an outage falls back; any other error is logged once. Either answers undefined. */
+  #failed(call: WatchedCall, error: unknown, resolve: (reply: undefined) => void): void {
+    if (!call.settle()) return
+    if (isRedisOutage(error)) this.#fellBack(error)
+    else if (!this.#saidCallFailed) {
+      // A wrong call (a key clash such as WRONGTYPE) is a bug to report once, not an outage.
+      this.#saidCallFailed = true
+      this.#owner.logger.warn(`tollgate: routing state call failed: ${(error as Error).message}`)
+    }
+    resolve(undefined)
   }
 
   /**
@@ -274,7 +287,7 @@ export class RedisRoutingState implements RoutingState {
       const backends = [...this.#owner.backends()]
       const args = new Array<string>(3 + 2 * backends.length)
       args[0] = this.#me
-      args[1] = String(this.#settings.leaseTtlMs)
+      args[1] = this.#leaseTtl
       args[2] = String(backends.length)
       for (let i = 0; i < backends.length; i++) {
         const b = backends[i] as BackendState

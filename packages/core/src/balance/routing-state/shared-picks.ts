@@ -40,7 +40,8 @@ export class SharedPicks {
     const count = this.#prefix === undefined || ctx.prompt === undefined ? 0 : backends.length
     const blocks = count === 0 ? undefined : this.#blocksOf(ctx.prompt as string, count)
     if (blocks === undefined) return undefined
-    const serving = model === undefined ? backends.slice() : backends.filter((b) => b.serves(model))
+    const serving: BackendState[] = []
+    for (const b of backends) if (model === undefined || b.serves(model)) serving.push(b)
     return this.state.view(serving, blocks).then((answered) => {
       if (answered) this.#prime(serving, blocks)
       return blocks
@@ -59,6 +60,11 @@ export class SharedPicks {
       if ((homes[i] as number) > index.homeLength(hashes, count))
         index.record(hashes, homes[i] as number, true)
     }
+  }
+
+  /** Right before the pick: the prompt's blocks, hashed for the view, spare the picker hashing it again. */
+  picking(ctx: PickContext, blocks: PromptBlocks): void {
+    this.#prefix?.hashed(ctx.prompt as string, blocks.hashes, blocks.count)
   }
 
   /** The lease at the chosen backend, recording the blocks there as the picker just did. */
