@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto'
 import http from 'node:http'
 import type { BackendsHandle } from '@tollgate/core'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { FakeModelServer } from '../examples/fake-model-server.js'
-import { type Answer, Cleanup, chat, fake, listen, send, waitFor } from './helpers/http.js'
+import { Cleanup, chat, fake, listen, send, waitFor } from './helpers/http.js'
+import { ask, routingPrefix, shareReturningHome, sharing, turn } from './helpers/replica-conversations.js'
 import { ROUTING_GATEWAYS } from './helpers/routing-gateways.js'
 
 // `precise-prefix` on gateway replicas that share `routingState`: each replica subscribes to the
@@ -17,28 +17,6 @@ beforeAll(() => {
   redis = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: 1 })
 })
 afterAll(() => redis.disconnect())
-
-const prefixOf = () => `tollgate-test:${randomBytes(6).toString('hex')}:`
-
-function sharing(prefix: string, replicas: number): Promise<void> {
-  return waitFor(
-    async () => (await redis.zcard(`${prefix}{routing}:replicas`)) === replicas,
-    'replicas sharing',
-  )
-}
-
-function ask(port: number, body: Record<string, unknown>): Promise<Answer> {
-  return send(port, { path: '/v1/chat/completions', body })
-}
-
-function turn(system: string, n: number): Record<string, unknown> {
-  const messages: { role: string; content: string }[] = [{ role: 'system', content: system }]
-  for (let i = 0; i < n; i++) {
-    messages.push({ role: 'user', content: `question ${i}` }, { role: 'assistant', content: `answer ${i}` })
-  }
-  messages.push({ role: 'user', content: `question ${n}` })
-  return chat({ messages, max_tokens: 2 })
-}
 
 function feed(backends: BackendsHandle, id: string) {
   const found = backends.kvEvents()?.feeds.find((f) => f.backend === id)
@@ -80,7 +58,7 @@ describe.each(ROUTING_GATEWAYS)('%s: precise-prefix replicas sharing routingStat
         fake(cleanup, { name, timePerTokenMs: 10, answerTokens: 1_000, kvEvents: {} }),
       ),
     )
-    const prefix = prefixOf()
+    const prefix = routingPrefix()
     const tokenizeUrl = await stalledTokenizer()
     const replicas = await Promise.all(
       [0, 1, 2].map(() =>
@@ -92,41 +70,17 @@ describe.each(ROUTING_GATEWAYS)('%s: precise-prefix replicas sharing routingStat
         }),
       ),
     )
-    await sharing(prefix, 3)
-    // Replica 0 alone has two long answers running, so it places new conversations by a load the
-    // others did not see then: only the shared index tells them where they went.
-    const background = [0, 1].map(() => ask(replicas[0]!.port, chat({ max_tokens: 60 })))
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    const conversations = Array.from(
-      { length: 6 },
-      (_, i) => `conversation ${i}: ${'Answer in the voice of the house and cite your sources. '.repeat(40)}`,
-    )
-    const first = new Map<string, string>()
-    for (const system of conversations) {
-      const answer = await ask(replicas[0]!.port, turn(system, 0))
-      expect(answer.status).toBe(200)
-      first.set(system, String(answer.headers['x-backend']))
-    }
-    let returned = 0
-    let later = 0
-    for (let n = 1; n < 4; n++) {
-      for (const system of conversations) {
-        const answer = await ask(replicas[1 + (n % 2)]!.port, turn(system, n))
-        expect(answer.status).toBe(200)
-        later++
-        if (first.get(system) === String(answer.headers['x-backend'])) returned++
-      }
-    }
-    await Promise.all(background)
+    await sharing(redis, prefix, 3)
+    const share = await shareReturningHome(replicas.map((r) => r.port))
     expect(replicas.every((r) => r.backends.kvEvents()?.routing.requests === 0)).toBe(true)
-    expect(returned / later).toBeGreaterThanOrEqual(0.9)
+    expect(share).toBeGreaterThanOrEqual(0.9)
   })
 
   it('routes by the engines’ events on every replica and holds maxConcurrency across them', async () => {
     const fakes = await Promise.all(
       ['a', 'b'].map((name) => fake(cleanup, { name, timeToFirstTokenMs: 60, kvEvents: {} })),
     )
-    const prefix = prefixOf()
+    const prefix = routingPrefix()
     const replicas = await Promise.all(
       [0, 1].map(() =>
         start(cleanup, {
@@ -142,7 +96,7 @@ describe.each(ROUTING_GATEWAYS)('%s: precise-prefix replicas sharing routingStat
         }),
       ),
     )
-    await sharing(prefix, 2)
+    await sharing(redis, prefix, 2)
     for (const f of fakes)
       await subscribed(
         replicas.map((r) => r.backends),
