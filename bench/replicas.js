@@ -7,6 +7,15 @@
  * CPU per request, and Redis memory per 1,000 conversations. Redis is a private `redis-server`.
  *
  *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4] [--loads 0.5,0.8] [--shared true|false]
+ *                          [--runs N] [--phase-s S] [--warm-s S] [--slow K] [--memory false] [--overlap-turns]
+ *
+ * `--runs` repeats every row with other arrival seeds and reports each run's ratios and their
+ * median. `--slow K` makes the fake servers K times slower and the arrivals K times rarer: the same
+ * utilisation and queueing, with K times less gateway, Redis and client CPU per second of server
+ * time, to tell what routing decides from what the machine's cores add.
+ *
+ * A conversation's next turn waits for the answer to its previous one (see `runPhase`'s
+ * `waitForAnswers`); `--overlap-turns` sends it regardless, as `bench/routing.js` does.
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -30,6 +39,7 @@ import {
   summarizePhase,
   WORKLOAD,
 } from './lib/routing-workload.js'
+import { median } from './lib/stats.js'
 
 const gatewayScript = fileURLToPath(new URL('./replica-gateway.js', import.meta.url))
 const CLOCK_TICKS = 100
@@ -88,7 +98,7 @@ async function redisCounters(client) {
   }
 }
 
-async function startReplicas(n, urls, routingState) {
+async function startReplicas(n, urls, routingState, slow = 1) {
   const options = {
     backends: urls.map((url, i) => ({
       url,
@@ -97,7 +107,7 @@ async function startReplicas(n, urls, routingState) {
       metrics: 'vllm',
     })),
     strategy: 'prefix-affinity',
-    loadReports: { intervalMs: 200 },
+    loadReports: { intervalMs: 200 * slow },
     ...(routingState ? { routingState } : {}),
   }
   return Promise.all(
@@ -122,15 +132,25 @@ async function main() {
       replicas: { type: 'string' },
       loads: { type: 'string' },
       shared: { type: 'string' },
+      runs: { type: 'string' },
+      'phase-s': { type: 'string' },
+      'warm-s': { type: 'string' },
+      slow: { type: 'string' },
+      memory: { type: 'string' },
+      'overlap-turns': { type: 'boolean' },
     },
   })
   const only = values.replicas?.split(',').map(Number)
   const quick = values.quick === true
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
-  const capacity = poolCapacity(meanTokens)
+  const slow = Number(values.slow ?? 1)
+  const runs = Number(values.runs ?? 1)
+  const capacity = poolCapacity(meanTokens, slow)
   const loads = values.loads?.split(',').map(Number) ?? (quick ? [0.5] : [0.5, 0.8])
-  const phaseMs = quick ? 3_000 : 6_000
-  const warmMs = quick ? 1_500 : 3_000
+  const phaseMs = values['phase-s'] ? Number(values['phase-s']) * 1000 : quick ? 3_000 : 6_000
+  const warmMs = values['warm-s'] ? Number(values['warm-s']) * 1000 : quick ? 1_500 : 3_000
+  const timeoutMs = 60_000 * slow
+  const waitForAnswers = values['overlap-turns'] !== true
   const configs = [
     { replicas: 1, shared: false },
     { replicas: 1, shared: true },
@@ -144,68 +164,88 @@ async function main() {
   const redis = await startRedis()
   let memory
   try {
-    for (const [k, config] of configs.entries()) {
-      if (only && !only.includes(config.replicas)) continue
-      if (values.shared !== undefined && String(config.shared) !== values.shared) continue
-      const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)))
-      const urls = backends.map((b) => b.ready)
-      const prefix = `bench${k}:`
-      const replicas = await startReplicas(config.replicas, urls, config.shared && { url: redis.url, prefix })
-      const targets = replicas.map((r) => `http://127.0.0.1:${r.ready.port}/v1/chat/completions`)
-      const turnOf = new Array(WORKLOAD.conversations).fill(0)
-      try {
-        await runPhase({
-          url: targets,
-          ratePerSecond: capacity * 0.5,
-          durationMs: warmMs,
-          seed: 100,
-          texts,
-          turnOf,
-          timeoutMs: 60_000,
-        })
-        for (const [p, load] of loads.entries()) {
-          const before = await Promise.all(urls.map(prefixCounters))
-          const redisBefore = await redisCounters(redis.client)
-          const cpuBefore = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0)
-          const run = await runPhase({
+    for (let round = 0; round < runs; round++)
+      for (const [k, config] of configs.entries()) {
+        if (only && !only.includes(config.replicas)) continue
+        if (values.shared !== undefined && String(config.shared) !== values.shared) continue
+        const backends = await Promise.all(BACKENDS.map((b) => startBackend(b, 0, slow)))
+        const urls = backends.map((b) => b.ready)
+        const prefix = `bench${round}-${k}:`
+        const replicas = await startReplicas(
+          config.replicas,
+          urls,
+          config.shared && { url: redis.url, prefix },
+          slow,
+        )
+        const targets = replicas.map((r) => `http://127.0.0.1:${r.ready.port}/v1/chat/completions`)
+        const turnOf = new Array(WORKLOAD.conversations).fill(0)
+        try {
+          await runPhase({
             url: targets,
-            ratePerSecond: capacity * load,
-            durationMs: phaseMs,
-            seed: p + 1,
+            ratePerSecond: capacity * 0.5,
+            durationMs: warmMs,
+            seed: 100 + 1000 * round,
             texts,
             turnOf,
-            timeoutMs: 60_000,
+            timeoutMs,
+            waitForAnswers,
           })
-          const cpu = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0) - cpuBefore
-          const redisAfter = await redisCounters(redis.client)
-          const after = await Promise.all(urls.map(prefixCounters))
-          const s = summarizePhase(run, before, after)
-          const row = {
-            ...config,
-            load,
-            s,
-            cpuMsPerRequest: (cpu * 1000) / s.requests,
-            redisCallsPerRequest: (redisAfter.calls - redisBefore.calls) / s.requests,
-            redisCpuUsPerRequest: ((redisAfter.cpu - redisBefore.cpu) * 1e6) / s.requests,
+          for (const [p, load] of loads.entries()) {
+            const before = await Promise.all(urls.map(prefixCounters))
+            const redisBefore = await redisCounters(redis.client)
+            const cpuBefore = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0)
+            const run = await runPhase({
+              url: targets,
+              ratePerSecond: capacity * load,
+              durationMs: phaseMs,
+              seed: p + 1 + 1000 * round,
+              texts,
+              turnOf,
+              timeoutMs,
+              waitForAnswers,
+            })
+            const cpu = replicas.reduce((sum, r) => sum + cpuSeconds(r.pid), 0) - cpuBefore
+            const redisAfter = await redisCounters(redis.client)
+            const after = await Promise.all(urls.map(prefixCounters))
+            const s = summarizePhase(run, before, after)
+            const row = {
+              ...config,
+              run: round,
+              load,
+              s,
+              cpuMsPerRequest: (cpu * 1000) / s.requests,
+              redisCallsPerRequest: (redisAfter.calls - redisBefore.calls) / s.requests,
+              redisCpuUsPerRequest: ((redisAfter.cpu - redisBefore.cpu) * 1e6) / s.requests,
+            }
+            results.push(row)
+            console.error(
+              `  run ${round + 1}: ${config.replicas} replica(s) ${config.shared ? 'shared' : 'alone'} ${pct(load)}: ${s.requests} req, ` +
+                `hit ${pct(s.hitRate)}, TTFT p50 ${num(s.ttft.p50)} p90 ${num(s.ttft.p90)} ms, ${s.errors} errors, ${s.overlapped} overlapped, ` +
+                `gateway CPU ${num(row.cpuMsPerRequest)} ms/req, Redis ${num(row.redisCallsPerRequest)} calls/req ${num(row.redisCpuUsPerRequest)} µs/req`,
+            )
           }
-          results.push(row)
-          console.error(
-            `  ${config.replicas} replica(s) ${config.shared ? 'shared' : 'alone'} ${pct(load)}: ${s.requests} req, ` +
-              `hit ${pct(s.hitRate)}, TTFT p50 ${num(s.ttft.p50)} p90 ${num(s.ttft.p90)} ms, ${s.errors} errors, ` +
-              `gateway CPU ${num(row.cpuMsPerRequest)} ms/req, Redis ${num(row.redisCallsPerRequest)} calls/req ${num(row.redisCpuUsPerRequest)} µs/req`,
-          )
+        } finally {
+          await Promise.all(replicas.map((r) => r.stop()))
+          await Promise.all(backends.map((b) => b.stop()))
         }
-      } finally {
-        await Promise.all(replicas.map((r) => r.stop()))
-        await Promise.all(backends.map((b) => b.stop()))
       }
-    }
-    memory = await memoryPer1000(redis)
+    if (values.memory !== 'false') memory = await memoryPer1000(redis)
   } finally {
     redis.stop()
     await stopAll()
   }
-  const markdown = report(results, loads, capacity, phaseMs, warmMs, quick, memory)
+  const markdown = report(results, {
+    loads,
+    capacity,
+    phaseMs,
+    warmMs,
+    quick,
+    memory,
+    slow,
+    runs,
+    waitForAnswers,
+    argv: process.argv.slice(2).filter((a, i, all) => a !== '--out' && all[i - 1] !== '--out'),
+  })
   console.log(markdown)
   if (values.out) writeFileSync(values.out, markdown)
 }
@@ -259,29 +299,39 @@ async function memoryPer1000(redis) {
   }
 }
 
-function report(results, loads, capacity, phaseMs, warmMs, quick, memory) {
+function report(
+  results,
+  { loads, capacity, phaseMs, warmMs, quick, memory, slow, runs, argv, waitForAnswers },
+) {
+  const command = `node bench/replicas.js${argv.length ? ` ${argv.join(' ')}` : ''}`
   const lines = [
     '## Gateway replicas sharing routing state',
     '',
-    `_${quick ? 'Quick' : 'Full'} run, ${new Date().toISOString()}; \`node bench/replicas.js${quick ? ' --quick' : ''}\`, ` +
-      'on the shared 2-core machine with other work running: compare rows, not absolute figures._',
+    `_${quick ? 'Quick' : 'Full'} run, ${new Date().toISOString()}; \`${command}\`, ` +
+      'on the shared 2-core machine: compare rows, not absolute figures._',
     '',
     `The workload of "Routing on prefixes and reported load" (${WORKLOAD.conversations} conversations with their own ` +
       `${WORKLOAD.systemChars}-character system prompt and a growing history; Poisson arrivals, each the next turn of a ` +
-      'conversation drawn at random) against the same three fake vLLM servers, through 1, 2 or 4 Fastify replicas ' +
-      '(prefix-affinity, vLLM metrics scraped every 200 ms by each replica); each arrival goes to the next replica, ' +
+      `conversation drawn at random${waitForAnswers ? ' among those whose previous turn has been answered' : ', answered or not'}) against the same three fake vLLM servers, through 1, 2 or 4 Fastify replicas ` +
+      `(prefix-affinity, vLLM metrics scraped every ${200 * slow} ms by each replica); each arrival goes to the next replica, ` +
       'so a conversation\'s turns land on different replicas. "shared": `routingState` on a private redis-server. ' +
-      `Loads are fractions of ${num(capacity)} req/s; fresh servers per row, a ${warmMs / 1000} s warm-up at 50%, then ` +
-      `${phaseMs / 1000} s per load. Gateway CPU is the replicas' CPU time over the phase per request; Redis calls are ` +
-      'script calls (EVALSHA/EVAL) per request, heartbeats included.',
+      `Loads are fractions of ${num(capacity)} req/s${slow !== 1 ? ` (servers ${slow}× slower than the other suites', arrivals ${slow}× rarer)` : ''}; ` +
+      `fresh servers per row, a ${warmMs / 1000} s warm-up at 50%, then ${phaseMs / 1000} s per load` +
+      `${runs > 1 ? `; ${runs} runs, each with its own arrival seeds, the same seeds for every row of a run` : ''}. ` +
+      "Gateway CPU is the replicas' CPU time over the phase per request; Redis calls are " +
+      'script calls (EVALSHA/EVAL) per request, heartbeats included; "overlapped turns" were sent while their ' +
+      "conversation's previous turn was still unanswered" +
+      `${waitForAnswers ? ' (every conversation was waiting for an answer)' : ''}.`,
     '',
   ]
+  const label = (r) => `${r.replicas} replica${r.replicas > 1 ? 's' : ''}${r.shared ? ', shared' : ''}`
   for (const load of loads) {
     lines.push(`### ${pct(load)} load`, '')
     const rows = results
       .filter((r) => r.load === load)
       .map((r) => [
-        `${r.replicas} replica${r.replicas > 1 ? 's' : ''}${r.shared ? ', shared' : ''}`,
+        ...(runs > 1 ? [String(r.run + 1)] : []),
+        label(r),
         pct(r.s.hitRate),
         num(r.s.ttft.p50),
         num(r.s.ttft.p90),
@@ -289,11 +339,13 @@ function report(results, loads, capacity, phaseMs, warmMs, quick, memory) {
         num(r.cpuMsPerRequest),
         r.shared ? num(r.redisCallsPerRequest) : '—',
         r.shared ? num(r.redisCpuUsPerRequest) : '—',
+        pct(r.s.overlapped / r.s.requests),
         String(r.s.errors),
       ])
     lines.push(
       table(
         [
+          ...(runs > 1 ? ['run'] : []),
           'gateways',
           'prefix hit',
           'TTFT p50 ms',
@@ -302,22 +354,36 @@ function report(results, loads, capacity, phaseMs, warmMs, quick, memory) {
           'gateway CPU ms/req',
           'Redis calls/req',
           'Redis CPU µs/req',
+          'overlapped turns',
           'errors',
         ],
         rows,
       ),
       '',
     )
-    const one = results.find((r) => r.load === load && r.replicas === 1 && !r.shared)
-    for (const shared of [false, true]) {
-      const four = results.find((r) => r.load === load && r.replicas === 4 && r.shared === shared)
-      if (!one || !four) continue
-      lines.push(
-        `4 replicas${shared ? ' sharing routingState' : ' alone'}: prefix hit ${pct(four.s.hitRate)} vs ${pct(one.s.hitRate)} ` +
-          `(${num((four.s.hitRate / one.s.hitRate - 1) * 100)}%), TTFT p90 ×${num(four.s.ttft.p90 / one.s.ttft.p90)} ` +
-          'of 1 replica; goal: within 10%.',
-        '',
-      )
+    for (const n of [2, 4]) {
+      for (const shared of [false, true]) {
+        const pairs = []
+        for (let run = 0; run < runs; run++) {
+          const one = results.find((r) => r.run === run && r.load === load && r.replicas === 1 && !r.shared)
+          const many = results.find(
+            (r) => r.run === run && r.load === load && r.replicas === n && r.shared === shared,
+          )
+          if (one && many)
+            pairs.push({ hit: many.s.hitRate / one.s.hitRate - 1, p90: many.s.ttft.p90 / one.s.ttft.p90 })
+        }
+        if (pairs.length === 0) continue
+        const within = pairs.filter((x) => Math.abs(x.hit) <= 0.1 && x.p90 <= 1.1).length
+        const each = pairs
+          .map((x) => `${x.hit >= 0 ? '+' : ''}${num(x.hit * 100)}%, ×${num(x.p90)}`)
+          .join('; ')
+        lines.push(
+          `${n} replicas${shared ? ' sharing routingState' : ' alone'} against 1 replica (prefix hit, TTFT p90), ` +
+            `${pairs.length > 1 ? `per run: ${each}; median ${signed(median(pairs.map((x) => x.hit)) * 100)}%, ` + `×${num(median(pairs.map((x) => x.p90)))}` : each}` +
+            `; within 10% of both in ${within} of ${pairs.length}.`,
+          '',
+        )
+      }
     }
   }
   if (memory) {
@@ -330,6 +396,10 @@ function report(results, loads, capacity, phaseMs, warmMs, quick, memory) {
     )
   }
   return lines.join('\n')
+}
+
+function signed(x) {
+  return `${x >= 0 ? '+' : ''}${num(x)}`
 }
 
 await main()

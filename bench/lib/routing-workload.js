@@ -87,21 +87,30 @@ export function conversationTexts(seed = 7, label = 'Conversation') {
   }))
 }
 
-/** Answers per second the pool sustains when every request's prefix is cached (only its new turn is prefilled). */
-export function poolCapacity(meanTokens) {
+/**
+ * Answers per second the pool sustains when every request's prefix is cached (only its new turn is
+ * prefilled). `slow` is the servers' time scale (see `startBackend`): k times slower, k times fewer.
+ */
+export function poolCapacity(meanTokens, slow = 1) {
   const systemTokens = WORKLOAD.systemChars / CHARS_PER_TOKEN
   const turnTokens = (WORKLOAD.userChars + WORKLOAD.assistantChars) / CHARS_PER_TOKEN
   const newTokens = (systemTokens + WORKLOAD.maxTurns * turnTokens) / WORKLOAD.maxTurns
   let total = 0
   for (const b of BACKENDS) {
-    const perToken = MODEL.tptMs * (1 + MODEL.batchSlowdown * (b.capacity - 1))
-    const serviceMs = MODEL.ttftMs + (newTokens / b.prefillTps) * 1000 + (meanTokens - 1) * perToken
-    total += Math.min((b.capacity * 1000) / serviceMs, b.prefillTps / newTokens)
+    const perToken = slow * MODEL.tptMs * (1 + MODEL.batchSlowdown * (b.capacity - 1))
+    const prefillTps = b.prefillTps / slow
+    const serviceMs = slow * MODEL.ttftMs + (newTokens / prefillTps) * 1000 + (meanTokens - 1) * perToken
+    total += Math.min((b.capacity * 1000) / serviceMs, prefillTps / newTokens)
   }
   return total
 }
 
-export async function startBackend(b, port = 0) {
+/**
+ * One fake vLLM server. `slow` stretches its time by that factor (first-token and per-token time
+ * times `slow`, prefill throughput divided by it): the same queueing at 1/`slow` of the request
+ * rate, so the machine's CPU weighs `slow` times less on what is measured.
+ */
+export async function startBackend(b, port = 0, slow = 1) {
   return startProcess({
     name: `backend ${b.name}`,
     cmd: process.execPath,
@@ -114,13 +123,13 @@ export async function startBackend(b, port = 0) {
       '--capacity',
       String(b.capacity),
       '--ttft',
-      String(MODEL.ttftMs),
+      String(MODEL.ttftMs * slow),
       '--tpt',
-      String(MODEL.tptMs),
+      String(MODEL.tptMs * slow),
       '--batch-slowdown',
       String(MODEL.batchSlowdown),
       '--prefill-tps',
-      String(b.prefillTps),
+      String(b.prefillTps / slow),
       '--kv-tokens',
       String(MODEL.kvTokens),
       '--tokens',
@@ -179,8 +188,23 @@ export async function prefixCounters(url) {
  * Open-loop: each arrival is the next turn of a conversation drawn at random (so conversations
  * interleave), with its whole history, whether or not the previous turn has been answered. `url`
  * may be a list (gateway replicas behind a Service): arrivals go to each in turn.
+ *
+ * `waitForAnswers`: as a person chats, a conversation's next turn is sent only once its previous
+ * turn has been answered; an arrival drawn for a conversation still waiting goes to the next one
+ * that is not (and to the drawn one when all are waiting: counted as `overlapped`). Without it, a
+ * queue that makes answers slower than arrivals sends turns whose prefix nobody has computed yet,
+ * so every server misses it: a miss storm of the workload's making, not the router's.
  */
-export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, turnOf, timeoutMs }) {
+export async function runPhase({
+  url,
+  ratePerSecond,
+  durationMs,
+  seed,
+  texts,
+  turnOf,
+  timeoutMs,
+  waitForAnswers = false,
+}) {
   const arrivals = poissonSchedule({ ratePerSecond, durationMs, seed })
   const pick = seededRandom(seed ^ 0x5bd1e995)
   const drawLength = paretoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
@@ -192,6 +216,9 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
   })
   const pending = []
   const start = performance.now()
+  // Turns of each conversation sent and not yet answered.
+  const waiting = new Uint16Array(WORKLOAD.conversations)
+  let overlapped = 0
 
   const bodyOf = (c, maxTokens) => {
     const conv = texts[c]
@@ -238,6 +265,7 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
       outcome.error = err?.name === 'TimeoutError' ? 'timeout' : (err?.code ?? err?.name ?? 'error')
     } finally {
       deadline.clear()
+      waiting[conversation]--
     }
     return outcome
   }
@@ -248,7 +276,14 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
       const now = performance.now() - start
       while (next < arrivals.length && arrivals[next] <= now) {
         const at = arrivals[next++]
-        const c = Math.floor(pick() * WORKLOAD.conversations)
+        let c = Math.floor(pick() * WORKLOAD.conversations)
+        if (waitForAnswers && waiting[c] > 0) {
+          let k = 1
+          while (k < WORKLOAD.conversations && waiting[(c + k) % WORKLOAD.conversations] > 0) k++
+          if (k < WORKLOAD.conversations) c = (c + k) % WORKLOAD.conversations
+        }
+        if (waiting[c] > 0) overlapped++
+        waiting[c]++
         const tokens = drawLength(lengthRandom)
         const target = Array.isArray(url) ? url[(next - 1) % url.length] : url
         pending.push(one(at, c, bodyOf(c, tokens), tokens, target))
@@ -261,7 +296,7 @@ export async function runPhase({ url, ratePerSecond, durationMs, seed, texts, tu
   const outcomes = await Promise.all(pending)
   const elapsedMs = performance.now() - start
   await dispatcher.close().catch(() => {})
-  return { outcomes, elapsedMs, arrivals: arrivals.length }
+  return { outcomes, elapsedMs, arrivals: arrivals.length, overlapped }
 }
 
 export function summarizePhase(run, before, after) {
@@ -277,6 +312,7 @@ export function summarizePhase(run, before, after) {
   }
   return {
     requests: run.arrivals,
+    overlapped: run.overlapped,
     errors: run.arrivals - ok.length,
     ttft: summarize(ok.map((o) => o.ttftMs)),
     e2e: summarize(ok.map((o) => o.e2eMs)),
