@@ -1,6 +1,7 @@
 import { optionNames } from '../option-names.js'
 import { checkNumber, checkOptionGroup, fail } from '../validation.js'
 import type { BackendState } from './backend-state.js'
+import type { LoraReport } from './load-reports/lora-report.js'
 import { capacityOf, loadOf } from './prefill-cost.js'
 
 /** `loraAffinity` as an object: its knob. `true` takes the default. */
@@ -48,26 +49,33 @@ export class LoraAffinity {
   ): readonly BackendState[] {
     if (candidates.length < 2) return candidates
     const holders = this.#holders
-    const open = this.#open
     holders.length = 0
-    open.length = 0
     let slotsTaken = 0
+    for (const b of candidates) {
+      const lora = b.freshReport()?.lora
+      if (lora === undefined) continue
+      if (lora.adapters.has(model)) holders.push(b)
+      else if (slotsFull(lora)) slotsTaken++
+    }
+    // The common cases end here: the base model, or nothing to prefer nor to avoid.
+    if (holders.length === 0 && (slotsTaken === 0 || !listedBy(registered, model))) return candidates
     let total = 1
     let capacity = 0
     for (const b of candidates) {
       total += loadOf(b)
       capacity += capacityOf(b)
-      const lora = b.freshReport()?.lora
-      if (lora === undefined) open.push(b)
-      else if (lora.adapters.has(model)) holders.push(b)
-      else if (lora.maxLora !== undefined && lora.adapters.size >= lora.maxLora) slotsTaken++
-      else open.push(b)
     }
-    if (holders.length === 0 && (slotsTaken === 0 || !listedBy(registered, model))) return candidates
-    keepWithinBound(holders, total, capacity, this.loadFactor)
+    const loadFactor = this.loadFactor
+    keepWithinBound(holders, total, capacity, loadFactor)
     if (holders.length > 0) return holders
     if (slotsTaken === 0) return candidates
-    keepWithinBound(open, total, capacity, this.loadFactor)
+    const open = this.#open
+    open.length = 0
+    for (const b of candidates) {
+      const lora = b.freshReport()?.lora
+      if (lora === undefined || !slotsFull(lora)) open.push(b)
+    }
+    keepWithinBound(open, total, capacity, loadFactor)
     return open.length > 0 ? open : candidates
   }
 }
@@ -80,6 +88,11 @@ export function createLoraAffinity(value: unknown): LoraAffinity | null {
     fail('loraAffinity', 'true, false or { loadFactor }', value)
   checkOptionGroup('loraAffinity', value, LORA_AFFINITY_OPTION_NAMES)
   return new LoraAffinity(value as LoraAffinityOptions)
+}
+
+/** Every adapter slot taken: a request for another adapter waits there for one to free. */
+function slotsFull(lora: LoraReport): boolean {
+  return lora.maxLora !== undefined && lora.adapters.size >= lora.maxLora
 }
 
 /** Whether some backend's fresh report lists `model` as an adapter. */
