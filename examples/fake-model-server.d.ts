@@ -93,6 +93,17 @@ export interface FakeModelServerOptions extends FailureOptions {
   failureMode?: FailureMode
   /** Bodies larger than this get a 413. Default 16 MiB. */
   maxBodyBytes?: number
+  /**
+   * LoRA adapters served as models on top of the base `models`, as vLLM's `--lora-modules`: a
+   * request names one in `model`, and `/metrics` (format `vllm`) reports them in
+   * `vllm:lora_requests_info`. Default none.
+   */
+  loraAdapters?: string[]
+  /**
+   * Adapters one batch may hold (vLLM's `--max-loras`): a request whose adapter would be one too
+   * many waits, and later requests that fit go ahead of it. Default 1.
+   */
+  maxLoras?: number
 }
 
 /** Live counters: the object is updated in place. */
@@ -125,6 +136,8 @@ export interface FakeServerStats {
   kvBlocksUsed: number
   /** `GET /metrics` requests (counted in `requests` too). */
   metricsRequests: number
+  /** LoRA adapters loaded into one of the `maxLoras` slots (starting a request whose adapter was not in one). */
+  loraLoads: number
 }
 
 export interface KvCacheState {

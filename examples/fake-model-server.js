@@ -6,8 +6,9 @@
  * answer (the next in line waits when it is full) and keeps freed prompt blocks as a prefix cache,
  * only uncached prompt tokens are prefilled, every token gets slower as the batch grows, answer
  * lengths can be heavy-tailed, and a client that goes away stops its generation at once. `/metrics`
- * reports queue, batch and KV usage under vLLM's, SGLang's, TGI's or llama.cpp's names. Failure modes
- * can be switched at runtime.
+ * reports queue, batch and KV usage under vLLM's, SGLang's, TGI's or llama.cpp's names. LoRA adapters
+ * can be served as models, at most `maxLoras` of them in one batch, as vLLM does, and reported in
+ * vLLM's `vllm:lora_requests_info`. Failure modes can be switched at runtime.
  *
  * Only Node built-ins, no build step: `node examples/fake-model-server.js --help`.
  * Types for TypeScript callers live in `fake-model-server.d.ts`.
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { blockHashes, KvCache } from './fake-model-server/kv-cache.js'
 import { KvEventPublisher } from './fake-model-server/kv-events.js'
+import { LoraSlots } from './fake-model-server/lora-slots.js'
 import { METRICS_FORMATS, renderMetrics } from './fake-model-server/metrics.js'
 import { laxInteger, parseRequestJson } from './fake-model-server/request-json.js'
 import { tokenize } from './fake-model-server/tokenizer.js'
@@ -33,12 +35,14 @@ import { tokenize } from './fake-model-server/tokenizer.js'
  *   maxBodyBytes?: number, prefillTokensPerSecond?: number, blockSize?: number, kvCacheTokens?: number,
  *   prefixCaching?: boolean, metricsFormat?: MetricsFormat, timeScale?: number,
  *   kvEvents?: import('./fake-model-server/kv-events.js').KvEventOptions,
+ *   loraAdapters?: string[], maxLoras?: number,
  * }} FakeModelServerOptions
  * @typedef {'vllm' | 'vllm-v0' | 'sglang' | 'tgi' | 'llamacpp' | 'none'} MetricsFormat
  * @typedef {{
  *   requests: number, inFlight: number, queued: number, completed: number, cancelled: number,
  *   rejected: number, failed: number, maxConcurrent: number, connections: number, tokens: number,
  *   promptTokens: number, cachedPromptTokens: number, kvBlocksUsed: number, metricsRequests: number,
+ *   loraLoads: number,
  * }} FakeServerStats
  * @typedef {{
  *   method: string, url: string, headers: import('node:http').IncomingHttpHeaders,
@@ -135,6 +139,7 @@ export async function startFakeModelServer(options = {}) {
   const kvCacheTokens = positive(options.kvCacheTokens, DEFAULT_KV_CACHE_TOKENS, 'kvCacheTokens')
   const timeScale = positiveRate(options.timeScale ?? 1, 'timeScale')
   const metricsFormat = checkMetricsFormat(options.metricsFormat ?? 'vllm')
+  const lora = loraSlots(options.loraAdapters, options.maxLoras, models)
   if (!Number.isInteger(blockSize)) throw new TypeError('blockSize must be an integer')
   if (kvCacheTokens < blockSize) throw new TypeError('kvCacheTokens must hold at least one block')
   const kv = new KvCache(Math.floor(kvCacheTokens / blockSize), blockSize, options.prefixCaching !== false)
@@ -175,6 +180,7 @@ export async function startFakeModelServer(options = {}) {
     cachedPromptTokens: 0,
     kvBlocksUsed: 0,
     metricsRequests: 0,
+    loraLoads: 0,
   }
   /** @type {RecordedRequest | null} */
   let lastRequest = null
@@ -261,7 +267,11 @@ export async function startFakeModelServer(options = {}) {
     }
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (method !== 'GET') return void methodNotAllowed(res, 'GET')
+      /** @type {Record<string, unknown>[]} */
       const list = models.map((id) => ({ id, object: 'model', created: startedAt, owned_by: name }))
+      // vLLM lists each adapter as a model whose parent is the base model.
+      for (const id of lora?.adapters ?? [])
+        list.push({ id, object: 'model', created: startedAt, owned_by: name, parent: models[0] })
       if (path === '/v1/models') return void sendJson(res, 200, { object: 'list', data: list })
       const id = safeDecode(path.slice('/v1/models/'.length))
       const found = list.find((m) => m.id === id)
@@ -286,7 +296,7 @@ export async function startFakeModelServer(options = {}) {
    *   finishReason: string,
    *   promptTokens: number, words: () => number, text: string, dieAfter: number,
    *   state: 'queued' | 'generating' | 'done', hashes: string[], tokenIds: number[], cachedTokens: number, blocks: number[],
-   *   timer: NodeJS.Timeout | null,
+   *   timer: NodeJS.Timeout | null, adapter: string | null,
    * }} Generation
    */
 
@@ -312,7 +322,8 @@ export async function startFakeModelServer(options = {}) {
     const model = body.model ?? models[0]
     if (typeof model !== 'string')
       return sendError(res, 400, '`model` must be a string.', 'invalid_request_error', 'model')
-    if (!models.includes(model)) return modelNotFound(res, model)
+    if (!serves(model)) return modelNotFound(res, model)
+    const adapter = lora?.has(model) ? model : null
     if (kind === 'chat' && body.messages !== undefined && !Array.isArray(body.messages)) {
       return sendError(res, 400, '`messages` must be an array.', 'invalid_request_error', 'messages')
     }
@@ -358,7 +369,10 @@ export async function startFakeModelServer(options = {}) {
     const room = maxSequenceTokens - promptTokens
     const length = Math.min(typeof cap === 'number' ? Math.min(natural, cap) : natural, room)
     const waits =
-      queue.length > 0 || stats.inFlight >= capacity || !fits(hashes, promptTokens, promptTokens + length)
+      queue.length > 0 ||
+      stats.inFlight >= capacity ||
+      !fits(hashes, promptTokens, promptTokens + length) ||
+      (lora !== null && !lora.fits(adapter))
     if (waits && queue.length >= queueLimit) {
       stats.rejected++
       res.setHeader('retry-after', String(failureOptions.retryAfterSeconds))
@@ -397,6 +411,7 @@ export async function startFakeModelServer(options = {}) {
       tokenIds,
       cachedTokens: 0,
       blocks: [],
+      adapter,
     }
 
     res.on('close', () => {
@@ -419,6 +434,8 @@ export async function startFakeModelServer(options = {}) {
     else {
       queue.push(gen)
       stats.queued = queue.length
+      // Those ahead may wait only for an adapter slot, which this one does not need.
+      if (lora !== null) admit()
     }
   }
 
@@ -466,6 +483,11 @@ export async function startFakeModelServer(options = {}) {
     gen.state = 'generating'
     stats.inFlight++
     if (stats.inFlight > stats.maxConcurrent) stats.maxConcurrent = stats.inFlight
+    if (lora !== null) {
+      const loads = lora.loads
+      lora.start(gen.adapter)
+      stats.loraLoads += lora.loads - loads
+    }
     const hits = kv.hits(gen.hashes, cacheableBlocks(gen.promptTokens))
     gen.blocks = kv.allocate(gen.hashes, hits, gen.promptTokens + gen.length)
     if (kvEvents !== null) publishStored(gen)
@@ -600,6 +622,7 @@ export async function startFakeModelServer(options = {}) {
     live.delete(gen)
     if (!wasGenerating) return
     stats.inFlight--
+    lora?.finish(gen.adapter)
     kv.release(gen.blocks)
     gen.blocks = []
     stats.kvBlocksUsed = kv.usedBlocks
@@ -608,11 +631,19 @@ export async function startFakeModelServer(options = {}) {
 
   /**
    * Starts queued answers while they fit. First come, first served, as vLLM's scheduler: the head
-   * of the queue waits for room, and nobody behind it overtakes.
+   * of the queue waits for room, and nobody behind it overtakes, except past a request whose
+   * adapter would exceed `maxLoras`, which vLLM's scheduler skips.
    */
   function admit() {
-    while (queue.length > 0 && !closed && canStart(/** @type {Generation} */ (queue[0]))) {
-      const next = /** @type {Generation} */ (queue.shift())
+    let i = 0
+    while (i < queue.length && !closed) {
+      const next = /** @type {Generation} */ (queue[i])
+      if (!canStart(next)) break
+      if (lora !== null && !lora.fits(next.adapter)) {
+        i++
+        continue
+      }
+      queue.splice(i, 1)
       stats.queued = queue.length
       start(next)
     }
@@ -674,6 +705,10 @@ export async function startFakeModelServer(options = {}) {
       kvTokens: kv.usedBlocks * blockSize,
       batchTokens,
       ...totals,
+      lora:
+        lora === null
+          ? undefined
+          : { maxLora: lora.maxLoras, series: lora.report(queue.map((gen) => gen.adapter)) },
     })
     res.writeHead(200, {
       'content-type': 'text/plain; version=0.0.4; charset=utf-8',
@@ -711,9 +746,15 @@ export async function startFakeModelServer(options = {}) {
     )
   }
 
+  /** @param {string} model */
+  function serves(model) {
+    return models.includes(model) || lora?.has(model) === true
+  }
+
   /** @param {import('node:http').ServerResponse} res @param {string} model */
   function modelNotFound(res, model) {
-    const message = `The model \`${model}\` does not exist. Available models: ${models.join(', ')}.`
+    const available = [...models, ...(lora?.adapters ?? [])].join(', ')
+    const message = `The model \`${model}\` does not exist. Available models: ${available}.`
     sendError(res, 404, message, 'invalid_request_error', 'model', 'model_not_found')
   }
 
@@ -757,7 +798,7 @@ export async function startFakeModelServer(options = {}) {
     }
     const input = Array.isArray(body?.messages) ? body.messages : body?.prompt
     if (input === undefined) return sendError(res, 400, 'Give messages or prompt.', 'invalid_request_error')
-    if (body.model !== undefined && !models.includes(body.model)) return modelNotFound(res, body.model)
+    if (body.model !== undefined && !serves(body.model)) return modelNotFound(res, body.model)
     const tokens = tokenize(promptText(input))
     sendJson(res, 200, { count: tokens.length, max_model_len: maxSequenceTokens, tokens })
   }
@@ -847,6 +888,7 @@ export async function startFakeModelServer(options = {}) {
         promptTokens: 0,
         cachedPromptTokens: 0,
         metricsRequests: 0,
+        loraLoads: 0,
       })
       lastRequest = null
     },
@@ -865,6 +907,25 @@ export async function startFakeModelServer(options = {}) {
       return closing
     },
   }
+}
+
+/**
+ * @param {string[] | undefined} adapters @param {number | undefined} maxLoras @param {string[]} models
+ * @returns {LoraSlots | null}
+ */
+function loraSlots(adapters, maxLoras, models) {
+  if (adapters === undefined || adapters.length === 0) {
+    if (maxLoras !== undefined) throw new TypeError('maxLoras needs loraAdapters')
+    return null
+  }
+  for (const a of adapters) {
+    if (typeof a !== 'string' || a === '' || a.includes(','))
+      throw new TypeError(`loraAdapters: ${JSON.stringify(a)} is not an adapter name`)
+    if (models.includes(a)) throw new TypeError(`loraAdapters: ${a} is also a base model`)
+  }
+  const max = positive(maxLoras, 1, 'maxLoras')
+  if (!Number.isInteger(max)) throw new TypeError('maxLoras must be an integer')
+  return new LoraSlots(adapters, max)
 }
 
 /** @param {string} mode @returns {FailureMode} */
@@ -978,6 +1039,8 @@ const HELP = `Usage: node examples/fake-model-server.js [options]
   --kv-events-encoding array|map
                        event encoding: older vLLM's arrays (default) or newer vLLM's maps
   --metrics FORMAT     /metrics names: vllm | vllm-v0 | sglang | tgi | llamacpp | none (default vllm)
+  --lora NAME          a LoRA adapter it serves as a model; repeat or comma-separate
+  --max-loras N        adapters one batch may hold (default 1, as vLLM)
   --time-scale F       multiply every delay by F (default 1)
   --vllm               start from VLLM_LLAMA_8B_A100 (later flags override)
 
@@ -1009,6 +1072,8 @@ async function main(argv) {
       'kv-events-replay-port': { type: 'string' },
       'kv-events-encoding': { type: 'string' },
       metrics: { type: 'string' },
+      lora: { type: 'string', multiple: true },
+      'max-loras': { type: 'string' },
       'time-scale': { type: 'string' },
       vllm: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -1061,6 +1126,8 @@ async function main(argv) {
             encoding: /** @type {'array' | 'map'} */ (values['kv-events-encoding'] ?? 'array'),
           },
     metricsFormat: /** @type {MetricsFormat | undefined} */ (values.metrics),
+    loraAdapters: values.lora?.flatMap((m) => m.split(',')).filter(Boolean),
+    maxLoras: num(values['max-loras']),
     timeScale: num(values['time-scale']),
   }
   /** @type {Record<string, unknown>} */
@@ -1069,7 +1136,8 @@ async function main(argv) {
   const fake = await startFakeModelServer(options)
   console.log(fake.url)
   if (fake.kvEvents) console.error(`KV events on ${fake.kvEvents.endpoint}`)
-  console.error(`fake model server ${fake.name} serving ${fake.models.join(', ')}`)
+  const adapters = given.loraAdapters?.length ? ` and LoRA adapters ${given.loraAdapters.join(', ')}` : ''
+  console.error(`fake model server ${fake.name} serving ${fake.models.join(', ')}${adapters}`)
   const stop = () => void fake.close()
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)

@@ -646,6 +646,66 @@ describe('/metrics', () => {
   })
 })
 
+describe('LoRA adapters', () => {
+  /** The current series of `vllm:lora_requests_info`: the one with the latest timestamp. */
+  async function loraInfo(server: FakeModelServer): Promise<{ series: number; current: string }> {
+    const text = await (await fetch(`${server.url}/metrics`)).text()
+    const lines = text.split('\n').filter((l) => l.startsWith('vllm:lora_requests_info{'))
+    const at = (line: string) => Number(line.slice(line.lastIndexOf(' ') + 1))
+    const current = lines.reduce((a, b) => (at(b) >= at(a) ? b : a), '')
+    return { series: lines.length, current: current.slice(0, current.lastIndexOf(' ')) }
+  }
+
+  it('serves adapters as models, at most maxLoras in a batch, and reports them as vLLM does', async () => {
+    const server = await fake({
+      name: 'lora',
+      models: ['base'],
+      loraAdapters: ['a', 'b'],
+      maxLoras: 1,
+      capacity: 8,
+      timePerTokenMs: 10,
+      answerTokens: longOrShort,
+    })
+    const models = await json(await fetch(`${server.url}/v1/models`))
+    expect(models.data.map((m: { id: string }) => m.id)).toEqual(['base', 'a', 'b'])
+    expect(models.data[1]).toMatchObject({ object: 'model', parent: 'base' })
+    expect(await loraInfo(server)).toEqual({
+      series: 1,
+      current: 'vllm:lora_requests_info{max_lora="1",running_lora_adapters="",waiting_lora_adapters=""}',
+    })
+
+    const holder = abortable()
+    const held = expectingFailure(chat(server, { model: 'a', long: true }, holder.signal))
+    await waitFor(() => server.stats.inFlight === 1, 'a running')
+    // b would be a second adapter in the batch: it waits, and the base model and a go past it.
+    const b = chat(server, { model: 'b' })
+    await waitFor(() => server.stats.queued === 1, 'b waiting')
+    expect((await chat(server, { model: 'base' })).status).toBe(200)
+    expect((await chat(server, { model: 'a' })).status).toBe(200)
+    expect(server.stats.queued).toBe(1)
+    const busy = await loraInfo(server)
+    expect(busy.current).toBe(
+      'vllm:lora_requests_info{max_lora="1",running_lora_adapters="a",waiting_lora_adapters="b"}',
+    )
+    expect(busy.series).toBe(2)
+    expect(server.stats.loraLoads).toBe(1)
+
+    holder.abort()
+    expect((await b).status).toBe(200)
+    await Promise.allSettled([held])
+    // b took the one slot from a: a second load.
+    expect(server.stats.loraLoads).toBe(2)
+    expect((await loraInfo(server)).current).toContain('running_lora_adapters="",waiting_lora_adapters=""')
+    expect((await chat(server, { model: 'c' })).status).toBe(404)
+  })
+
+  it('refuses adapters it cannot serve', async () => {
+    await expect(startFakeModelServer({ maxLoras: 2 })).rejects.toThrow(/maxLoras needs loraAdapters/)
+    await expect(startFakeModelServer({ loraAdapters: ['fake-model'] })).rejects.toThrow(/also a base model/)
+    await expect(startFakeModelServer({ loraAdapters: ['a,b'] })).rejects.toThrow(/not an adapter name/)
+  })
+})
+
 describe('other endpoints and errors', () => {
   it('lists its models', async () => {
     const server = await fake({ name: 'm', models: ['llama-3-8b', 'qwen-2'] })

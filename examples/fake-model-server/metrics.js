@@ -4,7 +4,9 @@
  * formatting follow each engine's own exporter:
  *
  * - `vllm`: vLLM's V1 engine (`vllm/v1/metrics/loggers.py`, prometheus_client): labels
- *   `engine="0",model_name=…`, counters with `_total`, floats written `1.0`.
+ *   `engine="0",model_name=…`, counters with `_total`, floats written `1.0`. With LoRA adapters,
+ *   `vllm:lora_requests_info` (see lora-slots.js), its labels in the sorted order of
+ *   prometheus_client's multiprocess mode and its timestamps written as Go would (`1.7e+09`).
  * - `vllm-v0`: vLLM before V1 (`vllm/engine/metrics.py`): `vllm:gpu_cache_usage_perc` and the
  *   prefix-cache hit rate as a gauge, label `model_name` only.
  * - `sglang`: `python/sglang/srt/metrics/collector.py`: `sglang:num_running_reqs`,
@@ -24,11 +26,24 @@ export const METRICS_FORMATS = ['vllm', 'vllm-v0', 'sglang', 'tgi', 'llamacpp', 
  *   model: string, waiting: number, running: number, kvUsage: number, kvTokens: number,
  *   batchTokens: number, prefixQueries: number, prefixHits: number, promptTokens: number,
  *   generationTokens: number, succeeded: number, requests: number,
+ *   lora?: { maxLora: number, series: { running: string, waiting: string, at: number }[] },
  * }} EngineState
  */
 
 /** prometheus_client writes every value as a Python float: `0.0`, `3.0`, `0.25`. @param {number} v */
 const pyFloat = (v) => (Number.isInteger(v) ? v.toFixed(1) : String(v))
+
+/**
+ * prometheus_client's `floatToGoString`: Go switches to an exponent sooner than Python, from seven
+ * digits before the point on. @param {number} v
+ */
+function goFloat(v) {
+  const s = pyFloat(v)
+  const dot = s.indexOf('.')
+  if (!(v > 0 && dot > 6)) return s
+  const mantissa = `${s[0]}.${s.slice(1, dot)}${s.slice(dot + 1)}`.replace(/[0.]+$/, '')
+  return `${mantissa}e+0${dot - 1}`
+}
 
 /** @param {string} value */
 const label = (value) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
@@ -101,6 +116,7 @@ export function renderMetrics(format, s) {
         l,
         pyFloat(s.generationTokens),
       ),
+      s.lora === undefined ? '' : loraInfo(s.lora),
     ].join('')
   }
   if (format === 'vllm-v0') {
@@ -237,4 +253,15 @@ export function renderMetrics(format, s) {
     return [...counters.map(write('counter')), ...gauges.map(write('gauge'))].join('')
   }
   throw new TypeError(`no metrics in format ${format}`)
+}
+
+/** @param {NonNullable<EngineState['lora']>} lora */
+function loraInfo(lora) {
+  const name = 'vllm:lora_requests_info'
+  let text = `# HELP ${name} Running stats on lora requests.\n# TYPE ${name} gauge\n`
+  for (const s of lora.series) {
+    const labels = `max_lora="${lora.maxLora}",running_lora_adapters="${label(s.running)}",waiting_lora_adapters="${label(s.waiting)}"`
+    text += `${name}{${labels}} ${goFloat(s.at)}\n`
+  }
+  return text
 }

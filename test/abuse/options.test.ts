@@ -275,6 +275,7 @@ const EVERY_EXPRESS_OPTION: Record<keyof TollgateExpressOptions, true> = {
   prefixAffinity: true,
   precisePrefix: true,
   loadReports: true,
+  loraAffinity: true,
   zone: true,
   zonePreference: true,
   health: true,

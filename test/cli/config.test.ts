@@ -67,6 +67,19 @@ describe('gateway file validation', () => {
     expect(problemsOf(() => loadConfig(bad, {})).join('\n')).toContain('backends[0].kvEvents')
   })
 
+  it('accepts loraAffinity as true or { loadFactor }, and places a bad one', async () => {
+    const backends = 'backends:\n  - { url: http://127.0.0.1:8001, metrics: vllm }\nroutes: []\n'
+    for (const value of ['true', 'false', '{ loadFactor: 1 }']) {
+      expect(await checkConfigFile(file(`loraAffinity: ${value}\n${backends}`), {})).toBeDefined()
+    }
+    expect(problemsOf(() => loadConfig(file(`loraAffinity: always\n${backends}`), {}))).toEqual([
+      expect.stringMatching(/:1:15: loraAffinity must be true, false or \{ loadFactor \}; got "always"$/),
+    ])
+    expect(
+      await asyncProblemsOf(() => checkConfigFile(file(`loraAffinity: { loadFactr: 1 }\n${backends}`), {})),
+    ).toEqual([expect.stringMatching(/:1:\d+: .*loraAffinity.*loadFactr/)])
+  })
+
   it('reports every problem at once, unknown keys with a suggestion', () => {
     const problems = problemsOf(() =>
       loadConfig(

@@ -232,6 +232,10 @@ export const configSchema = {
     hashKey: nonEmptyString,
     consistentHash: { type: 'object' },
     prefixAffinity: { type: 'object' },
+    loraAffinity: {
+      description: 'true, false or { loadFactor }',
+      anyOf: [{ type: 'boolean' }, { type: 'object' }],
+    },
     precisePrefix: { type: 'object' },
     health: { type: 'object' },
     queue: { type: 'object' },

@@ -255,6 +255,13 @@ export class BackendState implements BackendTarget {
       waiting: report?.waiting ?? null,
       running: report?.running ?? null,
       kvUsage: report?.kvUsage ?? null,
+      lora: report?.lora
+        ? {
+            running: [...report.lora.running],
+            waiting: [...report.lora.waiting],
+            maxLora: report.lora.maxLora ?? null,
+          }
+        : null,
       ageMs: state?.ageMs ?? null,
       stale: state?.stale ?? true,
       sentSinceReport: this.sentSinceReport,

@@ -6,6 +6,7 @@ import { checkNumber, checkObject, checkOptionGroup } from '../validation.js'
 import { ACTIVE_CHECK_OPTION_NAMES, type ActiveHealthCheckOptions } from './active-health-check.js'
 import { type ConcurrencyQueueOptions, QUEUE_OPTION_NAMES } from './concurrency-queue.js'
 import { LOAD_REPORT_OPTION_NAMES, type LoadReportOptions } from './load-reports/backend-scrapers.js'
+import type { LoraAffinityOptions } from './lora-affinity.js'
 import { OUTLIER_OPTION_NAMES, type OutlierDetectorOptions } from './outlier-detector.js'
 import type { ConsistentHashOptions } from './pickers/index.js'
 import type { PickerFunction, RandomSource, StrategyName } from './pickers/picker.js'
@@ -35,6 +36,13 @@ export interface BalancerOptions {
   precisePrefix?: PrecisePrefixOptions
   /** How backends with `metrics` are scraped, and when a report counts as saturated. */
   loadReports?: LoadReportOptions
+  /**
+   * A request naming a LoRA adapter as its `model` goes, among the candidates the strategy would
+   * choose from, to those whose vLLM load report lists the adapter as running or waiting, while
+   * they are within a load bound; backends whose adapter slots are all taken by others are
+   * avoided. Needs `metrics: 'vllm'` on the backends. Default off.
+   */
+  loraAffinity?: boolean | LoraAffinityOptions
   /** This gateway's zone: backends in it are used first. Default none (zones play no part). */
   zone?: string
   /** Zones to spill to, in order, when the gateway's own zone has no room; other zones come after. */

@@ -13,6 +13,7 @@ import { STILL_FULL } from './concurrency-queue.js'
 import { EjectionNotices } from './ejection-notices.js'
 import { BalancerError } from './errors.js'
 import { BackendScrapers } from './load-reports/backend-scrapers.js'
+import { createLoraAffinity, type LoraAffinity } from './lora-affinity.js'
 import { OutlierDetector } from './outlier-detector.js'
 import { createPicker, type Picker } from './pickers/index.js'
 import { PrecisePrefixPicker } from './pickers/precise-prefix.js'
@@ -57,6 +58,8 @@ export class BackendBalancer implements Balancer {
   readonly outlierDetector: OutlierDetector | null
   readonly activeHealthCheck: ActiveHealthCheck | null
   readonly zones: ZonePlan
+  /** `loraAffinity`: narrows the candidates of a request for an adapter; null when off. */
+  readonly loraAffinity: LoraAffinity | null
   readonly #scrapers: BackendScrapers
   readonly #queue: WaitQueue<BackendLease | Promise<BackendLease>> & { snapshot(): FairQueueSnapshot }
   readonly #now: () => number
@@ -73,6 +76,7 @@ export class BackendBalancer implements Balancer {
     this.#now = options.now ?? Date.now
     this.zones = new ZonePlan(options.zone, options.zonePreference)
     this.#scrapers = new BackendScrapers(options.loadReports, this.#now)
+    this.loraAffinity = createLoraAffinity(options.loraAffinity)
     this.picker = createPicker(options.strategy ?? 'round-robin', {
       random: options.random,
       consistentHash: options.consistentHash,
@@ -293,7 +297,10 @@ export class BackendBalancer implements Balancer {
     }
 
     if (blocks !== undefined) this.#shared?.picking(ctx, blocks)
-    const backend = this.picker.pick(candidates, ctx, this.registry)
+    const lora = this.loraAffinity
+    const pickFrom =
+      lora === null || model === undefined ? candidates : lora.narrow(candidates, model, this.registry.list())
+    const backend = this.picker.pick(pickFrom, ctx, this.registry)
     if (backend === undefined) {
       throw new BalancerError('The custom picker chose no backend', 503, 'no_backend_available')
     }

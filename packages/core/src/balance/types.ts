@@ -91,6 +91,11 @@ export interface LoadReportSnapshot {
   waiting: number | null
   running: number | null
   kvUsage: number | null
+  /**
+   * LoRA adapters with requests running and waiting there, and how many one batch may hold
+   * (`vllm:lora_requests_info`); null when the last report had none.
+   */
+  lora: { running: string[]; waiting: string[]; maxLora: number | null } | null
   /** Milliseconds since the last good report; null before the first. */
   ageMs: number | null
   /** Not used for routing: none yet, older than `loadReports.staleAfterMs`, or the last scrape failed. */

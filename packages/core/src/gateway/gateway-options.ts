@@ -42,6 +42,7 @@ export const GATEWAY_OPTION_NAMES = optionNames<GatewayOptions<unknown>>()([
   'prefixAffinity',
   'precisePrefix',
   'loadReports',
+  'loraAffinity',
   'zone',
   'zonePreference',
   'health',

@@ -71,6 +71,7 @@ export class ForwardingGateway<Req> {
       prefixAffinity,
       precisePrefix,
       loadReports,
+      loraAffinity,
       zone,
       zonePreference,
       health,
@@ -93,6 +94,7 @@ export class ForwardingGateway<Req> {
       prefixAffinity,
       precisePrefix,
       loadReports,
+      loraAffinity,
       zone,
       zonePreference,
       health,
@@ -153,7 +155,8 @@ export class ForwardingGateway<Req> {
       input.hashKey = typeof key === 'string' ? key : undefined
     }
     input.rewrite = route.rewrite
-    input.readModel = this.routesByModel
+    // LoRA affinity reads `model` even when no backend declares models (each then serves any).
+    input.readModel = this.routesByModel || this.balancer.loraAffinity !== null
     input.readPrompt = route.prompt
     const events = this.#requestEvents?.forwardStart(input)
     if (events === undefined) return this.forwarder.forward(input)

@@ -1,3 +1,4 @@
+import { LORA_METRIC, type LoraReport, toLoraReport } from './lora-report.js'
 import { parsePrometheusText, type Sample } from './prometheus-text.js'
 
 /** What a model server says about its own load, read from its `/metrics`. */
@@ -10,6 +11,8 @@ export interface LoadReport {
   readonly kvUsage: number | undefined
   /** When the report arrived (ms, the scraper's clock). */
   readonly at: number
+  /** The LoRA adapters it has requests for; undefined when it reports none (LoRA off, or not vLLM). */
+  readonly lora?: LoraReport | undefined
 }
 
 export type MetricsFormat = 'vllm' | 'sglang' | 'tgi' | 'llamacpp'
@@ -21,12 +24,14 @@ interface EngineMetricNames {
   readonly running: string
   /** Tried in order: the first name present wins (current name first, then older releases'). */
   readonly kvUsage: readonly string[]
+  /** Optional: read when present, and neither its absence nor a malformed line fails the scrape. */
+  readonly lora?: string
 }
 
 /**
  * Each engine's own names, as its exporter writes them:
  * - vLLM V1 (`vllm/v1/metrics/loggers.py`); `vllm:gpu_cache_usage_perc` is the V0 name, dropped
- *   after its deprecation in 0.10.
+ *   after its deprecation in 0.10. `vllm:lora_requests_info` (see lora-report.ts) only with LoRA on.
  * - SGLang (`python/sglang/srt/metrics/collector.py`): `token_usage` is KV tokens in use ÷ pool.
  * - TGI's router exports no KV usage (`tgi_batch_current_max_tokens` is a token budget, not a share).
  * - llama.cpp `llama-server --metrics` (`tools/server/server-task.cpp`, checked against a real
@@ -39,6 +44,7 @@ export const ENGINE_METRICS: Readonly<Record<MetricsFormat, EngineMetricNames>> 
     waiting: 'vllm:num_requests_waiting',
     running: 'vllm:num_requests_running',
     kvUsage: ['vllm:kv_cache_usage_perc', 'vllm:gpu_cache_usage_perc'],
+    lora: LORA_METRIC,
   },
   sglang: {
     waiting: 'sglang:num_queue_reqs',
@@ -55,8 +61,10 @@ export const ENGINE_METRICS: Readonly<Record<MetricsFormat, EngineMetricNames>> 
 
 function wantedNames(format: MetricsFormat): ReadonlySet<string> {
   const m = ENGINE_METRICS[format]
-  return new Set([m.waiting, m.running, ...m.kvUsage])
+  return new Set([m.waiting, m.running, ...m.kvUsage, ...(m.lora === undefined ? [] : [m.lora])])
 }
+
+const OPTIONAL: ReadonlySet<string> = new Set([LORA_METRIC])
 
 const WANTED: Readonly<Record<MetricsFormat, ReadonlySet<string>>> = {
   vllm: wantedNames('vllm'),
@@ -77,7 +85,7 @@ export class MissingMetricError extends Error {
  */
 export function toLoadReport(format: MetricsFormat, text: string, at: number): LoadReport {
   const names = ENGINE_METRICS[format]
-  const samples = parsePrometheusText(text, WANTED[format])
+  const samples = parsePrometheusText(text, WANTED[format], OPTIONAL)
   const waiting = sum(samples, names.waiting)
   const running = sum(samples, names.running)
   if (waiting === undefined) throw new MissingMetricError(`no ${names.waiting} in the metrics`)
@@ -87,7 +95,8 @@ export function toLoadReport(format: MetricsFormat, text: string, at: number): L
     kvUsage = mean(samples, name)
     if (kvUsage !== undefined) break
   }
-  return { waiting, running, kvUsage: kvUsage === undefined ? undefined : clamp01(kvUsage), at }
+  const lora = names.lora === undefined ? undefined : toLoraReport(samples, names.lora)
+  return { waiting, running, kvUsage: kvUsage === undefined ? undefined : clamp01(kvUsage), at, lora }
 }
 
 function sum(samples: readonly Sample[], name: string): number | undefined {

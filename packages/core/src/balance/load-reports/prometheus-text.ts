@@ -21,9 +21,14 @@ const MAX_LABELS = 64
 /**
  * Samples of the metrics named in `wanted`, in the order they appear. Comment lines (`# HELP`,
  * `# TYPE`) and blank lines are skipped; a malformed line of a wanted metric throws
- * PrometheusTextError, a malformed line of any other metric is skipped unread.
+ * PrometheusTextError, unless the metric is also in `optional` (a signal the scrape can do
+ * without): then it is skipped, as is a malformed line of any other metric.
  */
-export function parsePrometheusText(text: string, wanted: ReadonlySet<string>): Sample[] {
+export function parsePrometheusText(
+  text: string,
+  wanted: ReadonlySet<string>,
+  optional?: ReadonlySet<string>,
+): Sample[] {
   const samples: Sample[] = []
   let start = 0
   while (start < text.length) {
@@ -35,6 +40,12 @@ export function parsePrometheusText(text: string, wanted: ReadonlySet<string>): 
     const nameEnd = scanName(line)
     const name = line.slice(0, nameEnd)
     if (!wanted.has(name)) continue
+    if (optional?.has(name)) {
+      try {
+        samples.push(parseSample(line, name, nameEnd))
+      } catch {}
+      continue
+    }
     samples.push(parseSample(line, name, nameEnd))
   }
   return samples

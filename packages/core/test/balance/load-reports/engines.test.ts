@@ -63,3 +63,54 @@ describe('toLoadReport', () => {
     expect(() => toLoadReport('sglang', 'sglang:num_queue_reqs 0', 0)).toThrow(/no sglang:num_running_reqs/)
   })
 })
+
+describe('toLoadReport: LoRA adapters (vllm:lora_requests_info)', () => {
+  const base =
+    'vllm:num_requests_running{engine="0",model_name="m"} 1.0\nvllm:num_requests_waiting{engine="0",model_name="m"} 0.0\n'
+  const info = (running: string, waiting: string, at: string, max = '2') =>
+    `vllm:lora_requests_info{max_lora="${max}",running_lora_adapters="${running}",waiting_lora_adapters="${waiting}"} ${at}\n`
+
+  it('reads the series with the latest timestamp, wherever it stands', () => {
+    const text =
+      base +
+      '# HELP vllm:lora_requests_info Running stats on lora requests.\n# TYPE vllm:lora_requests_info gauge\n' +
+      info('a', 'b', '1.7964274271e+09') +
+      info('b,c', 'a', '1.7964274293e+09') +
+      info('a,b', '', '1.7964274282e+09')
+    const lora = toLoadReport('vllm', text, 0).lora
+    expect(lora?.running).toEqual(new Set(['b', 'c']))
+    expect(lora?.waiting).toEqual(new Set(['a']))
+    expect(lora?.adapters).toEqual(new Set(['a', 'b', 'c']))
+    expect(lora?.maxLora).toBe(2)
+  })
+
+  it('reads empty labels as no adapters, and trims names written with spaces', () => {
+    expect(toLoadReport('vllm', base + info('', '', '1.7e+09', '4'), 0).lora).toEqual({
+      running: new Set(),
+      waiting: new Set(),
+      adapters: new Set(),
+      maxLora: 4,
+    })
+    const spaced = toLoadReport('vllm', base + info('adapter1, adapter2,', ' adapter3', '1.7e+09'), 0).lora
+    expect(spaced?.adapters).toEqual(new Set(['adapter1', 'adapter2', 'adapter3']))
+  })
+
+  it('has none when the gauge is absent (LoRA off), and never fails the scrape over it', () => {
+    expect(toLoadReport('vllm', base, 0).lora).toBeUndefined()
+    const broken = `${base}vllm:lora_requests_info{max_lora="2",running_lora_adapters="a} 1.7e+09\n`
+    expect(toLoadReport('vllm', broken, 0)).toMatchObject({ running: 1, lora: undefined })
+    const garbage = `${base}vllm:lora_requests_info{running_lora_adapters="a"} soon\n${info('b', '', 'NaN')}`
+    expect(toLoadReport('vllm', garbage, 0).lora).toBeUndefined()
+    // Without a usable max_lora the adapters are still read; only the slot count is unknown.
+    const noMax = `${base}vllm:lora_requests_info{running_lora_adapters="a",max_lora="many"} 1.7e+09\n`
+    expect(toLoadReport('vllm', noMax, 0).lora).toMatchObject({
+      adapters: new Set(['a']),
+      maxLora: undefined,
+    })
+  })
+
+  it('reads it for vLLM only', () => {
+    const sglang = `sglang:num_running_reqs 1\nsglang:num_queue_reqs 0\n${info('a', '', '1.7e+09')}`
+    expect(toLoadReport('sglang', sglang, 0).lora).toBeUndefined()
+  })
+})

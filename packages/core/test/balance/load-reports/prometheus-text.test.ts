@@ -64,6 +64,17 @@ describe('parsePrometheusText', () => {
     expect(() => parsePrometheusText('x', wanted('x'))).toThrow(PrometheusTextError)
   })
 
+  it('skips a malformed line of an optional metric and reads the rest', () => {
+    const text = 'lora{a="open} 1\nlora{a="b"} 2\nx 3'
+    expect(parsePrometheusText(text, wanted('x', 'lora'), wanted('lora'))).toEqual([
+      { name: 'lora', labels: { a: 'b' }, value: 2 },
+      { name: 'x', labels: {}, value: 3 },
+    ])
+    expect(() => parsePrometheusText('x lots', wanted('x', 'lora'), wanted('lora'))).toThrow(
+      PrometheusTextError,
+    )
+  })
+
   it('finds nothing in text that is not metrics', () => {
     expect(
       parsePrometheusText('<html><body>Not found</body></html>', wanted('vllm:num_requests_waiting')),
