@@ -8,6 +8,7 @@
  *
  *   node bench/replicas.js [--quick] [--out FILE] [--replicas 1,4] [--loads 0.5,0.8] [--shared true|false]
  *                          [--runs N] [--phase-s S] [--warm-s S] [--slow K] [--memory false] [--overlap-turns]
+ *                          [--capacity measured] [--load-factor F]
  *
  * `--runs` repeats every row with other arrival seeds and reports each run's ratios and their
  * median. `--slow K` makes the fake servers K times slower and the arrivals K times rarer: the same
@@ -16,6 +17,10 @@
  *
  * A conversation's next turn waits for the answer to its previous one (see `runPhase`'s
  * `waitForAnswers`); `--overlap-turns` sends it regardless, as `bench/routing.js` does.
+ *
+ * 100% load is the perfect-cache bound of `poolCapacity`. `--capacity measured` makes it what one
+ * replica sustains in front of these servers with every conversation chatting back-to-back,
+ * measured first: a saturated pool's throughput, with the evictions and misses saturation brings.
  *
  * Prints a markdown section (and writes it to FILE when given).
  */
@@ -37,6 +42,7 @@ import {
   runPhase,
   startBackend,
   summarizePhase,
+  sustainedThroughput,
   WORKLOAD,
 } from './lib/routing-workload.js'
 import { median } from './lib/stats.js'
@@ -98,7 +104,7 @@ async function redisCounters(client) {
   }
 }
 
-async function startReplicas(n, urls, routingState, slow = 1) {
+async function startReplicas(n, urls, routingState, slow = 1, prefixAffinity = undefined) {
   const options = {
     backends: urls.map((url, i) => ({
       url,
@@ -107,6 +113,7 @@ async function startReplicas(n, urls, routingState, slow = 1) {
       metrics: 'vllm',
     })),
     strategy: 'prefix-affinity',
+    ...(prefixAffinity ? { prefixAffinity } : {}),
     loadReports: { intervalMs: 200 * slow },
     ...(routingState ? { routingState } : {}),
   }
@@ -138,6 +145,8 @@ async function main() {
       slow: { type: 'string' },
       memory: { type: 'string' },
       'overlap-turns': { type: 'boolean' },
+      capacity: { type: 'string' },
+      'load-factor': { type: 'string' },
     },
   })
   const only = values.replicas?.split(',').map(Number)
@@ -145,12 +154,13 @@ async function main() {
   const meanTokens = meanParetoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
   const slow = Number(values.slow ?? 1)
   const runs = Number(values.runs ?? 1)
-  const capacity = poolCapacity(meanTokens, slow)
+  const bound = poolCapacity(meanTokens, slow)
   const loads = values.loads?.split(',').map(Number) ?? (quick ? [0.5] : [0.5, 0.8])
   const phaseMs = values['phase-s'] ? Number(values['phase-s']) * 1000 : quick ? 3_000 : 6_000
   const warmMs = values['warm-s'] ? Number(values['warm-s']) * 1000 : quick ? 1_500 : 3_000
   const timeoutMs = 60_000 * slow
   const waitForAnswers = values['overlap-turns'] !== true
+  const prefixAffinity = values['load-factor'] ? { loadFactor: Number(values['load-factor']) } : undefined
   const configs = [
     { replicas: 1, shared: false },
     { replicas: 1, shared: true },
@@ -163,7 +173,14 @@ async function main() {
   const results = []
   const redis = await startRedis()
   let memory
+  let capacity = bound
   try {
+    if (values.capacity === 'measured') {
+      capacity = await measureCapacity({ slow, texts, quick, timeoutMs })
+      console.error(
+        `  sustained: ${num(capacity)} req/s, ${pct(capacity / bound)} of the perfect-cache bound`,
+      )
+    }
     for (let round = 0; round < runs; round++)
       for (const [k, config] of configs.entries()) {
         if (only && !only.includes(config.replicas)) continue
@@ -176,6 +193,7 @@ async function main() {
           urls,
           config.shared && { url: redis.url, prefix },
           slow,
+          prefixAffinity,
         )
         const targets = replicas.map((r) => `http://127.0.0.1:${r.ready.port}/v1/chat/completions`)
         const turnOf = new Array(WORKLOAD.conversations).fill(0)
@@ -237,6 +255,8 @@ async function main() {
   const markdown = report(results, {
     loads,
     capacity,
+    bound,
+    prefixAffinity,
     phaseMs,
     warmMs,
     quick,
@@ -248,6 +268,33 @@ async function main() {
   })
   console.log(markdown)
   if (values.out) writeFileSync(values.out, markdown)
+}
+
+/**
+ * What "100% load" is: the answers per second one replica sustains in front of fresh servers with
+ * every conversation chatting back-to-back (`sustainedThroughput`).
+ */
+async function measureCapacity({ slow, texts, quick, timeoutMs }) {
+  const backends = await Promise.all(BACKENDS.map((b) => startBackend(b, 0, slow)))
+  const [replica] = await startReplicas(
+    1,
+    backends.map((b) => b.ready),
+    false,
+    slow,
+  )
+  try {
+    return await sustainedThroughput({
+      url: `http://127.0.0.1:${replica.ready.port}/v1/chat/completions`,
+      warmMs: (quick ? 3_000 : 6_000) * slow,
+      durationMs: (quick ? 5_000 : 15_000) * slow,
+      texts,
+      turnOf: new Array(WORKLOAD.conversations).fill(0),
+      timeoutMs,
+    })
+  } finally {
+    await replica.stop()
+    await Promise.all(backends.map((b) => b.stop()))
+  }
 }
 
 /**
@@ -301,7 +348,20 @@ async function memoryPer1000(redis) {
 
 function report(
   results,
-  { loads, capacity, phaseMs, warmMs, quick, memory, slow, runs, argv, waitForAnswers },
+  {
+    loads,
+    capacity,
+    bound,
+    prefixAffinity,
+    phaseMs,
+    warmMs,
+    quick,
+    memory,
+    slow,
+    runs,
+    argv,
+    waitForAnswers,
+  },
 ) {
   const command = `node bench/replicas.js${argv.length ? ` ${argv.join(' ')}` : ''}`
   const lines = [
@@ -313,9 +373,13 @@ function report(
     `The workload of "Routing on prefixes and reported load" (${WORKLOAD.conversations} conversations with their own ` +
       `${WORKLOAD.systemChars}-character system prompt and a growing history; Poisson arrivals, each the next turn of a ` +
       `conversation drawn at random${waitForAnswers ? ' among those whose previous turn has been answered' : ', answered or not'}) against the same three fake vLLM servers, through 1, 2 or 4 Fastify replicas ` +
-      `(prefix-affinity, vLLM metrics scraped every ${200 * slow} ms by each replica); each arrival goes to the next replica, ` +
+      `(prefix-affinity${prefixAffinity ? ` with \`loadFactor: ${prefixAffinity.loadFactor}\`` : ''}, vLLM metrics scraped every ${200 * slow} ms by each replica); each arrival goes to the next replica, ` +
       'so a conversation\'s turns land on different replicas. "shared": `routingState` on a private redis-server. ' +
-      `Loads are fractions of ${num(capacity)} req/s${slow !== 1 ? ` (servers ${slow}× slower than the other suites', arrivals ${slow}× rarer)` : ''}; ` +
+      `Loads are fractions of ${num(capacity)} req/s${
+        capacity === bound
+          ? ", the perfect-cache bound (every prompt's history cached, only its new turn prefilled)"
+          : `, the answers a second one replica sustained in front of these servers with all ${WORKLOAD.conversations} conversations chatting back-to-back for ${(quick ? 5 : 15) * slow} s (${pct(capacity / bound)} of the perfect-cache bound, ${num(bound)} req/s, which leaves out the misses, evictions and spills of a full pool)`
+      }${slow !== 1 ? ` (servers ${slow}× slower than the other suites', arrivals ${slow}× rarer)` : ''}; ` +
       `fresh servers per row, a ${warmMs / 1000} s warm-up at 50%, then ${phaseMs / 1000} s per load` +
       `${runs > 1 ? `; ${runs} runs, each with its own arrival seeds, the same seeds for every row of a run` : ''}. ` +
       "Gateway CPU is the replicas' CPU time over the phase per request; Redis calls are " +
@@ -361,6 +425,14 @@ function report(
       ),
       '',
     )
+    if (runs > 1)
+      lines.push(
+        ...acrossRuns(
+          results.filter((r) => r.load === load),
+          label,
+        ),
+        '',
+      )
     for (const n of [2, 4]) {
       for (const shared of [false, true]) {
         const pairs = []
@@ -396,6 +468,34 @@ function report(
     )
   }
   return lines.join('\n')
+}
+
+/**
+ * Per configuration over the runs: median hit rate and TTFT p90, and how many runs ended congested
+ * (more than a tenth of the turns overlapped: every conversation was waiting for an answer, so
+ * answers came slower than arrivals). A pool near its capacity lands in either state from run to
+ * run, so a median and a count say more than one run's ratio.
+ */
+function acrossRuns(rows, label) {
+  const byConfig = new Map()
+  for (const r of rows) {
+    const key = label(r)
+    if (!byConfig.has(key)) byConfig.set(key, [])
+    byConfig.get(key).push(r)
+  }
+  const congested = (r) => r.s.overlapped > r.s.requests / 10
+  return [
+    table(
+      ['gateways', 'runs', 'median prefix hit', 'median TTFT p90 ms', 'runs congested'],
+      [...byConfig].map(([key, list]) => [
+        key,
+        String(list.length),
+        pct(median(list.map((r) => r.s.hitRate))),
+        num(median(list.map((r) => r.s.ttft.p90))),
+        `${list.filter(congested).length} of ${list.length}`,
+      ]),
+    ),
+  ]
 }
 
 function signed(x) {

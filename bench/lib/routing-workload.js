@@ -321,3 +321,59 @@ export function summarizePhase(run, before, after) {
     shares: Object.fromEntries(BACKENDS.map((b) => [b.name, (counts[b.name] ?? 0) / (routed || 1)])),
   }
 }
+
+/**
+ * Answers per second the pool actually sustains behind `url`: every conversation a person who
+ * sends its next turn as soon as the last is answered (closed loop, no pause), for `durationMs`
+ * after `warmMs`. More conversations than the pool has batch slots, so the servers stay full, with
+ * the misses, evictions and spills a full pool has, which the perfect-cache bound of
+ * `poolCapacity` leaves out.
+ */
+export async function sustainedThroughput({ url, durationMs, warmMs, texts, turnOf, timeoutMs }) {
+  const drawLength = paretoTokens(WORKLOAD.tokens.min, WORKLOAD.tokens.alpha, WORKLOAD.tokens.max)
+  const lengthRandom = seededRandom(0x9e3779b9)
+  const dispatcher = new Agent({
+    keepAliveTimeout: 30_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  })
+  const targets = Array.isArray(url) ? url : [url]
+  const start = performance.now()
+  const countFrom = start + warmMs
+  const end = countFrom + durationMs
+  let answered = 0
+  let sent = 0
+  async function person(c) {
+    while (performance.now() < end) {
+      const conv = texts[c]
+      const turn = turnOf[c]
+      turnOf[c] = (turn + 1) % WORKLOAD.maxTurns
+      const messages = [{ role: 'system', content: conv.system }]
+      for (let t = 0; t < turn; t++) {
+        messages.push(
+          { role: 'user', content: conv.turns[t].user },
+          { role: 'assistant', content: conv.turns[t].assistant },
+        )
+      }
+      messages.push({ role: 'user', content: conv.turns[turn].user })
+      const body = JSON.stringify({
+        model: 'fake-model',
+        stream: true,
+        max_tokens: drawLength(lengthRandom),
+        messages,
+      })
+      const res = await request(targets[sent++ % targets.length], {
+        method: 'POST',
+        dispatcher,
+        body,
+        headers: { 'content-type': 'application/json', 'x-session-id': `c${c}` },
+      })
+      await res.body.text()
+      const now = performance.now()
+      if (res.statusCode === 200 && now >= countFrom && now < end) answered++
+    }
+  }
+  await Promise.all(Array.from({ length: WORKLOAD.conversations }, (_, c) => person(c)))
+  await dispatcher.close().catch(() => {})
+  return answered / (durationMs / 1000)
+}
