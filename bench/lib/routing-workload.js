@@ -220,20 +220,7 @@ export async function runPhase({
   const waiting = new Uint16Array(WORKLOAD.conversations)
   let overlapped = 0
 
-  const bodyOf = (c, maxTokens) => {
-    const conv = texts[c]
-    const turn = turnOf[c]
-    turnOf[c] = (turn + 1) % WORKLOAD.maxTurns
-    const messages = [{ role: 'system', content: conv.system }]
-    for (let t = 0; t < turn; t++) {
-      messages.push(
-        { role: 'user', content: conv.turns[t].user },
-        { role: 'assistant', content: conv.turns[t].assistant },
-      )
-    }
-    messages.push({ role: 'user', content: conv.turns[turn].user })
-    return JSON.stringify({ model: 'fake-model', stream: true, max_tokens: maxTokens, messages })
-  }
+  const bodyOf = (c, maxTokens) => nextTurnBody(texts, turnOf, c, maxTokens)
 
   async function one(scheduledAt, conversation, body, tokens, target) {
     const t0 = start + scheduledAt
@@ -345,23 +332,7 @@ export async function sustainedThroughput({ url, durationMs, warmMs, texts, turn
   let sent = 0
   async function person(c) {
     while (performance.now() < end) {
-      const conv = texts[c]
-      const turn = turnOf[c]
-      turnOf[c] = (turn + 1) % WORKLOAD.maxTurns
-      const messages = [{ role: 'system', content: conv.system }]
-      for (let t = 0; t < turn; t++) {
-        messages.push(
-          { role: 'user', content: conv.turns[t].user },
-          { role: 'assistant', content: conv.turns[t].assistant },
-        )
-      }
-      messages.push({ role: 'user', content: conv.turns[turn].user })
-      const body = JSON.stringify({
-        model: 'fake-model',
-        stream: true,
-        max_tokens: drawLength(lengthRandom),
-        messages,
-      })
+      const body = nextTurnBody(texts, turnOf, c, drawLength(lengthRandom))
       const res = await request(targets[sent++ % targets.length], {
         method: 'POST',
         dispatcher,
@@ -376,4 +347,20 @@ export async function sustainedThroughput({ url, durationMs, warmMs, texts, turn
   await Promise.all(Array.from({ length: WORKLOAD.conversations }, (_, c) => person(c)))
   await dispatcher.close().catch(() => {})
   return answered / (durationMs / 1000)
+}
+
+/** The request body of conversation `c`'s next turn (with its whole history), advancing `turnOf`. */
+function nextTurnBody(texts, turnOf, c, maxTokens) {
+  const conv = texts[c]
+  const turn = turnOf[c]
+  turnOf[c] = (turn + 1) % WORKLOAD.maxTurns
+  const messages = [{ role: 'system', content: conv.system }]
+  for (let t = 0; t < turn; t++) {
+    messages.push(
+      { role: 'user', content: conv.turns[t].user },
+      { role: 'assistant', content: conv.turns[t].assistant },
+    )
+  }
+  messages.push({ role: 'user', content: conv.turns[turn].user })
+  return JSON.stringify({ model: 'fake-model', stream: true, max_tokens: maxTokens, messages })
 }
