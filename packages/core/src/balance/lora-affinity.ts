@@ -2,7 +2,7 @@ import { optionNames } from '../option-names.js'
 import { checkNumber, checkOptionGroup, fail } from '../validation.js'
 import type { BackendState } from './backend-state.js'
 import type { LoraReport } from './load-reports/lora-report.js'
-import { capacityOf, loadOf } from './prefill-cost.js'
+import { capacityOf, loadOf, withinLoadBound } from './prefill-cost.js'
 
 /** `loraAffinity` as an object: its knob. `true` takes the default. */
 export interface LoraAffinityOptions {
@@ -105,7 +105,7 @@ function listedBy(backends: readonly BackendState[], model: string): boolean {
 function keepWithinBound(list: BackendState[], total: number, capacity: number, loadFactor: number): void {
   let kept = 0
   for (const b of list) {
-    if (loadOf(b) + 1 <= Math.ceil(((1 + loadFactor) * total * capacityOf(b)) / capacity)) list[kept++] = b
+    if (withinLoadBound(b, loadOf(b), total, capacity, loadFactor)) list[kept++] = b
   }
   list.length = kept
 }

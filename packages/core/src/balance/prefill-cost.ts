@@ -87,3 +87,18 @@ export function loadOf(b: BackendState): number {
 export function capacityOf(b: BackendState): number {
   return b.maxConcurrency ?? b.weight
 }
+
+/**
+ * The bound of consistent hashing with bounded loads, per unit of capacity: `b`, with `load` and
+ * one more request, stays within ⌈(1 + loadFactor) × its share of `total`⌉ (`total` counts the
+ * candidates' loads plus this request, `capacity` their capacities).
+ */
+export function withinLoadBound(
+  b: BackendState,
+  load: number,
+  total: number,
+  capacity: number,
+  loadFactor: number,
+): boolean {
+  return load + 1 <= Math.ceil(((1 + loadFactor) * total * capacityOf(b)) / capacity)
+}

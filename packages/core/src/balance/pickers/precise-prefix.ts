@@ -5,6 +5,7 @@ import { requestBlockKeys } from '../kv-events/block-keys.js'
 import { EngineTokenizer } from '../kv-events/engine-tokenizer.js'
 import { KvEventFeeds, type KvFeedSnapshot } from '../kv-events/kv-event-feeds.js'
 import { reportedLoad } from '../load.js'
+import { capacityOf, withinLoadBound } from '../prefill-cost.js'
 import type { PickContext } from '../types.js'
 import { LeastConnectionsPicker } from './least-connections.js'
 import type { Picker } from './picker.js'
@@ -150,10 +151,7 @@ export class PrecisePrefixPicker implements Picker {
     }
     if (preferred === undefined) return this.approximate.pick(candidates, ctx)
     let chosen: BackendState | undefined
-    if (
-      loadOf(preferred) + 1 <=
-      Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
-    ) {
+    if (withinLoadBound(preferred, loadOf(preferred), total, capacity, this.loadFactor)) {
       chosen = preferred
       this.stats.cacheHits++
     } else {
@@ -210,8 +208,4 @@ function loadOf(b: BackendState): number {
   const report = b.freshReport()
   if (report === undefined) return b.inFlight
   return Math.max(report.waiting + report.running + b.sentSinceReport, b.inFlight)
-}
-
-function capacityOf(b: BackendState): number {
-  return b.maxConcurrency ?? b.weight
 }

@@ -9,6 +9,7 @@ import {
   loadOf,
   PrefillCost,
   queuePosition,
+  withinLoadBound,
 } from '../prefill-cost.js'
 import { hashPromptBlocks, PrefixIndex } from '../prefix-index.js'
 import type { BackendMembers } from '../registry.js'
@@ -207,8 +208,7 @@ export class PrefixAffinityPicker implements Picker {
     capacity: number,
   ): BackendState {
     const load = loadOf(preferred)
-    const withinBound =
-      load + 1 <= Math.ceil(((1 + this.loadFactor) * total * capacityOf(preferred)) / capacity)
+    const withinBound = withinLoadBound(preferred, load, total, capacity, this.loadFactor)
     const position = queuePosition(preferred, load)
     if (withinBound && (position === undefined || position <= 0)) return preferred
     const perBlockMs = this.#prefill.perBlockMs
